@@ -1,0 +1,245 @@
+//! The events every source produces and the aggregator consumes.
+//!
+//! Sources (kernel, procfs, replay) only translate their origin into these; all state lives in
+//! the aggregator. Counter events carry cumulative values, so a source may re-send them (e.g.
+//! each time it polls a map) and the aggregator turns them into deltas and rates. The enum is
+//! serde-tagged so a recorded stream (JSON lines) replays exactly (`source::replay`).
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Kernel socket cookie: unique per socket for the life of the machine (not per netns).
+pub type Cookie = u64;
+/// A process id (thread-group id).
+pub type Pid = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Other,
+}
+
+impl Proto {
+    pub fn from_ipproto(p: u16) -> Self {
+        match p {
+            6 => Proto::Tcp,
+            17 => Proto::Udp,
+            _ => Proto::Other,
+        }
+    }
+}
+
+/// Which hook or scan told us a fact (mirrors `netmon_common::origin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    SockCreate,
+    PostBind,
+    Connect,
+    Sendmsg,
+    Recvmsg,
+    TpBtf,
+    Tracepoint,
+    Fentry,
+    Kprobe,
+    Procfs,
+    Unknown,
+}
+
+impl Origin {
+    pub fn from_raw(v: u8) -> Self {
+        use netmon_common::origin as o;
+        match v {
+            o::SOCK_CREATE => Origin::SockCreate,
+            o::POST_BIND => Origin::PostBind,
+            o::CONNECT => Origin::Connect,
+            o::SENDMSG => Origin::Sendmsg,
+            o::RECVMSG => Origin::Recvmsg,
+            o::TP_BTF => Origin::TpBtf,
+            o::TRACEPOINT => Origin::Tracepoint,
+            o::FENTRY => Origin::Fentry,
+            o::KPROBE => Origin::Kprobe,
+            o::PROCFS => Origin::Procfs,
+            _ => Origin::Unknown,
+        }
+    }
+}
+
+/// TCP states as the kernel numbers them (include/net/tcp_states.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TcpState {
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+    NewSynRecv,
+    Unknown,
+}
+
+impl TcpState {
+    pub fn from_kernel(v: u32) -> Self {
+        use TcpState::*;
+        match v {
+            1 => Established,
+            2 => SynSent,
+            3 => SynRecv,
+            4 => FinWait1,
+            5 => FinWait2,
+            6 => TimeWait,
+            7 => Close,
+            8 => CloseWait,
+            9 => LastAck,
+            10 => Listen,
+            11 => Closing,
+            12 => NewSynRecv,
+            _ => Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use TcpState::*;
+        match self {
+            Established => "ESTABLISHED",
+            SynSent => "SYN_SENT",
+            SynRecv => "SYN_RECV",
+            FinWait1 => "FIN_WAIT1",
+            FinWait2 => "FIN_WAIT2",
+            TimeWait => "TIME_WAIT",
+            Close => "CLOSE",
+            CloseWait => "CLOSE_WAIT",
+            LastAck => "LAST_ACK",
+            Listen => "LISTEN",
+            Closing => "CLOSING",
+            NewSynRecv => "NEW_SYN_RECV",
+            Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// Why bytes could not be given to a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnattributedReason {
+    /// Packets with no socket at all (forwarded, kernel RSTs, time-wait ACKs).
+    NoSocket,
+    /// Payload seen before the socket had a cookie (kprobe / classic tracepoint rungs).
+    NoCookie,
+    /// A socket whose owner no hook and no /proc scan revealed.
+    UnknownOwner,
+    /// The per-process payload map was full.
+    PayloadMapFull,
+    /// The per-socket wire map was full.
+    WireMapFull,
+}
+
+impl UnattributedReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnattributedReason::NoSocket => "no_socket",
+            UnattributedReason::NoCookie => "no_cookie",
+            UnattributedReason::UnknownOwner => "unknown_owner",
+            UnattributedReason::PayloadMapFull => "payload_map_full",
+            UnattributedReason::WireMapFull => "wire_map_full",
+        }
+    }
+}
+
+/// Where records were lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossSource {
+    /// Kernel ring buffer full (user space too slow).
+    RingBuffer,
+    /// A kernel map could not take a new entry.
+    OwnersMap,
+    PayloadMap,
+    WireMap,
+    /// The source → aggregator channel was full.
+    Channel,
+}
+
+impl LossSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossSource::RingBuffer => "ring_buffer",
+            LossSource::OwnersMap => "owners_map",
+            LossSource::PayloadMap => "payload_map",
+            LossSource::WireMap => "wire_map",
+            LossSource::Channel => "channel",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Time has passed. `at_ms` is monotonic milliseconds since the source started; the
+    /// aggregator computes rates from it, so tests control time through the events themselves.
+    Tick { at_ms: u64 },
+    /// A socket belongs to a process. The first owner seen wins for wire bytes; payload bytes
+    /// are always split by the process that moved them (`Payload`).
+    SocketOwner {
+        cookie: Cookie,
+        pid: Pid,
+        uid: u32,
+        comm: String,
+        /// netns cookie (kernel) or netns inode (procfs); 0 when unknown.
+        netns: u64,
+        origin: Origin,
+    },
+    /// A socket's protocol and addresses, local first.
+    SocketEndpoints {
+        cookie: Cookie,
+        proto: Proto,
+        local: SocketAddr,
+        remote: Option<SocketAddr>,
+    },
+    SocketState { cookie: Cookie, state: TcpState },
+    /// Cumulative exact payload moved by `pid` through socket `cookie`.
+    Payload {
+        cookie: Cookie,
+        pid: Pid,
+        tx_bytes: u64,
+        rx_bytes: u64,
+        tx_calls: u64,
+        rx_calls: u64,
+    },
+    /// Cumulative L3 bytes (headers included) and packets of socket `cookie`.
+    Wire {
+        cookie: Cookie,
+        tx_bytes: u64,
+        rx_bytes: u64,
+        tx_packets: u64,
+        rx_packets: u64,
+    },
+    /// The socket was released; its counters will not grow (much) further.
+    SocketClosed { cookie: Cookie },
+    /// Identity of a process (from /proc, or from the kernel for short-lived ones).
+    Process {
+        pid: Pid,
+        ppid: Pid,
+        comm: String,
+        cmdline: String,
+        uid: u32,
+    },
+    ProcessForked { parent: Pid, child: Pid },
+    ProcessExited { pid: Pid },
+    /// Cumulative bytes/packets the kernel saw but could not attribute.
+    Unattributed {
+        reason: UnattributedReason,
+        bytes: u64,
+        packets: u64,
+    },
+    /// Cumulative number of records lost at `source`.
+    Lost { source: LossSource, count: u64 },
+}

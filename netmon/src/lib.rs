@@ -1,0 +1,12 @@
+//! netmon: per-process network traffic from the kernel.
+//!
+//! Data flows one way: `source` → [`event::Event`] → `aggregate` → `Snapshot` → `sink`.
+//! `app` wires them; `cli` only parses flags.
+pub mod aggregate;
+pub mod app;
+pub mod cli;
+pub mod doctor;
+pub mod error;
+pub mod event;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,280 @@
+//! Developer tasks: `cargo xtask build-ebpf | build | run | test | lint`.
+//!
+//! Every task installs what it needs first (scripts/setup.sh: nightly rust-src, bpf-linker into a
+//! cache, Debian packages), so the two commands in README.md work on a fresh machine.
+use std::{
+    env,
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Opt {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install prerequisites (idempotent) and print the environment they need.
+    Setup,
+    /// Build the eBPF object (target/bpfel-unknown-none/release/netmon).
+    BuildEbpf,
+    /// Build the eBPF object and the netmon binary that embeds it (release).
+    Build,
+    /// Build everything and run `netmon` (as root through sudo when needed); args go to netmon.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Formatting, clippy (host crates and the eBPF crate).
+    Lint,
+    /// The whole suite: lint, unit tests, then the root end-to-end tests.
+    Test {
+        /// Skip fmt/clippy.
+        #[arg(long)]
+        no_lint: bool,
+        /// Only the tests that need no root.
+        #[arg(long)]
+        unprivileged: bool,
+        /// Extra args for the root test binary (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() {
+    let opt = Opt::parse();
+    if let Err(e) = run(opt.cmd) {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cmd: Cmd) -> Result<()> {
+    let root = workspace_root();
+    match cmd {
+        Cmd::Setup => {
+            let dir = setup(&root)?;
+            println!("export BPF_LINKER_DIR={}", dir.display());
+        }
+        Cmd::BuildEbpf => build_ebpf(&root)?,
+        Cmd::Build => build(&root)?,
+        Cmd::Run { args } => {
+            build(&root)?;
+            let bin = root.join("target/release/netmon");
+            let args = if args.is_empty() {
+                vec!["run".to_string()]
+            } else {
+                args
+            };
+            let status = as_root(&bin, &args, &[])?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Cmd::Lint => lint(&root)?,
+        Cmd::Test {
+            no_lint,
+            unprivileged,
+            args,
+        } => test(&root, !no_lint, !unprivileged, &args)?,
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Runs scripts/setup.sh and returns the directory holding bpf-linker.
+fn setup(root: &Path) -> Result<PathBuf> {
+    let out = Command::new("bash")
+        .arg(root.join("scripts/setup.sh"))
+        .output()
+        .context("running scripts/setup.sh")?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        bail!("scripts/setup.sh failed ({})", out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("export BPF_LINKER_DIR="))
+        .context("scripts/setup.sh printed no BPF_LINKER_DIR")?;
+    Ok(PathBuf::from(dir.trim()))
+}
+
+fn check(status: ExitStatus, what: &str) -> Result<()> {
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn build_ebpf(root: &Path) -> Result<()> {
+    let linker_dir = setup(root)?;
+    let toolchain = env::var("NETMON_EBPF_TOOLCHAIN").unwrap_or_else(|_| "nightly".into());
+    let mut path = OsString::from(&linker_dir);
+    path.push(":");
+    path.push(env::var_os("PATH").unwrap_or_default());
+    eprintln!("xtask: building the eBPF object with {toolchain}");
+    let status = Command::new("rustup")
+        .current_dir(root.join("netmon-ebpf"))
+        .args(["run", &toolchain, "cargo", "build", "-p", "netmon-ebpf", "--bin", "netmon"])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core", "--release"])
+        .env("PATH", path)
+        // Always the same flags (and the encoded form) so core is not rebuilt between runs.
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf")
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO")
+        .status()
+        .context("running rustup (is Rust installed through rustup?)")?;
+    check(status, "eBPF build")?;
+    let obj = root.join("target/bpfel-unknown-none/release/netmon");
+    eprintln!("xtask: eBPF object at {}", obj.display());
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.env_remove("RUSTUP_TOOLCHAIN");
+    c
+}
+
+fn build(root: &Path) -> Result<()> {
+    build_ebpf(root)?;
+    let status = cargo()
+        .current_dir(root)
+        .args(["build", "--release", "-p", "netmon"])
+        .status()?;
+    check(status, "cargo build --release -p netmon")
+}
+
+fn lint(root: &Path) -> Result<()> {
+    let status = cargo()
+        .current_dir(root)
+        .args(["fmt", "--all", "--", "--check"])
+        .status()?;
+    check(status, "cargo fmt --check (run `cargo fmt --all`)")?;
+    let status = cargo()
+        .current_dir(root)
+        .args(["clippy", "--all-targets", "--", "-D", "warnings"])
+        .status()?;
+    check(status, "cargo clippy")
+}
+
+/// Runs `bin args` as root: directly when we are root, through `sudo -E` otherwise.
+fn as_root(bin: &Path, args: &[String], envs: &[(&str, &str)]) -> Result<ExitStatus> {
+    let is_root = unsafe_geteuid() == 0;
+    let mut cmd = if is_root {
+        Command::new(bin)
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("-E").arg(bin);
+        c
+    };
+    cmd.args(args).envs(envs.iter().copied());
+    cmd.status()
+        .with_context(|| format!("running {}", bin.display()))
+}
+
+fn unsafe_geteuid() -> u32 {
+    // Reading /proc avoids a libc dependency for one call.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|r| r.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Result<()> {
+    if lint_first {
+        lint(root)?;
+    }
+    // The eBPF object first: the netmon binary embeds it, and the root tests run that binary.
+    build_ebpf(root)?;
+    let status = cargo()
+        .current_dir(root)
+        .args(["test", "--workspace"])
+        .status()?;
+    check(status, "cargo test (unprivileged)")?;
+    if !privileged {
+        return Ok(());
+    }
+    let status = cargo()
+        .current_dir(root)
+        .args(["build", "--release", "-p", "netmon", "-p", "netmon-tests", "--bins"])
+        .status()?;
+    check(status, "building netmon for the root tests")?;
+    let test_bins = root_test_binaries(root)?;
+    let netmon = root.join("target/release/netmon");
+    let bindir = root.join("target/release");
+    let mut failed = Vec::new();
+    for bin in &test_bins {
+        eprintln!("xtask: root tests in {}", bin.display());
+        let mut args = vec![
+            "--include-ignored".to_string(),
+            "--test-threads=1".to_string(),
+        ];
+        args.extend(extra.iter().cloned());
+        let status = as_root(
+            bin,
+            &args,
+            &[
+                ("NETMON_PRIVILEGED_TESTS", "1"),
+                ("NETMON_BIN", netmon.to_str().unwrap_or_default()),
+                ("NETMON_TEST_BIN_DIR", bindir.to_str().unwrap_or_default()),
+                ("RUST_BACKTRACE", "1"),
+            ],
+        )?;
+        if !status.success() {
+            failed.push(bin.display().to_string());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("root tests failed in: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Builds the root test binaries of the `netmon-tests` crate and returns their paths.
+fn root_test_binaries(root: &Path) -> Result<Vec<PathBuf>> {
+    let out = cargo()
+        .current_dir(root)
+        .args(["test", "--release", "-p", "netmon-tests", "--tests", "--no-run"])
+        .args(["--message-format=json"])
+        .output()?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    check(out.status, "building the root tests")?;
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // Each compiler-artifact line of a test target carries `"executable":"/path"`; a string
+        // search keeps xtask free of a JSON dependency.
+        if !line.contains("\"reason\":\"compiler-artifact\"") || !line.contains("\"test\":true") {
+            continue;
+        }
+        if let Some(rest) = line.split("\"executable\":\"").nth(1)
+            && let Some(path) = rest.split('"').next()
+        {
+            bins.push(PathBuf::from(path));
+        }
+    }
+    if bins.is_empty() {
+        bail!("no root test binaries were built");
+    }
+    Ok(bins)
+}
