@@ -1,12 +1,15 @@
+//! netmon's kernel programs. All state lives in maps (maps.rs); each file holds one hook family.
+//! Programs only count and emit; anything user space can do, it does.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
-use aya_ebpf::{macros::cgroup_sock, programs::SockContext};
-
-#[cgroup_sock(sock_create)]
-pub fn sock_create(_ctx: SockContext) -> i32 {
-    1
-}
+mod lifecycle;
+mod maps;
+mod payload;
+mod skb;
+mod sock;
 
 #[cfg(not(test))]
 #[panic_handler]

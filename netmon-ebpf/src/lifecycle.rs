@@ -1,0 +1,1 @@
+//! Socket and process lifecycle: TCP state changes, socket release, fork and exit.

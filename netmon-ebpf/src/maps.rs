@@ -1,0 +1,1 @@
+//! Maps shared by every program (names in netmon_common::maps).

@@ -1,0 +1,1 @@
+//! Exact payload bytes per (socket, process): one file per rung of the fallback ladder.

@@ -1,0 +1,1 @@
+//! cgroup_skb ingress/egress: wire bytes, packets and the 5-tuple per socket cookie.
