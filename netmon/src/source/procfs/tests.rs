@@ -385,10 +385,14 @@ fn initial_events_timing() {
     let took = started.elapsed();
 
     let me = std::process::id();
-    let mine: HashSet<u64> = events
+    let my_ns = netns_inode(Path::new(PROC_ROOT), me).unwrap();
+    // Other tests run in this process too, so only the sockets held here are checked.
+    let mine: HashMap<u64, u64> = events
         .iter()
         .filter_map(|e| match e {
-            Event::SocketOwner { cookie, pid, .. } if *pid == me => Some(*cookie),
+            Event::SocketOwner {
+                cookie, pid, netns, ..
+            } if *pid == me => Some((*cookie, *netns)),
             _ => None,
         })
         .collect();
@@ -396,12 +400,8 @@ fn initial_events_timing() {
         .iter()
         .map(|s| rustix::net::sockopt::socket_cookie(s).unwrap())
         .collect();
-    assert!(
-        want.is_subset(&mine),
-        "{} of our {} sockets attributed",
-        want.intersection(&mine).count(),
-        want.len()
-    );
+    let attributed = want.iter().filter(|c| mine.get(c) == Some(&my_ns)).count();
+    assert_eq!(attributed, want.len(), "sockets attributed in our netns");
     let processes = all_pids(Path::new(PROC_ROOT)).len();
     eprintln!(
         "initial_events: {} events, {} sockets held by this test (fd {} .. {}), {processes} \
@@ -412,4 +412,61 @@ fn initial_events_timing() {
         held.last().map_or(0, |s| s.as_raw_fd()),
     );
     assert!(took.as_secs() < 5, "start-up scan took {took:?}");
+}
+
+/// A socket living in a second netns, held by this process, found through the netns of a child
+/// process that lives there (the only way /proc shows that namespace).
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn initial_events_visit_every_netns() {
+    use std::net::UdpSocket;
+    use std::process::{Child, Command};
+
+    struct Reaper(Child);
+    impl Drop for Reaper {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    // A thread enters a fresh netns, opens a socket there and starts `sleep` (which inherits the
+    // thread's netns); the thread then ends, the socket and the child stay.
+    let (socket, child) = std::thread::spawn(|| {
+        // SAFETY: only NEWNET, on a thread that exits right after; no fd table is unshared.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+            .expect("unshare(CLONE_NEWNET)");
+        let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        (socket, Reaper(child))
+    })
+    .join()
+    .unwrap();
+
+    let proc_root = Path::new(PROC_ROOT);
+    let me = std::process::id();
+    let my_ns = netns_inode(proc_root, me).unwrap();
+    let child_ns = netns_inode(proc_root, child.0.id()).unwrap();
+    assert_ne!(my_ns, child_ns);
+
+    let cookie = rustix::net::sockopt::socket_cookie(&socket).unwrap();
+    let events = ProcfsSource::default().initial_events();
+    let owner = events.iter().find_map(|e| match e {
+        Event::SocketOwner {
+            cookie: c,
+            pid,
+            netns,
+            ..
+        } if *c == cookie => Some((*pid, *netns)),
+        _ => None,
+    });
+    assert_eq!(owner, Some((me, child_ns)));
+    let endpoints = events.iter().find_map(|e| match e {
+        Event::SocketEndpoints {
+            cookie: c, local, ..
+        } if *c == cookie => Some(*local),
+        _ => None,
+    });
+    assert_eq!(endpoints, Some(socket.local_addr().unwrap()));
+    drop(child);
 }
