@@ -3,11 +3,15 @@
 //! The tree under `netmon/tests/fixtures/proc/`:
 //! - 1 systemd (no `children` files: ppid fallback), 2 kthreadd (kernel thread, empty cmdline)
 //! - 100 python3 (uid 1000, two threads whose `children` files list 101 102 and 104), holding
-//!   sockets 12345 (twice, dup'ed) and 12346; 101 curl (shares 12345, holds 12347); 102 a zombie;
+//!   sockets 5000012345 (twice, dup'ed) and 5000012346; 101 curl (shares 5000012345, holds 5000012347); 102 a zombie;
 //!   104 → 105 grandchild
 //! - 200 sshd in netns 4026532999 (no `children` files) → 201 → 202
 //! - 300 malformed stat, 301 comm `evil) (name`, 400 vanished mid-read (only stat left),
 //!   500 ⇄ 501 a cycle; 999 does not exist; `self` and `uptime` are not pids
+//!
+//! Fixture socket inodes are above `u32::MAX` on purpose: real sockfs inodes are 32-bit (and
+//! this machine's are around 27000), so a test that mixes the tree with a real dump can never
+//! match a real socket by accident.
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -164,9 +168,15 @@ fn descendants_walk_the_tree() {
 
 #[test]
 fn socket_inodes_skip_non_sockets_and_duplicates() {
-    assert_eq!(socket_inodes(&fixture(), 100).unwrap(), vec![12345, 12346]);
-    assert_eq!(socket_inodes(&fixture(), 101).unwrap(), vec![12345, 12347]);
-    assert_eq!(socket_inodes(&fixture(), 1).unwrap(), vec![30000]);
+    assert_eq!(
+        socket_inodes(&fixture(), 100).unwrap(),
+        vec![5000012345, 5000012346]
+    );
+    assert_eq!(
+        socket_inodes(&fixture(), 101).unwrap(),
+        vec![5000012345, 5000012347]
+    );
+    assert_eq!(socket_inodes(&fixture(), 1).unwrap(), vec![5000030000]);
 }
 
 #[test]
@@ -181,12 +191,12 @@ fn socket_inodes_of_vanished_or_fdless_pid_is_not_found() {
 fn scan_socket_owners_joins_shared_sockets() {
     let owners = scan_socket_owners(&fixture());
     let want: HashMap<u64, Vec<u32>> = [
-        (12345, vec![100, 101]),
-        (12346, vec![100]),
-        (12347, vec![101]),
-        (22222, vec![200]),
-        (22223, vec![201]),
-        (30000, vec![1]),
+        (5000012345, vec![100, 101]),
+        (5000012346, vec![100]),
+        (5000012347, vec![101]),
+        (5000022222, vec![200]),
+        (5000022223, vec![201]),
+        (5000030000, vec![1]),
     ]
     .into_iter()
     .collect();
@@ -250,13 +260,20 @@ fn join_emits_process_owner_endpoints_state() {
         // Out of cookie order on purpose: output is ordered by cookie.
         NetnsSocket {
             netns: host,
-            socket: diag(7, 12346, Proto::Udp, "0.0.0.0:5353", None, TcpState::Close),
+            socket: diag(
+                7,
+                5000012346,
+                Proto::Udp,
+                "0.0.0.0:5353",
+                None,
+                TcpState::Close,
+            ),
         },
         NetnsSocket {
             netns: host,
             socket: diag(
                 5,
-                12345,
+                5000012345,
                 Proto::Tcp,
                 "127.0.0.1:8000",
                 None,
@@ -268,7 +285,7 @@ fn join_emits_process_owner_endpoints_state() {
             netns: host,
             socket: diag(
                 5,
-                12345,
+                5000012345,
                 Proto::Tcp,
                 "127.0.0.1:8000",
                 None,
@@ -340,14 +357,14 @@ fn join_skips_socket_whose_owners_all_vanished() {
         netns: 1,
         socket: diag(
             3,
-            22222,
+            5000022222,
             Proto::Tcp,
             "[::1]:22",
             Some("[::1]:50000"),
             TcpState::Established,
         ),
     }];
-    let owners = HashMap::from([(22222, vec![200])]);
+    let owners = HashMap::from([(5000022222, vec![200])]);
     assert!(join_events(&sockets, &owners, |_| None).is_empty());
 }
 
