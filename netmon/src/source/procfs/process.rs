@@ -363,6 +363,43 @@ mod tests {
     }
 
     #[test]
+    fn stat_fuzz_never_panics() {
+        let alphabet = b"() 0123456789SZx\n\xc3\xa9";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 40) as usize;
+            let b: Vec<u8> = (0..len)
+                .map(|i| alphabet[((x >> (i % 60)) as usize + i) % alphabet.len()])
+                .collect();
+            let _ = parse_stat(1, Path::new("stat"), &b);
+        }
+    }
+
+    #[test]
+    fn reads_this_process_from_the_real_proc() {
+        let root = Path::new("/proc");
+        let me = std::process::id();
+        let p = read_process(root, me).unwrap();
+        assert_eq!(p.pid, me);
+        assert_eq!(p.ppid, std::os::unix::process::parent_id());
+        // /proc/PID is owned by the euid, which equals the real uid in a test run.
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+        assert_eq!(p.uid, owner);
+        assert!(!p.cmdline.is_empty() && p.start_time > 0);
+        assert_eq!(liveness(root, me), Liveness::Alive);
+        // Every process on the machine parses, or has exited meanwhile.
+        for pid in all_pids(root) {
+            match read_process(root, pid) {
+                Ok(_) | Err(ProcError::NotFound { .. }) => {}
+                Err(e) => panic!("pid {pid}: {e:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn cmdline_table() {
         let cases: &[(&[u8], &str)] = &[
             (b"", ""),
