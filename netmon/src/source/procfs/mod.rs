@@ -77,7 +77,14 @@ impl ProcfsSource {
     /// Every socket that exists now and that some process holds, as events: per socket, an
     /// `Event::Process` for each owner not yet described, an `Event::SocketOwner` per owner
     /// (origin `Procfs`, netns = the netns inode the socket was found in), `Event::SocketEndpoints`,
-    /// and `Event::SocketState` for TCP. Ordered by cookie. Runs once at start-up.
+    /// and `Event::SocketState` for TCP. Ordered by cookie. Runs once at start-up, after the
+    /// kernel hooks are attached: a socket opened between the fd scan and the dump is skipped
+    /// here and left to them.
+    ///
+    /// `SocketOwner::uid` is the owning process's real uid (what the kernel hooks report), not
+    /// the socket's. Entering other namespaces needs CAP_SYS_ADMIN; without it only the current
+    /// netns is listed (one info log line). Never fails: unreadable processes and failed dumps
+    /// are logged and skipped.
     pub fn initial_events(&self) -> Vec<Event> {
         let started = Instant::now();
         let owners = scan_socket_owners(&self.root);
