@@ -185,7 +185,9 @@ impl LossSource {
 pub enum Event {
     /// Time has passed. `at_ms` is monotonic milliseconds since the source started; the
     /// aggregator computes rates from it, so tests control time through the events themselves.
-    Tick { at_ms: u64 },
+    Tick {
+        at_ms: u64,
+    },
     /// A socket belongs to a process. The first owner seen wins for wire bytes; payload bytes
     /// are always split by the process that moved them (`Payload`).
     SocketOwner {
@@ -204,7 +206,10 @@ pub enum Event {
         local: SocketAddr,
         remote: Option<SocketAddr>,
     },
-    SocketState { cookie: Cookie, state: TcpState },
+    SocketState {
+        cookie: Cookie,
+        state: TcpState,
+    },
     /// Cumulative exact payload moved by `pid` through socket `cookie`.
     Payload {
         cookie: Cookie,
@@ -223,7 +228,9 @@ pub enum Event {
         rx_packets: u64,
     },
     /// The socket was released; its counters will not grow (much) further.
-    SocketClosed { cookie: Cookie },
+    SocketClosed {
+        cookie: Cookie,
+    },
     /// Identity of a process (from /proc, or from the kernel for short-lived ones).
     Process {
         pid: Pid,
@@ -232,8 +239,13 @@ pub enum Event {
         cmdline: String,
         uid: u32,
     },
-    ProcessForked { parent: Pid, child: Pid },
-    ProcessExited { pid: Pid },
+    ProcessForked {
+        parent: Pid,
+        child: Pid,
+    },
+    ProcessExited {
+        pid: Pid,
+    },
     /// Cumulative bytes/packets the kernel saw but could not attribute.
     Unattributed {
         reason: UnattributedReason,
@@ -241,5 +253,8 @@ pub enum Event {
         packets: u64,
     },
     /// Cumulative number of records lost at `source`.
-    Lost { source: LossSource, count: u64 },
+    Lost {
+        source: LossSource,
+        count: u64,
+    },
 }
