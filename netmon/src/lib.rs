@@ -8,5 +8,6 @@ pub mod cli;
 pub mod doctor;
 pub mod error;
 pub mod event;
+pub mod procnet;
 pub mod sink;
 pub mod source;
