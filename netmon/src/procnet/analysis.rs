@@ -11,7 +11,7 @@ pub enum RtoAlgorithm {
     Other,
     Constant,
     Rsre,
-    /// Van Jacobson's; what Linux reports.
+    /// Van Jacobson's. Linux reports `Other` (1) although it implements this.
     Vanj,
     Unknown(u64),
 }
