@@ -12,6 +12,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod vm;
+
 #[derive(Parser)]
 #[command(name = "xtask")]
 struct Opt {
@@ -46,6 +48,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The root tests on Debian's 6.1 and 6.12 kernels under qemu and on the host kernel.
+    VmTest(vm::Args),
 }
 
 fn main() {
@@ -82,6 +86,7 @@ fn run(cmd: Cmd) -> Result<()> {
             unprivileged,
             args,
         } => test(&root, !no_lint, !unprivileged, &args)?,
+        Cmd::VmTest(args) => vm::run(&root, args)?,
     }
     Ok(())
 }

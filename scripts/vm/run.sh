@@ -1,0 +1,66 @@
+#!/bin/sh
+# One vm-test run: kernel facts, `netmon doctor`, then every root test binary.
+# Runs as root inside each guest (started by scripts/vm/init) or on the host (`--kernel host`).
+# $SHARE is the shared directory written by `cargo xtask vm-test` (xtask/src/vm.rs):
+#   bin/        netmon and the other workspace binaries (NETMON_TEST_BIN_DIR)
+#   tests/      the root test binaries
+#   test-args   extra arguments for the test binaries, one per line
+#   config      shell variables (WORKSPACE: the source tree, tests run from $WORKSPACE/tests)
+#   out/        results, read back by xtask: facts, doctor.txt/.rc, test-NAME.log/.rc
+set -u
+: "${SHARE:?SHARE must point at the shared directory}"
+out="$SHARE/out"
+mkdir -p "$out"
+WORKSPACE=
+[ -f "$SHARE/config" ] && . "$SHARE/config"
+
+has() { if [ -e "$1" ]; then echo yes; else echo no; fi; }
+{
+    echo "kernel=$(uname -r)"
+    echo "btf=$(has /sys/kernel/btf/vmlinux)"
+    echo "kprobe_pmu=$(has /sys/bus/event_source/devices/kprobe/type)"
+    echo "tp_sock_send_length=$(has /sys/kernel/tracing/events/sock/sock_send_length)"
+    echo "cgroup2=$(awk '$3 == "cgroup2" { print $2; found = 1; exit } END { if (!found) print "no" }' /proc/mounts)"
+} >"$out/facts"
+echo "== facts"
+cat "$out/facts"
+
+if [ -n "${SMOKE:-}" ]; then
+    echo "== smoke run: no binaries"
+    exit 0
+fi
+
+if [ -x "$SHARE/bin/netmon" ]; then
+    echo "== netmon doctor"
+    {
+        "$SHARE/bin/netmon" doctor
+        echo $? >"$out/doctor.rc"
+    } 2>&1 | tee "$out/doctor.txt"
+fi
+
+set --
+if [ -f "$SHARE/test-args" ]; then
+    while IFS= read -r a; do set -- "$@" "$a"; done <"$SHARE/test-args"
+fi
+cwd=/tmp
+[ -n "$WORKSPACE" ] && [ -d "$WORKSPACE/tests" ] && cwd="$WORKSPACE/tests"
+
+status=0
+for t in "$SHARE"/tests/*; do
+    [ -x "$t" ] || continue
+    name=${t##*/}
+    echo "== tests: $name"
+    start=$(date +%s)
+    {
+        (
+            cd "$cwd" &&
+                NETMON_PRIVILEGED_TESTS=1 NETMON_BIN="$SHARE/bin/netmon" \
+                    NETMON_TEST_BIN_DIR="$SHARE/bin" RUST_BACKTRACE=1 \
+                    "$t" --include-ignored --test-threads=1 "$@"
+        )
+        echo $? >"$out/test-$name.rc"
+    } 2>&1 | tee "$out/test-$name.log"
+    echo "== tests: $name exit $(cat "$out/test-$name.rc") after $(($(date +%s) - start)) s"
+    [ "$(cat "$out/test-$name.rc")" = 0 ] || status=1
+done
+exit $status
