@@ -11,16 +11,24 @@ use anyhow::{Context, Result, bail};
 
 use super::{run_quiet, tool_output};
 
-/// Modules the guest needs for the share (first three) and that tests may use (the rest).
-const MODULES: &[&str] = &[
-    "9p",
-    "9pnet_virtio",
-    "virtio_pci",
+/// Modules the guest needs for the share: a missing one is an error.
+const REQUIRED_MODULES: &[&str] = &["9p", "9pnet_virtio", "virtio_pci"];
+
+/// Modules tests may use (veth pairs, clsact/TC, sock_diag for the procfs source and `ss`); one
+/// that a kernel lacks is skipped with a warning.
+const OPTIONAL_MODULES: &[&str] = &[
     "veth",
     "dummy",
     "sch_ingress",
     "cls_bpf",
     "act_bpf",
+    "inet_diag",
+    "tcp_diag",
+    "udp_diag",
+    "raw_diag",
+    "unix_diag",
+    "netlink_diag",
+    "af_packet_diag",
 ];
 
 /// A Debian kernel line this task knows how to find.
@@ -144,7 +152,9 @@ pub fn fetch(series: Series) -> Result<Kernel> {
         vmlinux: dir.join("vmlinux"),
         modules: dir.join("modules"),
     };
-    if dir.join("complete").exists() {
+    // The cache is complete once `modules/wanted` lists exactly the modules above (they may grow).
+    let wanted = [REQUIRED_MODULES, OPTIONAL_MODULES].concat().join("\n");
+    if fs::read_to_string(kernel.modules.join("wanted")).is_ok_and(|w| w == wanted) {
         eprintln!("xtask: {} {name} {version} (cached)", series.label());
         return Ok(kernel);
     }
@@ -161,7 +171,7 @@ pub fn fetch(series: Series) -> Result<Kernel> {
     fs::create_dir_all(&tmp)?;
     prepare(&name, &version, &tmp).with_context(|| format!("preparing {name} {version}"))?;
     fs::write(tmp.join("package"), format!("{name} {version}\n"))?;
-    fs::write(tmp.join("complete"), "")?;
+    fs::write(tmp.join("modules/wanted"), wanted)?;
     let _ = fs::remove_dir_all(&dir);
     fs::rename(&tmp, &dir).with_context(|| format!("moving the kernel into {}", dir.display()))?;
     Ok(kernel)
@@ -300,14 +310,29 @@ fn copy_modules(root: &Path, kver: &str, dest: &Path) -> Result<()> {
         Command::new("depmod").arg("-b").arg(root).arg(kver),
         "depmod (apt-get install kmod)",
     )?;
-    let deps = tool_output(
-        Command::new("modprobe")
+    let mut deps = String::new();
+    for (module, required) in REQUIRED_MODULES
+        .iter()
+        .map(|m| (m, true))
+        .chain(OPTIONAL_MODULES.iter().map(|m| (m, false)))
+    {
+        let out = Command::new("modprobe")
             .arg("-d")
             .arg(root)
-            .args(["-S", kver, "--show-depends", "-a"])
-            .args(MODULES),
-        "modprobe --show-depends (apt-get install kmod)",
-    )?;
+            .args(["-S", kver, "--show-depends", module])
+            .output()
+            .context("running modprobe (apt-get install kmod)")?;
+        if out.status.success() {
+            deps.push_str(&String::from_utf8_lossy(&out.stdout));
+        } else if required {
+            bail!(
+                "module {module} missing from the {kver} package: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        } else {
+            eprintln!("xtask: {kver} has no module {module}; tests that need it will fail");
+        }
+    }
     fs::create_dir_all(dest)?;
     let mut order = String::new();
     let mut seen = std::collections::HashSet::new();

@@ -101,11 +101,21 @@ pub fn collect(out: &Path) -> Results {
         let (cases, summary) = parse_cases(&log);
         binaries.push(Binary {
             rc: read_rc(&out.join(format!("test-{name}.rc"))),
-            name: display_name(&name).to_string(),
+            name,
             cases,
             summary,
             log,
         });
+    }
+    // Short names (without cargo's hash) unless two binaries share one (netmon's lib and bin).
+    let short: Vec<String> = binaries
+        .iter()
+        .map(|b| display_name(&b.name).to_string())
+        .collect();
+    for (i, b) in binaries.iter_mut().enumerate() {
+        if short.iter().filter(|s| **s == short[i]).count() == 1 {
+            b.name = short[i].clone();
+        }
     }
     Results {
         exit_code,
