@@ -4,14 +4,15 @@
 # $SHARE is the shared directory written by `cargo xtask vm-test` (xtask/src/vm.rs):
 #   bin/        netmon and the other workspace binaries (NETMON_TEST_BIN_DIR)
 #   tests/      the root test binaries
+#   cwd/NAME    the package directory test NAME runs in (as under cargo test; the guest mounts
+#               the source tree at its host path)
 #   test-args   extra arguments for the test binaries, one per line
-#   config      shell variables (WORKSPACE: the source tree, tests run from $WORKSPACE/tests)
+#   config      shell variables (VM_TIMEOUT, WORKSPACE: the source tree, SMOKE)
 #   out/        results, read back by xtask: facts, doctor.txt/.rc, test-NAME.log/.rc
 set -u
 : "${SHARE:?SHARE must point at the shared directory}"
 out="$SHARE/out"
 mkdir -p "$out"
-WORKSPACE=
 [ -f "$SHARE/config" ] && . "$SHARE/config"
 
 has() { if [ -e "$1" ]; then echo yes; else echo no; fi; }
@@ -42,13 +43,12 @@ set --
 if [ -f "$SHARE/test-args" ]; then
     while IFS= read -r a; do set -- "$@" "$a"; done <"$SHARE/test-args"
 fi
-cwd=/tmp
-[ -n "$WORKSPACE" ] && [ -d "$WORKSPACE/tests" ] && cwd="$WORKSPACE/tests"
-
 status=0
 for t in "$SHARE"/tests/*; do
     [ -x "$t" ] || continue
     name=${t##*/}
+    cwd=$(cat "$SHARE/cwd/$name" 2>/dev/null)
+    [ -n "$cwd" ] && [ -d "$cwd" ] || cwd=/tmp
     echo "== tests: $name"
     start=$(date +%s)
     {

@@ -185,6 +185,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
 
     let results = root.join("target/vm-test");
     fs::create_dir_all(&results)?;
+    remove_stale_work_dirs(&results);
     let total = Instant::now();
     let mut outcomes = Vec::new();
     for target in &targets {
@@ -299,7 +300,7 @@ fn build(root: &Path, test_args: &[String]) -> Result<share::Payload> {
     let bins = executables(&String::from_utf8_lossy(&out.stdout), false);
     if !bins
         .iter()
-        .any(|b| b.file_name().is_some_and(|n| n == "netmon"))
+        .any(|b| b.path.file_name().is_some_and(|n| n == "netmon"))
     {
         bail!("cargo build produced no netmon binary");
     }
@@ -322,17 +323,26 @@ fn build(root: &Path, test_args: &[String]) -> Result<share::Payload> {
 /// `executable` paths of cargo's JSON compiler-artifact messages; with `tests`, only those built
 /// with the test profile (a bin target also says `"test":true` in its target description, so a
 /// string search would take the netmon binary for a test binary).
-fn executables(json: &str, tests: bool) -> Vec<PathBuf> {
+/// Each comes with its package's directory, where `cargo test` would run it.
+fn executables(json: &str, tests: bool) -> Vec<share::Executable> {
     json.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact")
         .filter(|m| !tests || m["profile"]["test"] == true)
-        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .filter_map(|m| {
+            Some(share::Executable {
+                path: PathBuf::from(m["executable"].as_str()?),
+                package_dir: m["manifest_path"]
+                    .as_str()
+                    .and_then(|p| Path::new(p).parent())
+                    .map(Path::to_path_buf),
+            })
+        })
         .collect()
 }
 
 /// Test executables of `package` (`--tests`: unit and integration tests).
-fn test_binaries(root: &Path, package: &str) -> Result<Vec<PathBuf>> {
+fn test_binaries(root: &Path, package: &str) -> Result<Vec<share::Executable>> {
     let out = super::cargo()
         .current_dir(root)
         .args(["test", "--release", "-p", package, "--tests", "--no-run"])
@@ -424,6 +434,27 @@ fn run_one(
     })
 }
 
+/// Work directories of runs that were killed (SIGKILL skips the cleanup): `.work-LABEL-PID` whose
+/// PID is gone.
+fn remove_stale_work_dirs(results: &Path) {
+    let Ok(dir) = fs::read_dir(results) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(".work-")
+            .and_then(|r| r.rsplit_once('-'))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to)?;
     for e in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
@@ -443,7 +474,8 @@ mod tests {
     fn test_executables_only() {
         let json = concat!(
             r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"test":true},"#,
-            r#""profile":{"test":false},"executable":"/t/release/netmon"}"#,
+            r#""profile":{"test":false},"executable":"/t/release/netmon","#,
+            r#""manifest_path":"/w/netmon/Cargo.toml"}"#,
             "\n",
             r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"test":true},"#,
             r#""profile":{"test":true},"executable":"/t/release/deps/netmon-0123"}"#,
@@ -453,13 +485,20 @@ mod tests {
             "\n",
             r#"{"reason":"build-finished","success":true}"#,
         );
+        let paths = |tests| -> Vec<PathBuf> {
+            executables(json, tests)
+                .into_iter()
+                .map(|e| e.path)
+                .collect()
+        };
+        assert_eq!(paths(true), [PathBuf::from("/t/release/deps/netmon-0123")]);
         assert_eq!(
-            executables(json, true),
-            [PathBuf::from("/t/release/deps/netmon-0123")]
+            paths(false),
+            ["/t/release/netmon", "/t/release/deps/netmon-0123"].map(PathBuf::from)
         );
         assert_eq!(
-            executables(json, false),
-            ["/t/release/netmon", "/t/release/deps/netmon-0123"].map(PathBuf::from)
+            executables(json, false)[0].package_dir,
+            Some(PathBuf::from("/w/netmon"))
         );
     }
 }

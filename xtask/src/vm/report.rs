@@ -140,6 +140,8 @@ impl Outcome {
             }
             None | Some("0") => {}
             Some("timeout") => p.push("run.sh exceeded the guest time limit".into()),
+            // A failing test binary is reported below, by name.
+            Some(_) if self.results.binaries.iter().any(|b| b.rc != Some(0)) => {}
             Some(code) => p.push(format!("run.sh exited {code}")),
         }
         if self.results.facts.is_empty() && self.end == End::Exited {

@@ -14,12 +14,19 @@ use super::initramfs::{is_static, set_mode};
 /// Host tools the root tests may call (copied when present on the host).
 const TOOLS: &[&str] = &["ip", "ss", "nstat", "tc", "bpftool"];
 
+/// A binary cargo built.
+pub struct Executable {
+    pub path: PathBuf,
+    /// Its package's directory (tests run there, as under `cargo test`).
+    pub package_dir: Option<PathBuf>,
+}
+
 /// What goes into a share.
 pub struct Payload {
     /// netmon and the other workspace binaries (NETMON_TEST_BIN_DIR).
-    pub bins: Vec<PathBuf>,
+    pub bins: Vec<Executable>,
     /// The root test binaries.
-    pub tests: Vec<PathBuf>,
+    pub tests: Vec<Executable>,
     /// Extra arguments for every test binary.
     pub test_args: Vec<String>,
     /// Only report kernel facts: no doctor, no tests.
@@ -37,10 +44,17 @@ pub fn populate(
     fs::create_dir_all(share.join("bin"))?;
     fs::create_dir_all(share.join("tests"))?;
     fs::create_dir_all(share.join("out"))?;
+    fs::create_dir_all(share.join("cwd"))?;
     for (dir, files) in [("bin", &payload.bins), ("tests", &payload.tests)] {
         for f in files {
-            let name = f.file_name().context("binary without a name")?;
-            link_or_copy(f, &share.join(dir).join(name))?;
+            let name = f.path.file_name().context("binary without a name")?;
+            link_or_copy(&f.path, &share.join(dir).join(name))?;
+            if let (true, Some(pkg)) = (dir == "tests", &f.package_dir) {
+                fs::write(
+                    share.join("cwd").join(name),
+                    pkg.as_os_str().as_encoded_bytes(),
+                )?;
+            }
         }
     }
     fs::copy(root.join("scripts/vm/run.sh"), share.join("run.sh"))
@@ -88,7 +102,12 @@ fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
 fn sysroot(dest: &Path, payload: &Payload) -> Result<()> {
     let bindir = dest.join("usr/local/bin");
     fs::create_dir_all(&bindir)?;
-    let mut elves: Vec<PathBuf> = payload.bins.iter().chain(&payload.tests).cloned().collect();
+    let mut elves: Vec<PathBuf> = payload
+        .bins
+        .iter()
+        .chain(&payload.tests)
+        .map(|e| e.path.clone())
+        .collect();
     for tool in TOOLS {
         if let Some(path) = which(tool) {
             let target = bindir.join(tool);
