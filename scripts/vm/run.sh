@@ -9,6 +9,9 @@
 #   test-args   extra arguments for the test binaries, one per line
 #   config      shell variables (VM_TIMEOUT, WORKSPACE: the source tree, SMOKE)
 #   out/        results, read back by xtask: facts, doctor.txt/.rc, test-NAME.log/.rc
+# In a guest this is busybox sh, which runs its own applets (ip, tc, ...) ahead of $PATH: call
+# the host's iproute2 copies as /usr/local/bin/ip etc. here (binaries started by tests find them
+# through $PATH as usual).
 set -u
 : "${SHARE:?SHARE must point at the shared directory}"
 out="$SHARE/out"
