@@ -77,7 +77,7 @@ fn run(cmd: Cmd) -> Result<()> {
             } else {
                 args
             };
-            let status = as_root(&bin, &args, &[])?;
+            let status = as_root(&bin, &args, &root, &[])?;
             std::process::exit(status.code().unwrap_or(1));
         }
         Cmd::Lint => lint(&root)?,
@@ -132,11 +132,29 @@ fn build_ebpf(root: &Path) -> Result<()> {
     eprintln!("xtask: building the eBPF object with {toolchain}");
     let status = Command::new("rustup")
         .current_dir(root.join("netmon-ebpf"))
-        .args(["run", &toolchain, "cargo", "build", "-p", "netmon-ebpf", "--bin", "netmon"])
-        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core", "--release"])
+        .args([
+            "run",
+            &toolchain,
+            "cargo",
+            "build",
+            "-p",
+            "netmon-ebpf",
+            "--bin",
+            "netmon",
+        ])
+        .args([
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--release",
+        ])
         .env("PATH", path)
         // Always the same flags (and the encoded form) so core is not rebuilt between runs.
-        .env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf")
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            "-Cdebuginfo=2\x1f-Clink-arg=--btf",
+        )
         .env_remove("RUSTC")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUSTUP_TOOLCHAIN")
@@ -179,7 +197,7 @@ fn lint(root: &Path) -> Result<()> {
 }
 
 /// Runs `bin args` as root: directly when we are root, through `sudo -E` otherwise.
-fn as_root(bin: &Path, args: &[String], envs: &[(&str, &str)]) -> Result<ExitStatus> {
+fn as_root(bin: &Path, args: &[String], dir: &Path, envs: &[(&str, &str)]) -> Result<ExitStatus> {
     let is_root = unsafe_geteuid() == 0;
     let mut cmd = if is_root {
         Command::new(bin)
@@ -188,7 +206,7 @@ fn as_root(bin: &Path, args: &[String], envs: &[(&str, &str)]) -> Result<ExitSta
         c.arg("-E").arg(bin);
         c
     };
-    cmd.args(args).envs(envs.iter().copied());
+    cmd.args(args).current_dir(dir).envs(envs.iter().copied());
     cmd.status()
         .with_context(|| format!("running {}", bin.display()))
 }
@@ -222,64 +240,48 @@ fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Re
     }
     let status = cargo()
         .current_dir(root)
-        .args(["build", "--release", "-p", "netmon", "-p", "netmon-tests", "--bins"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "netmon",
+            "-p",
+            "netmon-tests",
+            "--bins",
+        ])
         .status()?;
     check(status, "building netmon for the root tests")?;
-    let test_bins = root_test_binaries(root)?;
     let netmon = root.join("target/release/netmon");
     let bindir = root.join("target/release");
     let mut failed = Vec::new();
-    for bin in &test_bins {
-        eprintln!("xtask: root tests in {}", bin.display());
-        let mut args = vec![
-            "--include-ignored".to_string(),
-            "--test-threads=1".to_string(),
-        ];
-        args.extend(extra.iter().cloned());
-        let status = as_root(
-            bin,
-            &args,
-            &[
-                ("NETMON_PRIVILEGED_TESTS", "1"),
-                ("NETMON_BIN", netmon.to_str().unwrap_or_default()),
-                ("NETMON_TEST_BIN_DIR", bindir.to_str().unwrap_or_default()),
-                ("RUST_BACKTRACE", "1"),
-            ],
-        )?;
-        if !status.success() {
-            failed.push(bin.display().to_string());
+    // Root tests are the `#[ignore]`d ones; the rest already ran above without root.
+    for package in ["netmon", "netmon-tests"] {
+        for exe in vm::test_binaries(root, package)? {
+            eprintln!("xtask: root tests in {}", exe.path.display());
+            let mut args = vec!["--ignored".to_string(), "--test-threads=1".to_string()];
+            args.extend(extra.iter().cloned());
+            let dir = exe
+                .package_dir
+                .clone()
+                .unwrap_or_else(|| root.to_path_buf());
+            let status = as_root(
+                &exe.path,
+                &args,
+                &dir,
+                &[
+                    ("NETMON_PRIVILEGED_TESTS", "1"),
+                    ("NETMON_BIN", netmon.to_str().unwrap_or_default()),
+                    ("NETMON_TEST_BIN_DIR", bindir.to_str().unwrap_or_default()),
+                    ("RUST_BACKTRACE", "1"),
+                ],
+            )?;
+            if !status.success() {
+                failed.push(exe.path.display().to_string());
+            }
         }
     }
     if !failed.is_empty() {
         bail!("root tests failed in: {}", failed.join(", "));
     }
     Ok(())
-}
-
-/// Builds the root test binaries of the `netmon-tests` crate and returns their paths.
-fn root_test_binaries(root: &Path) -> Result<Vec<PathBuf>> {
-    let out = cargo()
-        .current_dir(root)
-        .args(["test", "--release", "-p", "netmon-tests", "--tests", "--no-run"])
-        .args(["--message-format=json"])
-        .output()?;
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    check(out.status, "building the root tests")?;
-    let mut bins = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        // Each compiler-artifact line of a test target carries `"executable":"/path"`; a string
-        // search keeps xtask free of a JSON dependency.
-        if !line.contains("\"reason\":\"compiler-artifact\"") || !line.contains("\"test\":true") {
-            continue;
-        }
-        if let Some(rest) = line.split("\"executable\":\"").nth(1)
-            && let Some(path) = rest.split('"').next()
-        {
-            bins.push(PathBuf::from(path));
-        }
-    }
-    if bins.is_empty() {
-        bail!("no root test binaries were built");
-    }
-    Ok(bins)
 }

@@ -342,7 +342,7 @@ fn executables(json: &str, tests: bool) -> Vec<share::Executable> {
 }
 
 /// Test executables of `package` (`--tests`: unit and integration tests).
-fn test_binaries(root: &Path, package: &str) -> Result<Vec<share::Executable>> {
+pub(crate) fn test_binaries(root: &Path, package: &str) -> Result<Vec<share::Executable>> {
     let out = super::cargo()
         .current_dir(root)
         .args(["test", "--release", "-p", package, "--tests", "--no-run"])
