@@ -1,1 +1,506 @@
-// placeholder: being written
+//! The single owner of state: every event from every source lands here, and sinks only ever see
+//! the [`Snapshot`]s it produces.
+//!
+//! Everything ingested is kept (a fork event may arrive after the child's first bytes); the
+//! `--pid` filter is applied when a snapshot is taken. Counter events are cumulative, so each
+//! counter keeps its last cumulative value and a running total of deltas.
+mod counter;
+mod snapshot;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use log::debug;
+
+pub use self::snapshot::{
+    ConnectionRow, LostRow, ProcessRow, Snapshot, Totals, UnattributedRow,
+};
+use self::counter::Counter;
+use crate::event::{
+    Cookie, Event, LossSource, Origin, Pid, Proto, TcpState, UnattributedReason,
+};
+
+/// Which processes a snapshot shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Empty: every process.
+    pub pids: Vec<u32>,
+    /// Also every descendant of `pids`, learned from fork events and parent pids.
+    pub follow_children: bool,
+}
+
+/// How long rows outlive their socket or process, in snapshots.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Closed sockets stay visible for this many snapshots, then fold into their process.
+    pub closed_snapshots: u64,
+    /// Exited, unwatched processes stay visible for this many snapshots, then are forgotten
+    /// (their bytes stay in the totals).
+    pub exited_snapshots: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            closed_snapshots: 5,
+            exited_snapshots: 10,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Socket {
+    owner: Option<(Pid, Origin)>,
+    proto: Option<Proto>,
+    local: Option<std::net::SocketAddr>,
+    remote: Option<std::net::SocketAddr>,
+    state: Option<TcpState>,
+    closed_at: Option<u64>,
+    wire: Wire,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Wire {
+    tx_bytes: Counter,
+    rx_bytes: Counter,
+    tx_packets: Counter,
+    rx_packets: Counter,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Payload {
+    tx: Counter,
+    rx: Counter,
+}
+
+/// Bytes of sockets that were closed and folded away, kept so process totals never shrink.
+#[derive(Debug, Default, Clone, Copy)]
+struct Retired {
+    tx_bytes: u64,
+    rx_bytes: u64,
+    tx_wire_bytes: u64,
+    rx_wire_bytes: u64,
+    tx_packets: u64,
+    rx_packets: u64,
+}
+
+#[derive(Debug, Default)]
+struct Process {
+    ppid: Option<Pid>,
+    comm: String,
+    cmdline: String,
+    exited_at: Option<u64>,
+    retired: Retired,
+}
+
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    filter: Filter,
+    retention: Retention,
+    sockets: HashMap<Cookie, Socket>,
+    payload: HashMap<(Cookie, Pid), Payload>,
+    processes: HashMap<Pid, Process>,
+    children: HashMap<Pid, HashSet<Pid>>,
+    unattributed: BTreeMap<UnattributedReason, (u64, u64)>,
+    lost: BTreeMap<LossSource, u64>,
+    /// Bytes of forgotten processes, so the all-process totals stay monotonic.
+    forgotten: Retired,
+    now_ms: u64,
+    prev_snapshot_ms: Option<u64>,
+    snapshots: u64,
+}
+
+impl Aggregator {
+    pub fn new(filter: Filter) -> Self {
+        Aggregator {
+            filter,
+            ..Default::default()
+        }
+    }
+
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    pub fn ingest(&mut self, ev: Event) {
+        match ev {
+            Event::Tick { at_ms } => self.now_ms = self.now_ms.max(at_ms),
+            Event::SocketOwner {
+                cookie,
+                pid,
+                comm,
+                origin,
+                ..
+            } => {
+                let s = self.sockets.entry(cookie).or_default();
+                // The kernel saw the socket being created; a later /proc scan only saw who
+                // holds it now, which after fork may be someone else.
+                let replace = match s.owner {
+                    None => true,
+                    Some((_, Origin::Procfs)) => origin != Origin::Procfs,
+                    Some(_) => false,
+                };
+                if replace {
+                    s.owner = Some((pid, origin));
+                }
+                let p = self.processes.entry(pid).or_default();
+                if p.comm.is_empty() {
+                    p.comm = comm;
+                }
+            }
+            Event::SocketEndpoints {
+                cookie,
+                proto,
+                local,
+                remote,
+            } => {
+                let s = self.sockets.entry(cookie).or_default();
+                s.proto = Some(proto);
+                s.local = Some(local);
+                s.remote = remote;
+            }
+            Event::SocketState { cookie, state } => {
+                self.sockets.entry(cookie).or_default().state = Some(state);
+            }
+            Event::Payload {
+                cookie,
+                pid,
+                tx_bytes,
+                rx_bytes,
+                ..
+            } => {
+                self.processes.entry(pid).or_default();
+                self.sockets.entry(cookie).or_default();
+                let p = self.payload.entry((cookie, pid)).or_default();
+                p.tx.set(tx_bytes);
+                p.rx.set(rx_bytes);
+            }
+            Event::Wire {
+                cookie,
+                tx_bytes,
+                rx_bytes,
+                tx_packets,
+                rx_packets,
+            } => {
+                let w = &mut self.sockets.entry(cookie).or_default().wire;
+                w.tx_bytes.set(tx_bytes);
+                w.rx_bytes.set(rx_bytes);
+                w.tx_packets.set(tx_packets);
+                w.rx_packets.set(rx_packets);
+            }
+            Event::SocketClosed { cookie } => {
+                let snaps = self.snapshots;
+                let s = self.sockets.entry(cookie).or_default();
+                s.closed_at.get_or_insert(snaps);
+            }
+            Event::Process {
+                pid,
+                ppid,
+                comm,
+                cmdline,
+                ..
+            } => {
+                let p = self.processes.entry(pid).or_default();
+                if ppid != 0 {
+                    p.ppid = Some(ppid);
+                    self.children.entry(ppid).or_default().insert(pid);
+                }
+                if !comm.is_empty() {
+                    p.comm = comm;
+                }
+                if !cmdline.is_empty() {
+                    p.cmdline = cmdline;
+                }
+            }
+            Event::ProcessForked { parent, child } => {
+                if parent != child {
+                    self.children.entry(parent).or_default().insert(child);
+                    self.processes.entry(child).or_default().ppid = Some(parent);
+                }
+            }
+            Event::ProcessExited { pid } => {
+                let snaps = self.snapshots;
+                self.processes
+                    .entry(pid)
+                    .or_default()
+                    .exited_at
+                    .get_or_insert(snaps);
+            }
+            Event::Unattributed {
+                reason,
+                bytes,
+                packets,
+            } => {
+                self.unattributed.insert(reason, (bytes, packets));
+            }
+            Event::Lost { source, count } => {
+                self.lost.insert(source, count);
+            }
+        }
+    }
+
+    /// Pids the snapshot shows; `None` means all.
+    fn watched(&self) -> Option<HashSet<Pid>> {
+        if self.filter.pids.is_empty() {
+            return None;
+        }
+        let mut set: HashSet<Pid> = self.filter.pids.iter().copied().collect();
+        if self.filter.follow_children {
+            let mut stack: Vec<Pid> = set.iter().copied().collect();
+            while let Some(p) = stack.pop() {
+                for &c in self.children.get(&p).into_iter().flatten() {
+                    if set.insert(c) {
+                        stack.push(c);
+                    }
+                }
+            }
+        }
+        Some(set)
+    }
+
+    pub fn snapshot(&mut self) -> Snapshot {
+        let interval_ms = self
+            .prev_snapshot_ms
+            .map_or(self.now_ms, |p| self.now_ms.saturating_sub(p));
+        let secs = interval_ms as f64 / 1000.0;
+        let rate = |c: &Counter| c.rate(secs);
+        let watched = self.watched();
+        let shows = |pid: Pid| watched.as_ref().is_none_or(|w| w.contains(&pid));
+
+        let mut rows: BTreeMap<Pid, ProcessRow> = BTreeMap::new();
+        let row_for = |pid: Pid, processes: &HashMap<Pid, Process>| -> ProcessRow {
+            let p = processes.get(&pid);
+            let retired = p.map(|p| p.retired).unwrap_or_default();
+            ProcessRow {
+                pid,
+                comm: p.map(|p| p.comm.clone()).unwrap_or_default(),
+                cmdline: p.map(|p| p.cmdline.clone()).unwrap_or_default(),
+                alive: p.is_none_or(|p| p.exited_at.is_none()),
+                tx_bytes: retired.tx_bytes,
+                rx_bytes: retired.rx_bytes,
+                tx_wire_bytes: retired.tx_wire_bytes,
+                rx_wire_bytes: retired.rx_wire_bytes,
+                tx_packets: retired.tx_packets,
+                rx_packets: retired.rx_packets,
+                ..ProcessRow::default()
+            }
+        };
+
+        // Payload: exact bytes per (socket, process).
+        for (&(cookie, pid), pl) in &self.payload {
+            if !shows(pid) {
+                continue;
+            }
+            let row = rows
+                .entry(pid)
+                .or_insert_with(|| row_for(pid, &self.processes));
+            let sock = self.sockets.get(&cookie);
+            let owner = sock.and_then(|s| s.owner).map(|(p, _)| p) == Some(pid);
+            let mut conn = connection_row(cookie, sock, owner, secs);
+            conn.tx_bytes = pl.tx.total();
+            conn.rx_bytes = pl.rx.total();
+            conn.tx_rate = rate(&pl.tx);
+            conn.rx_rate = rate(&pl.rx);
+            row.add(conn, self.retention.closed_snapshots, self.snapshots);
+        }
+        // Sockets owned by a shown process that moved no payload (yet): wire bytes only.
+        for (&cookie, s) in &self.sockets {
+            let Some((pid, _)) = s.owner else { continue };
+            if !shows(pid) || self.payload.contains_key(&(cookie, pid)) {
+                continue;
+            }
+            let row = rows
+                .entry(pid)
+                .or_insert_with(|| row_for(pid, &self.processes));
+            let conn = connection_row(cookie, Some(s), true, secs);
+            row.add(conn, self.retention.closed_snapshots, self.snapshots);
+        }
+        // Watched processes appear even before their first byte.
+        if let Some(w) = &watched {
+            for &pid in w {
+                if self.processes.contains_key(&pid) || self.filter.pids.contains(&pid) {
+                    rows.entry(pid)
+                        .or_insert_with(|| row_for(pid, &self.processes));
+                }
+            }
+        }
+
+        let mut processes: Vec<ProcessRow> = rows.into_values().collect();
+        for p in &mut processes {
+            p.sort_connections();
+        }
+        processes.sort_by(|a, b| {
+            (b.tx_rate + b.rx_rate)
+                .total_cmp(&(a.tx_rate + a.rx_rate))
+                .then((b.tx_bytes + b.rx_bytes).cmp(&(a.tx_bytes + a.rx_bytes)))
+                .then(a.pid.cmp(&b.pid))
+        });
+
+        let mut totals = Totals::default();
+        for p in &processes {
+            totals.tx_bytes += p.tx_bytes;
+            totals.rx_bytes += p.rx_bytes;
+            totals.tx_rate += p.tx_rate;
+            totals.rx_rate += p.rx_rate;
+            totals.tx_wire_bytes += p.tx_wire_bytes;
+            totals.rx_wire_bytes += p.rx_wire_bytes;
+        }
+        if watched.is_none() {
+            totals.tx_bytes += self.forgotten.tx_bytes;
+            totals.rx_bytes += self.forgotten.rx_bytes;
+            totals.tx_wire_bytes += self.forgotten.tx_wire_bytes;
+            totals.rx_wire_bytes += self.forgotten.rx_wire_bytes;
+        }
+
+        let snapshot = Snapshot {
+            at_ms: self.now_ms,
+            interval_ms,
+            r#final: false,
+            processes,
+            totals,
+            unattributed: self.unattributed_rows(),
+            lost: self
+                .lost
+                .iter()
+                .map(|(s, &count)| LostRow {
+                    source: s.as_str().to_string(),
+                    count,
+                })
+                .collect(),
+            backend: String::new(),
+        };
+
+        for pl in self.payload.values_mut() {
+            pl.tx.mark();
+            pl.rx.mark();
+        }
+        for s in self.sockets.values_mut() {
+            s.wire.tx_bytes.mark();
+            s.wire.rx_bytes.mark();
+            s.wire.tx_packets.mark();
+            s.wire.rx_packets.mark();
+        }
+        self.prev_snapshot_ms = Some(self.now_ms);
+        self.snapshots += 1;
+        self.expire(watched.as_ref());
+        snapshot
+    }
+
+    /// Kernel reasons plus wire bytes of sockets nobody owns, always listed.
+    fn unattributed_rows(&self) -> Vec<UnattributedRow> {
+        let mut map = self.unattributed.clone();
+        let (mut bytes, mut packets) = (0, 0);
+        for s in self.sockets.values().filter(|s| s.owner.is_none()) {
+            bytes += s.wire.tx_bytes.total() + s.wire.rx_bytes.total();
+            packets += s.wire.tx_packets.total() + s.wire.rx_packets.total();
+        }
+        let e = map.entry(UnattributedReason::UnknownOwner).or_default();
+        e.0 += bytes;
+        e.1 += packets;
+        map.entry(UnattributedReason::NoSocket).or_default();
+        map.into_iter()
+            .map(|(r, (bytes, packets))| UnattributedRow {
+                reason: r.as_str().to_string(),
+                bytes,
+                packets,
+            })
+            .collect()
+    }
+
+    /// Folds closed sockets into their processes and forgets exited, unwatched processes, so
+    /// memory stays bounded while every total stays monotonic.
+    fn expire(&mut self, watched: Option<&HashSet<Pid>>) {
+        let now = self.snapshots;
+        let ttl = self.retention.closed_snapshots;
+        let dead: Vec<Cookie> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.closed_at.is_some_and(|c| now > c + ttl) && s.owner.is_some())
+            .map(|(&c, _)| c)
+            .collect();
+        for cookie in dead {
+            let Some(s) = self.sockets.remove(&cookie) else {
+                continue;
+            };
+            if let Some((owner, _)) = s.owner {
+                let r = &mut self.processes.entry(owner).or_default().retired;
+                r.tx_wire_bytes += s.wire.tx_bytes.total();
+                r.rx_wire_bytes += s.wire.rx_bytes.total();
+                r.tx_packets += s.wire.tx_packets.total();
+                r.rx_packets += s.wire.rx_packets.total();
+            }
+            let keys: Vec<(Cookie, Pid)> = self
+                .payload
+                .keys()
+                .filter(|(c, _)| *c == cookie)
+                .copied()
+                .collect();
+            for key in keys {
+                if let Some(pl) = self.payload.remove(&key) {
+                    let r = &mut self.processes.entry(key.1).or_default().retired;
+                    r.tx_bytes += pl.tx.total();
+                    r.rx_bytes += pl.rx.total();
+                }
+            }
+            debug!("socket {cookie} closed and folded into its process");
+        }
+
+        let ttl = self.retention.exited_snapshots;
+        let gone: Vec<Pid> = self
+            .processes
+            .iter()
+            .filter(|(pid, p)| {
+                p.exited_at.is_some_and(|e| now > e + ttl)
+                    && watched.is_none_or(|w| !w.contains(pid))
+            })
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in gone {
+            // Only forget a process once none of its sockets are left open.
+            let busy = self.payload.keys().any(|&(_, p)| p == pid)
+                || self
+                    .sockets
+                    .values()
+                    .any(|s| s.owner.map(|(p, _)| p) == Some(pid));
+            if busy {
+                continue;
+            }
+            if let Some(p) = self.processes.remove(&pid) {
+                let f = &mut self.forgotten;
+                f.tx_bytes += p.retired.tx_bytes;
+                f.rx_bytes += p.retired.rx_bytes;
+                f.tx_wire_bytes += p.retired.tx_wire_bytes;
+                f.rx_wire_bytes += p.retired.rx_wire_bytes;
+            }
+            self.children.remove(&pid);
+        }
+    }
+}
+
+fn connection_row(cookie: Cookie, s: Option<&Socket>, owner: bool, secs: f64) -> ConnectionRow {
+    let mut row = ConnectionRow {
+        cookie,
+        owner,
+        ..ConnectionRow::default()
+    };
+    if let Some(s) = s {
+        row.proto = s.proto.unwrap_or(Proto::Other);
+        row.local = s.local.map(|a| a.to_string());
+        row.remote = s.remote.map(|a| a.to_string());
+        row.state = s.state.map(|st| st.as_str().to_string());
+        row.closed = s.closed_at.is_some();
+        row.closed_since = s.closed_at;
+        if owner {
+            row.tx_wire_bytes = s.wire.tx_bytes.total();
+            row.rx_wire_bytes = s.wire.rx_bytes.total();
+            row.tx_packets = s.wire.tx_packets.total();
+            row.rx_packets = s.wire.rx_packets.total();
+            row.tx_wire_rate = s.wire.tx_bytes.rate(secs);
+            row.rx_wire_rate = s.wire.rx_bytes.rate(secs);
+        }
+    }
+    row
+}
+
+#[cfg(test)]
+mod tests;

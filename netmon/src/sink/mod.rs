@@ -1,1 +1,4 @@
-// placeholder: being written
+//! Sinks turn a [`crate::aggregate::Snapshot`] into output; none of them touches a source.
+pub mod human;
+pub mod json;
+pub mod table;

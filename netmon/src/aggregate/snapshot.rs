@@ -1,0 +1,140 @@
+//! What sinks see: a self-contained, serialisable picture of one interval. Field names are a
+//! contract with `--json` users and the end-to-end tests.
+use serde::Serialize;
+
+use crate::event::Proto;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    /// Source time of the snapshot (ms since the source started).
+    pub at_ms: u64,
+    /// Time the rates cover.
+    pub interval_ms: u64,
+    /// The last snapshot of the run.
+    pub r#final: bool,
+    pub backend: String,
+    pub processes: Vec<ProcessRow>,
+    pub totals: Totals,
+    pub unattributed: Vec<UnattributedRow>,
+    pub lost: Vec<LostRow>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessRow {
+    pub pid: u32,
+    pub comm: String,
+    pub cmdline: String,
+    pub alive: bool,
+    /// Exact payload since netmon started.
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_rate: f64,
+    pub rx_rate: f64,
+    pub tx_wire_bytes: u64,
+    pub rx_wire_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub connections: Vec<ConnectionRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionRow {
+    pub cookie: u64,
+    pub proto: Proto,
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    pub state: Option<String>,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_rate: f64,
+    pub rx_rate: f64,
+    pub tx_wire_bytes: u64,
+    pub rx_wire_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    #[serde(skip)]
+    pub tx_wire_rate: f64,
+    #[serde(skip)]
+    pub rx_wire_rate: f64,
+    pub closed: bool,
+    /// Snapshot number at which the socket closed (rows are hidden some snapshots later).
+    #[serde(skip)]
+    pub closed_since: Option<u64>,
+    /// This process owns the socket (wire bytes are shown only for the owner).
+    pub owner: bool,
+}
+
+impl Default for ConnectionRow {
+    fn default() -> Self {
+        ConnectionRow {
+            cookie: 0,
+            proto: Proto::Other,
+            local: None,
+            remote: None,
+            state: None,
+            tx_bytes: 0,
+            rx_bytes: 0,
+            tx_rate: 0.0,
+            rx_rate: 0.0,
+            tx_wire_bytes: 0,
+            rx_wire_bytes: 0,
+            tx_packets: 0,
+            rx_packets: 0,
+            tx_wire_rate: 0.0,
+            rx_wire_rate: 0.0,
+            closed: false,
+            closed_since: None,
+            owner: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_rate: f64,
+    pub rx_rate: f64,
+    pub tx_wire_bytes: u64,
+    pub rx_wire_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnattributedRow {
+    pub reason: String,
+    pub bytes: u64,
+    pub packets: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LostRow {
+    pub source: String,
+    pub count: u64,
+}
+
+impl ProcessRow {
+    /// Adds a connection's bytes to the process, and the row itself unless it closed more than
+    /// `closed_ttl` snapshots before `now`.
+    pub(super) fn add(&mut self, c: ConnectionRow, closed_ttl: u64, now: u64) {
+        self.tx_bytes += c.tx_bytes;
+        self.rx_bytes += c.rx_bytes;
+        self.tx_rate += c.tx_rate;
+        self.rx_rate += c.rx_rate;
+        self.tx_wire_bytes += c.tx_wire_bytes;
+        self.rx_wire_bytes += c.rx_wire_bytes;
+        self.tx_packets += c.tx_packets;
+        self.rx_packets += c.rx_packets;
+        if c.closed_since.is_none_or(|at| now <= at + closed_ttl) {
+            self.connections.push(c);
+        }
+    }
+
+    pub(super) fn sort_connections(&mut self) {
+        self.connections.sort_by(|a, b| {
+            (b.tx_rate + b.rx_rate)
+                .total_cmp(&(a.tx_rate + a.rx_rate))
+                .then((b.tx_bytes + b.rx_bytes).cmp(&(a.tx_bytes + a.rx_bytes)))
+                .then(a.cookie.cmp(&b.cookie))
+        });
+    }
+}

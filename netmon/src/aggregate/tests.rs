@@ -1,0 +1,341 @@
+//! Aggregator tests from hand-built event streams whose ground truth is computed by hand.
+use std::net::SocketAddr;
+
+use super::*;
+use crate::event::Event;
+
+fn owner(cookie: Cookie, pid: Pid) -> Event {
+    Event::SocketOwner {
+        cookie,
+        pid,
+        uid: 0,
+        comm: format!("p{pid}"),
+        netns: 0,
+        origin: Origin::SockCreate,
+    }
+}
+
+fn payload(cookie: Cookie, pid: Pid, tx: u64, rx: u64) -> Event {
+    Event::Payload {
+        cookie,
+        pid,
+        tx_bytes: tx,
+        rx_bytes: rx,
+        tx_calls: 1,
+        rx_calls: 1,
+    }
+}
+
+fn wire(cookie: Cookie, tx: u64, rx: u64) -> Event {
+    Event::Wire {
+        cookie,
+        tx_bytes: tx,
+        rx_bytes: rx,
+        tx_packets: tx / 100,
+        rx_packets: rx / 100,
+    }
+}
+
+fn endpoints(cookie: Cookie, proto: Proto, local: &str, remote: &str) -> Event {
+    Event::SocketEndpoints {
+        cookie,
+        proto,
+        local: local.parse::<SocketAddr>().unwrap(),
+        remote: Some(remote.parse().unwrap()),
+    }
+}
+
+fn feed(agg: &mut Aggregator, evs: impl IntoIterator<Item = Event>) {
+    for e in evs {
+        agg.ingest(e);
+    }
+}
+
+fn process(s: &Snapshot, pid: Pid) -> &ProcessRow {
+    s.processes
+        .iter()
+        .find(|p| p.pid == pid)
+        .unwrap_or_else(|| panic!("pid {pid} not in snapshot: {s:#?}"))
+}
+
+fn unattributed(s: &Snapshot, reason: &str) -> (u64, u64) {
+    s.unattributed
+        .iter()
+        .find(|u| u.reason == reason)
+        .map_or((0, 0), |u| (u.bytes, u.packets))
+}
+
+#[test]
+fn two_processes_totals_and_rates() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            endpoints(1, Proto::Tcp, "127.0.0.1:40000", "127.0.0.1:80"),
+            owner(2, 200),
+            endpoints(2, Proto::Udp, "[::1]:5353", "[::1]:53"),
+            payload(1, 100, 1000, 10),
+            payload(2, 200, 50, 5000),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    assert_eq!(s.interval_ms, 1000);
+    let a = process(&s, 100);
+    assert_eq!((a.tx_bytes, a.rx_bytes), (1000, 10));
+    assert_eq!((a.tx_rate, a.rx_rate), (1000.0, 10.0));
+    assert_eq!(a.connections[0].local.as_deref(), Some("127.0.0.1:40000"));
+    assert_eq!(a.connections[0].proto, Proto::Tcp);
+    let b = process(&s, 200);
+    assert_eq!(b.connections[0].remote.as_deref(), Some("[::1]:53"));
+    // Busiest first: 5050 B/s beats 1010 B/s.
+    assert_eq!(s.processes[0].pid, 200);
+    assert_eq!((s.totals.tx_bytes, s.totals.rx_bytes), (1050, 5010));
+
+    feed(
+        &mut agg,
+        [payload(1, 100, 3000, 10), Event::Tick { at_ms: 3000 }],
+    );
+    let s = agg.snapshot();
+    let a = process(&s, 100);
+    assert_eq!(s.interval_ms, 2000);
+    assert_eq!(a.tx_bytes, 3000);
+    assert_eq!(a.tx_rate, 1000.0, "2000 B over 2 s");
+    assert_eq!(process(&s, 200).rx_rate, 0.0);
+    assert_eq!(s.processes[0].pid, 100);
+}
+
+#[test]
+fn fork_shared_socket_splits_payload_and_gives_wire_to_the_owner() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            owner(10, 100),
+            payload(10, 100, 500, 0),
+            payload(10, 101, 300, 0),
+            wire(10, 1000, 200),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    let parent = process(&s, 100);
+    let child = process(&s, 101);
+    assert_eq!(parent.tx_bytes, 500);
+    assert_eq!(child.tx_bytes, 300);
+    assert_eq!(parent.tx_wire_bytes, 1000);
+    assert_eq!(child.tx_wire_bytes, 0);
+    assert!(parent.connections[0].owner);
+    assert!(!child.connections[0].owner);
+    assert_eq!(unattributed(&s, "unknown_owner"), (0, 0));
+}
+
+#[test]
+fn follow_children_even_when_the_fork_arrives_after_the_bytes() {
+    let mut agg = Aggregator::new(Filter {
+        pids: vec![100],
+        follow_children: true,
+    });
+    feed(
+        &mut agg,
+        [
+            owner(20, 200),
+            payload(20, 200, 77, 0),
+            owner(30, 300),
+            payload(30, 300, 999, 0),
+            Event::ProcessForked {
+                parent: 100,
+                child: 150,
+            },
+            Event::Process {
+                pid: 200,
+                ppid: 150,
+                comm: "grandchild".into(),
+                cmdline: "grandchild --x".into(),
+                uid: 0,
+            },
+            Event::Tick { at_ms: 500 },
+        ],
+    );
+    let s = agg.snapshot();
+    let pids: Vec<Pid> = s.processes.iter().map(|p| p.pid).collect();
+    assert!(pids.contains(&200), "{pids:?}");
+    assert!(pids.contains(&100), "the watched pid is shown even before bytes");
+    assert!(!pids.contains(&300), "an unrelated process is filtered out");
+    assert_eq!(process(&s, 200).cmdline, "grandchild --x");
+    assert_eq!(s.totals.tx_bytes, 77);
+
+    let mut plain = Aggregator::new(Filter {
+        pids: vec![100],
+        follow_children: false,
+    });
+    feed(
+        &mut plain,
+        [
+            payload(20, 200, 77, 0),
+            Event::ProcessForked {
+                parent: 100,
+                child: 200,
+            },
+        ],
+    );
+    assert_eq!(plain.snapshot().totals.tx_bytes, 0);
+}
+
+#[test]
+fn closed_sockets_leave_the_rows_but_not_the_totals() {
+    let mut agg = Aggregator::new(Filter::default()).with_retention(Retention {
+        closed_snapshots: 1,
+        exited_snapshots: 1,
+    });
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            payload(1, 100, 400, 40),
+            wire(1, 600, 100),
+            owner(2, 100),
+            payload(2, 100, 1, 1),
+            Event::SocketClosed { cookie: 1 },
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    assert_eq!(process(&s, 100).connections.len(), 2);
+    assert!(process(&s, 100).connections.iter().any(|c| c.closed));
+    for at in [2000, 3000, 4000] {
+        agg.ingest(Event::Tick { at_ms: at });
+        let s = agg.snapshot();
+        let p = process(&s, 100);
+        assert_eq!((p.tx_bytes, p.rx_bytes), (401, 41), "at {at}");
+        assert_eq!(p.tx_wire_bytes, 600, "at {at}");
+        assert_eq!(p.tx_rate, 0.0);
+    }
+    let s = agg.snapshot();
+    assert_eq!(process(&s, 100).connections.len(), 1, "closed row expired");
+    assert_eq!(agg.payload.len(), 1, "closed socket's state was folded away");
+}
+
+#[test]
+fn exited_processes_are_forgotten_but_totals_stay() {
+    let mut agg = Aggregator::new(Filter::default()).with_retention(Retention {
+        closed_snapshots: 0,
+        exited_snapshots: 0,
+    });
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            payload(1, 100, 400, 0),
+            Event::SocketClosed { cookie: 1 },
+            Event::ProcessExited { pid: 100 },
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    assert!(!process(&s, 100).alive);
+    for _ in 0..3 {
+        agg.snapshot();
+    }
+    let s = agg.snapshot();
+    assert!(s.processes.is_empty(), "{s:#?}");
+    assert_eq!(s.totals.tx_bytes, 400);
+    assert!(agg.processes.is_empty());
+}
+
+#[test]
+fn a_watched_process_that_exited_stays() {
+    let mut agg = Aggregator::new(Filter {
+        pids: vec![100],
+        follow_children: false,
+    })
+    .with_retention(Retention {
+        closed_snapshots: 0,
+        exited_snapshots: 0,
+    });
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            payload(1, 100, 9, 0),
+            Event::SocketClosed { cookie: 1 },
+            Event::ProcessExited { pid: 100 },
+        ],
+    );
+    for _ in 0..4 {
+        agg.snapshot();
+    }
+    let s = agg.snapshot();
+    assert_eq!(process(&s, 100).tx_bytes, 9);
+    assert!(!process(&s, 100).alive);
+}
+
+#[test]
+fn unowned_wire_bytes_and_kernel_reasons_are_shown() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            wire(5, 300, 200),
+            Event::Unattributed {
+                reason: UnattributedReason::NoSocket,
+                bytes: 120,
+                packets: 2,
+            },
+            Event::Lost {
+                source: LossSource::RingBuffer,
+                count: 3,
+            },
+        ],
+    );
+    let s = agg.snapshot();
+    assert_eq!(unattributed(&s, "unknown_owner"), (500, 5));
+    assert_eq!(unattributed(&s, "no_socket"), (120, 2));
+    assert_eq!(s.lost[0].source, "ring_buffer");
+    assert_eq!(s.lost[0].count, 3);
+    // Once the owner is known the bytes are the owner's.
+    agg.ingest(owner(5, 7));
+    let s = agg.snapshot();
+    assert_eq!(unattributed(&s, "unknown_owner"), (0, 0));
+    assert_eq!(process(&s, 7).tx_wire_bytes, 300);
+}
+
+#[test]
+fn procfs_owner_never_overrides_the_kernel() {
+    let mut agg = Aggregator::new(Filter::default());
+    agg.ingest(owner(1, 100));
+    agg.ingest(Event::SocketOwner {
+        cookie: 1,
+        pid: 999,
+        uid: 0,
+        comm: "late".into(),
+        netns: 0,
+        origin: Origin::Procfs,
+    });
+    agg.ingest(wire(1, 10, 0));
+    let s = agg.snapshot();
+    assert_eq!(process(&s, 100).tx_wire_bytes, 10);
+    // The reverse: a procfs owner is replaced by the kernel's.
+    let mut agg = Aggregator::new(Filter::default());
+    agg.ingest(Event::SocketOwner {
+        cookie: 1,
+        pid: 999,
+        uid: 0,
+        comm: "scan".into(),
+        netns: 0,
+        origin: Origin::Procfs,
+    });
+    agg.ingest(owner(1, 100));
+    agg.ingest(wire(1, 10, 0));
+    assert_eq!(process(&agg.snapshot(), 100).tx_wire_bytes, 10);
+}
+
+#[test]
+fn counter_reset_does_not_lose_or_invent_bytes() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(&mut agg, [owner(1, 100), payload(1, 100, 1000, 0)]);
+    agg.snapshot();
+    agg.ingest(payload(1, 100, 30, 0));
+    assert_eq!(process(&agg.snapshot(), 100).tx_bytes, 1030);
+}

@@ -1,0 +1,171 @@
+//! The plain table: one line per process, its connections indented beneath, totals, and a
+//! footer that always shows what could not be attributed or was lost. Pure: same snapshot and
+//! options, same text.
+use std::fmt::Write;
+
+use super::human::{bytes, rate};
+use crate::aggregate::{ConnectionRow, ProcessRow, Snapshot};
+
+#[derive(Debug, Clone)]
+pub struct TableOptions {
+    /// Terminal width; lines are cut to it.
+    pub width: usize,
+    /// Connections shown per process (the rest are summarised in one line).
+    pub max_connections_per_process: Option<usize>,
+    /// Show connections whose socket is closed (still within the aggregator's retention).
+    pub show_closed: bool,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions {
+            width: 120,
+            max_connections_per_process: None,
+            show_closed: true,
+        }
+    }
+}
+
+/// Moves the cursor home and clears the screen, for live refresh on a terminal.
+pub fn clear_screen_sequence() -> &'static str {
+    "\x1b[H\x1b[2J"
+}
+
+const NUM: usize = 10;
+
+pub fn render_table(s: &Snapshot, opts: &TableOptions) -> String {
+    let width = opts.width.max(40);
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&cut(&text, width));
+        out.push('\n');
+    };
+    line(format!(
+        "netmon  backend {}  interval {:.1} s  {} process{}{}",
+        if s.backend.is_empty() { "-" } else { &s.backend },
+        s.interval_ms as f64 / 1000.0,
+        s.processes.len(),
+        if s.processes.len() == 1 { "" } else { "es" },
+        if s.r#final { "  (final)" } else { "" },
+    ));
+    line(format!(
+        "{:>7} {:<15} {:>NUM$} {:>NUM$} {:>12} {:>12}  {}",
+        "PID", "COMM", "TX", "RX", "TX/s", "RX/s", "CMDLINE / CONNECTION"
+    ));
+    for p in &s.processes {
+        line(process_line(p));
+        let conns: Vec<&ConnectionRow> = p
+            .connections
+            .iter()
+            .filter(|c| opts.show_closed || !c.closed)
+            .collect();
+        let shown = opts.max_connections_per_process.unwrap_or(usize::MAX);
+        for c in conns.iter().take(shown) {
+            line(connection_line(c));
+        }
+        if conns.len() > shown {
+            line(format!(
+                "{:>7} ... {} more connection(s)",
+                "",
+                conns.len() - shown
+            ));
+        }
+    }
+    line(format!(
+        "{:>7} {:<15} {:>NUM$} {:>NUM$} {:>12} {:>12}  wire tx {} rx {}",
+        "",
+        "TOTAL",
+        bytes(s.totals.tx_bytes),
+        bytes(s.totals.rx_bytes),
+        rate(s.totals.tx_rate),
+        rate(s.totals.rx_rate),
+        bytes(s.totals.tx_wire_bytes),
+        bytes(s.totals.rx_wire_bytes),
+    ));
+    line(footer(s));
+    out
+}
+
+fn process_line(p: &ProcessRow) -> String {
+    let cmd = if p.cmdline.is_empty() {
+        format!("[{}]", p.comm)
+    } else {
+        p.cmdline.clone()
+    };
+    format!(
+        "{:>7} {:<15} {:>NUM$} {:>NUM$} {:>12} {:>12}  {}{}",
+        p.pid,
+        cut(&p.comm, 15),
+        bytes(p.tx_bytes),
+        bytes(p.rx_bytes),
+        rate(p.tx_rate),
+        rate(p.rx_rate),
+        if p.alive { "" } else { "(exited) " },
+        cmd
+    )
+}
+
+fn connection_line(c: &ConnectionRow) -> String {
+    let proto = match c.proto {
+        crate::event::Proto::Tcp => "tcp",
+        crate::event::Proto::Udp => "udp",
+        crate::event::Proto::Other => "?",
+    };
+    let state = if c.closed {
+        "CLOSED"
+    } else {
+        c.state.as_deref().unwrap_or("")
+    };
+    let wire = if c.owner && (c.tx_wire_bytes > 0 || c.rx_wire_bytes > 0) {
+        format!(
+            "  wire {}/{} ({}/{} pkts)",
+            bytes(c.tx_wire_bytes),
+            bytes(c.rx_wire_bytes),
+            c.tx_packets,
+            c.rx_packets
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{:>7} {:<15} {:>NUM$} {:>NUM$} {:>12} {:>12}  {} -> {} {}{}",
+        "",
+        format!("  {proto}"),
+        bytes(c.tx_bytes),
+        bytes(c.rx_bytes),
+        rate(c.tx_rate),
+        rate(c.rx_rate),
+        c.local.as_deref().unwrap_or("*"),
+        c.remote.as_deref().unwrap_or("*"),
+        state,
+        wire
+    )
+}
+
+fn footer(s: &Snapshot) -> String {
+    let mut f = String::from("unattributed:");
+    if s.unattributed.is_empty() {
+        f.push_str(" none");
+    }
+    for u in &s.unattributed {
+        let _ = write!(f, " {} {} ({} pkts)", u.reason, bytes(u.bytes), u.packets);
+    }
+    f.push_str("  lost:");
+    if s.lost.is_empty() {
+        f.push_str(" none");
+    }
+    for l in &s.lost {
+        let _ = write!(f, " {} {}", l.source, l.count);
+    }
+    f
+}
+
+/// Cuts to `width` characters (not bytes: comm and cmdline may hold any UTF-8).
+fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
