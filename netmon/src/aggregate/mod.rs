@@ -11,13 +11,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use log::debug;
 
-pub use self::snapshot::{
-    ConnectionRow, LostRow, ProcessRow, Snapshot, Totals, UnattributedRow,
-};
 use self::counter::Counter;
-use crate::event::{
-    Cookie, Event, LossSource, Origin, Pid, Proto, TcpState, UnattributedReason,
-};
+pub use self::snapshot::{ConnectionRow, LostRow, ProcessRow, Snapshot, Totals, UnattributedRow};
+use crate::event::{Cookie, Event, LossSource, Origin, Pid, Proto, TcpState, UnattributedReason};
 
 /// Which processes a snapshot shows.
 #[derive(Debug, Clone, Default)]

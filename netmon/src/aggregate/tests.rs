@@ -161,7 +161,10 @@ fn follow_children_even_when_the_fork_arrives_after_the_bytes() {
     let s = agg.snapshot();
     let pids: Vec<Pid> = s.processes.iter().map(|p| p.pid).collect();
     assert!(pids.contains(&200), "{pids:?}");
-    assert!(pids.contains(&100), "the watched pid is shown even before bytes");
+    assert!(
+        pids.contains(&100),
+        "the watched pid is shown even before bytes"
+    );
     assert!(!pids.contains(&300), "an unrelated process is filtered out");
     assert_eq!(process(&s, 200).cmdline, "grandchild --x");
     assert_eq!(s.totals.tx_bytes, 77);
@@ -214,7 +217,11 @@ fn closed_sockets_leave_the_rows_but_not_the_totals() {
     }
     let s = agg.snapshot();
     assert_eq!(process(&s, 100).connections.len(), 1, "closed row expired");
-    assert_eq!(agg.payload.len(), 1, "closed socket's state was folded away");
+    assert_eq!(
+        agg.payload.len(),
+        1,
+        "closed socket's state was folded away"
+    );
 }
 
 #[test]

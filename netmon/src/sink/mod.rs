@@ -2,3 +2,6 @@
 pub mod human;
 pub mod json;
 pub mod table;
+
+#[cfg(test)]
+mod tests;

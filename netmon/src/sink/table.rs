@@ -42,7 +42,11 @@ pub fn render_table(s: &Snapshot, opts: &TableOptions) -> String {
     };
     line(format!(
         "netmon  backend {}  interval {:.1} s  {} process{}{}",
-        if s.backend.is_empty() { "-" } else { &s.backend },
+        if s.backend.is_empty() {
+            "-"
+        } else {
+            &s.backend
+        },
         s.interval_ms as f64 / 1000.0,
         s.processes.len(),
         if s.processes.len() == 1 { "" } else { "es" },
@@ -82,7 +86,12 @@ pub fn render_table(s: &Snapshot, opts: &TableOptions) -> String {
         bytes(s.totals.tx_wire_bytes),
         bytes(s.totals.rx_wire_bytes),
     ));
-    line(footer(s));
+    // Never cut what was lost or unattributed: one line each, wrapped rather than truncated.
+    for l in footer(s) {
+        for chunk in wrap(&l, width) {
+            line(chunk);
+        }
+    }
     out
 }
 
@@ -142,22 +151,39 @@ fn connection_line(c: &ConnectionRow) -> String {
     )
 }
 
-fn footer(s: &Snapshot) -> String {
-    let mut f = String::from("unattributed:");
+fn footer(s: &Snapshot) -> [String; 2] {
+    let mut u = String::from("unattributed:");
     if s.unattributed.is_empty() {
-        f.push_str(" none");
+        u.push_str(" none");
     }
-    for u in &s.unattributed {
-        let _ = write!(f, " {} {} ({} pkts)", u.reason, bytes(u.bytes), u.packets);
+    for r in &s.unattributed {
+        let _ = write!(u, " {} {} ({} pkts)", r.reason, bytes(r.bytes), r.packets);
     }
-    f.push_str("  lost:");
+    let mut l = String::from("lost:");
     if s.lost.is_empty() {
-        f.push_str(" none");
+        l.push_str(" none");
     }
-    for l in &s.lost {
-        let _ = write!(f, " {} {}", l.source, l.count);
+    for r in &s.lost {
+        let _ = write!(l, " {} {}", r.source, r.count);
     }
-    f
+    [u, l]
+}
+
+/// Splits at spaces so that no piece is wider than `width` (a longer word is cut later).
+fn wrap(s: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in s.split(' ') {
+        let cur = lines.last_mut().expect("never empty");
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            lines.push(format!("  {word}"));
+        } else {
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+    }
+    lines
 }
 
 /// Cuts to `width` characters (not bytes: comm and cmdline may hold any UTF-8).

@@ -78,13 +78,16 @@ mod tests {
         for e in &evs {
             write_event(&mut buf, e).unwrap();
         }
-        assert_eq!(parse_events(std::str::from_utf8(&buf).unwrap()).unwrap(), evs);
+        assert_eq!(
+            parse_events(std::str::from_utf8(&buf).unwrap()).unwrap(),
+            evs
+        );
     }
 
     #[test]
     fn a_bad_line_names_its_number() {
-        let (line, reason) = parse_events("{\"type\":\"tick\",\"at_ms\":1}\n{\"type\":\"nope\"}\n")
-            .unwrap_err();
+        let (line, reason) =
+            parse_events("{\"type\":\"tick\",\"at_ms\":1}\n{\"type\":\"nope\"}\n").unwrap_err();
         assert_eq!(line, 2);
         assert!(reason.contains("nope"), "{reason}");
     }
