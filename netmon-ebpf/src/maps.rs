@@ -1,1 +1,217 @@
-//! Maps shared by every program (names in netmon_common::maps).
+//! Maps shared by every program (names in netmon_common::maps), and the few helpers every hook
+//! needs to update them. Plain hash maps, not LRU: an eviction would lose bytes silently, a
+//! full map is counted instead.
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+    },
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use netmon_common::{
+    KernelEvent, PayloadStats, PidSockKey, SockOwner, WireStats, counter, event_kind,
+};
+
+/// 4 MiB: about 40k events between two reads of user space.
+#[map(name = "EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+
+#[map(name = "OWNERS")]
+pub static OWNERS: HashMap<u64, SockOwner> = HashMap::with_max_entries(131_072, 0);
+
+#[map(name = "PAYLOAD")]
+pub static PAYLOAD: HashMap<PidSockKey, PayloadStats> = HashMap::with_max_entries(131_072, 0);
+
+#[map(name = "WIRE")]
+pub static WIRE: HashMap<u64, WireStats> = HashMap::with_max_entries(131_072, 0);
+
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+const BPF_NOEXIST: u64 = 1;
+
+/// Adds to a per-CPU counter; no atomics needed since each CPU owns its slot.
+#[inline(always)]
+pub fn bump(idx: u32, v: u64) {
+    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
+        unsafe { *p += v };
+    }
+}
+
+/// Atomic add on a u64 that lives in a shared (not per-CPU) map value.
+#[inline(always)]
+pub fn atomic_add(p: *mut u64, v: u64) {
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            p, v,
+        )
+    };
+}
+
+#[inline(always)]
+pub fn emit(ev: &KernelEvent) {
+    if EVENTS.output::<KernelEvent>(ev, 0).is_err() {
+        bump(counter::RINGBUF_FULL, 1);
+    }
+}
+
+/// An event stamped with the current task's identity.
+#[inline(always)]
+pub fn current_event(kind: u32, cookie: u64) -> KernelEvent {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    KernelEvent {
+        kind,
+        tgid: (pid_tgid >> 32) as u32,
+        pid: pid_tgid as u32,
+        uid: bpf_get_current_uid_gid() as u32,
+        cookie,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        ..KernelEvent::default()
+    }
+}
+
+/// Records the current task as the owner of `cookie` unless someone already is, and tells user
+/// space about a new owner. Must only be called in process context.
+#[inline(always)]
+pub fn record_owner(cookie: u64, origin: u8, netns: u64) {
+    if cookie == 0 || unsafe { OWNERS.get(cookie) }.is_some() {
+        return;
+    }
+    let mut ev = current_event(event_kind::SOCK_OWNER, cookie);
+    let owner = SockOwner {
+        tgid: ev.tgid,
+        pid: ev.pid,
+        uid: ev.uid,
+        origin,
+        _pad: [0; 3],
+        netns,
+        comm: ev.comm,
+    };
+    match OWNERS.insert(cookie, owner, BPF_NOEXIST) {
+        Ok(()) => {
+            ev.arg0 = origin as u64;
+            ev.arg1 = netns;
+            emit(&ev);
+        }
+        // EEXIST: another CPU won the race, which is fine. Anything else: the map is full.
+        Err(e) if e != -17 => bump(counter::OWNERS_FULL, 1),
+        Err(_) => {}
+    }
+}
+
+/// Adds exact payload bytes moved by the current process through `cookie`. `tx` picks the
+/// direction. The first bytes of a (socket, process) pair are announced with SOCK_FLOW so user
+/// space learns every key without scanning.
+#[inline(always)]
+pub fn account_payload(cookie: u64, tx: bool, bytes: u64, origin: u8) {
+    if cookie == 0 {
+        bump(counter::NO_COOKIE_BYTES, bytes);
+        return;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let key = PidSockKey {
+        cookie,
+        tgid,
+        _pad: 0,
+    };
+    if let Some(p) = PAYLOAD.get_ptr_mut(key) {
+        add_payload(p, tx, bytes);
+        return;
+    }
+    let first = if tx {
+        PayloadStats {
+            tx_bytes: bytes,
+            tx_calls: 1,
+            ..PayloadStats::default()
+        }
+    } else {
+        PayloadStats {
+            rx_bytes: bytes,
+            rx_calls: 1,
+            ..PayloadStats::default()
+        }
+    };
+    match PAYLOAD.insert(key, first, BPF_NOEXIST) {
+        Ok(()) => {
+            let mut ev = current_event(event_kind::SOCK_FLOW, cookie);
+            ev.arg0 = origin as u64;
+            emit(&ev);
+        }
+        // Another CPU created the entry between our lookup and insert: add to it.
+        Err(-17) => {
+            if let Some(p) = PAYLOAD.get_ptr_mut(key) {
+                add_payload(p, tx, bytes);
+            }
+        }
+        Err(_) => {
+            bump(counter::PAYLOAD_FULL, 1);
+            bump(counter::PAYLOAD_FULL_BYTES, bytes);
+        }
+    }
+    // Accepted sockets never pass sock_create: the first process to move bytes owns them.
+    record_owner(cookie, origin, 0);
+}
+
+/// Adds one packet's L3 length to the socket's wire counters; true when the entry is new.
+#[inline(always)]
+pub fn account_wire(cookie: u64, tx: bool, len: u64, segs: u64) -> bool {
+    if let Some(p) = WIRE.get_ptr_mut(cookie) {
+        add_wire(p, tx, len, segs);
+        return false;
+    }
+    let first = if tx {
+        WireStats {
+            tx_bytes: len,
+            tx_packets: segs,
+            ..WireStats::default()
+        }
+    } else {
+        WireStats {
+            rx_bytes: len,
+            rx_packets: segs,
+            ..WireStats::default()
+        }
+    };
+    match WIRE.insert(cookie, first, BPF_NOEXIST) {
+        Ok(()) => true,
+        Err(-17) => {
+            // Lost the race to another CPU; count on its entry.
+            if let Some(p) = WIRE.get_ptr_mut(cookie) {
+                add_wire(p, tx, len, segs);
+            }
+            false
+        }
+        Err(_) => {
+            bump(counter::WIRE_FULL, 1);
+            bump(counter::WIRE_FULL_BYTES, len);
+            false
+        }
+    }
+}
+
+#[inline(always)]
+fn add_payload(p: *mut PayloadStats, tx: bool, bytes: u64) {
+    unsafe {
+        if tx {
+            atomic_add(&raw mut (*p).tx_bytes, bytes);
+            atomic_add(&raw mut (*p).tx_calls, 1);
+        } else {
+            atomic_add(&raw mut (*p).rx_bytes, bytes);
+            atomic_add(&raw mut (*p).rx_calls, 1);
+        }
+    }
+}
+
+#[inline(always)]
+fn add_wire(p: *mut WireStats, tx: bool, len: u64, segs: u64) {
+    unsafe {
+        if tx {
+            atomic_add(&raw mut (*p).tx_bytes, len);
+            atomic_add(&raw mut (*p).tx_packets, segs);
+        } else {
+            atomic_add(&raw mut (*p).rx_bytes, len);
+            atomic_add(&raw mut (*p).rx_packets, segs);
+        }
+    }
+}

@@ -1,1 +1,89 @@
-//! cgroup_skb ingress/egress: wire bytes, packets and the 5-tuple per socket cookie.
+//! cgroup_skb ingress/egress at the cgroup-v2 root: wire bytes (L3 length, headers included)
+//! and packets per socket cookie, and the socket's 5-tuple on its first packet.
+//! The pid is never taken here: these run in softirq context as often as not.
+use aya_ebpf::{
+    EbpfContext, helpers::generated::bpf_get_socket_cookie, macros::cgroup_skb,
+    programs::SkBuffContext,
+};
+use netmon_common::{SockTuple, counter, event_kind};
+
+use crate::maps::{account_wire, bump, emit};
+
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+
+#[cgroup_skb(egress)]
+pub fn netmon_skb_egress(ctx: SkBuffContext) -> i32 {
+    count(&ctx, true);
+    1
+}
+
+#[cgroup_skb(ingress)]
+pub fn netmon_skb_ingress(ctx: SkBuffContext) -> i32 {
+    count(&ctx, false);
+    1
+}
+
+#[inline(always)]
+fn count(ctx: &SkBuffContext, tx: bool) {
+    let len = ctx.len() as u64;
+    let skb = ctx.skb.skb;
+    // A GSO super-packet leaves as several packets on the wire.
+    let segs = unsafe { (*skb).gso_segs }.max(1) as u64;
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    if cookie == 0 {
+        bump(counter::NO_SOCKET_BYTES, len);
+        bump(counter::NO_SOCKET_PACKETS, segs);
+        return;
+    }
+    if account_wire(cookie, tx, len, segs) {
+        emit_tuple(ctx, cookie);
+    }
+}
+
+/// The socket's own view of its addresses (from `skb->sk`), so local is local on both paths.
+#[inline(always)]
+fn emit_tuple(ctx: &SkBuffContext, cookie: u64) {
+    let s = &ctx.skb;
+    let family = s.family();
+    let mut t = SockTuple {
+        family: family as u16,
+        protocol: ip_protocol(ctx),
+        local_port: s.local_port() as u16,
+        // remote_port holds the network-order port in its low 16 bits.
+        remote_port: u16::from_be(s.remote_port() as u16),
+        ..SockTuple::default()
+    };
+    if family == AF_INET {
+        t.local_addr[..4].copy_from_slice(&s.local_ipv4().to_ne_bytes());
+        t.remote_addr[..4].copy_from_slice(&s.remote_ipv4().to_ne_bytes());
+    } else if family == AF_INET6 {
+        let l = s.local_ipv6();
+        let r = s.remote_ipv6();
+        for i in 0..4 {
+            t.local_addr[i * 4..i * 4 + 4].copy_from_slice(&l[i].to_ne_bytes());
+            t.remote_addr[i * 4..i * 4 + 4].copy_from_slice(&r[i].to_ne_bytes());
+        }
+    } else {
+        return;
+    }
+    let mut ev = netmon_common::KernelEvent {
+        kind: event_kind::SOCK_TUPLE,
+        cookie,
+        tuple: t,
+        ..Default::default()
+    };
+    ev.ts_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    emit(&ev);
+}
+
+/// The L4 protocol from the packet's IP header (cgroup_skb data starts at the network header).
+#[inline(always)]
+fn ip_protocol(ctx: &SkBuffContext) -> u16 {
+    let first: u8 = ctx.load(0).unwrap_or(0);
+    match first >> 4 {
+        4 => ctx.load::<u8>(9).unwrap_or(0) as u16,
+        6 => ctx.load::<u8>(6).unwrap_or(0) as u16,
+        _ => 0,
+    }
+}
