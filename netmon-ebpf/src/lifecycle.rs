@@ -34,8 +34,8 @@ pub fn netmon_sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     if off == 0 {
         return 0;
     }
-    let child_pid: i32 = unsafe { bpf_probe_read_kernel(child.add(off as usize) as *const i32) }
-        .unwrap_or(0);
+    let child_pid: i32 =
+        unsafe { bpf_probe_read_kernel(child.add(off as usize) as *const i32) }.unwrap_or(0);
     let child_tgid: i32 =
         unsafe { bpf_probe_read_kernel(child.add(off as usize + 4) as *const i32) }.unwrap_or(0);
     // A new thread shares its parent's tgid: not a new process.

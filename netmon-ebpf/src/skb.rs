@@ -29,7 +29,7 @@ fn count(ctx: &SkBuffContext, tx: bool) {
     let len = ctx.len() as u64;
     let skb = ctx.skb.skb;
     // A GSO super-packet leaves as several packets on the wire.
-    let segs = unsafe { (*skb).gso_segs }.max(1) as u64;
+    let segs = unsafe { core::ptr::read_volatile(&raw const (*skb).gso_segs) }.max(1) as u64;
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     if cookie == 0 {
         bump(counter::NO_SOCKET_BYTES, len);
@@ -42,38 +42,59 @@ fn count(ctx: &SkBuffContext, tx: bool) {
 }
 
 /// The socket's own view of its addresses (from `skb->sk`), so local is local on both paths.
+/// Every context field is read with its own volatile load: the verifier only accepts ctx
+/// accesses at a constant offset, and an optimiser that shares address arithmetic breaks that.
 #[inline(always)]
 fn emit_tuple(ctx: &SkBuffContext, cookie: u64) {
-    let s = &ctx.skb;
-    let family = s.family();
+    let skb = ctx.skb.skb;
+    let rd = |p: *const u32| unsafe { core::ptr::read_volatile(p) };
+    let (family, lport, rport, l4, r4, l6, r6) = unsafe {
+        (
+            rd(&raw const (*skb).family),
+            rd(&raw const (*skb).local_port),
+            rd(&raw const (*skb).remote_port),
+            rd(&raw const (*skb).local_ip4),
+            rd(&raw const (*skb).remote_ip4),
+            [
+                rd(&raw const (*skb).local_ip6[0]),
+                rd(&raw const (*skb).local_ip6[1]),
+                rd(&raw const (*skb).local_ip6[2]),
+                rd(&raw const (*skb).local_ip6[3]),
+            ],
+            [
+                rd(&raw const (*skb).remote_ip6[0]),
+                rd(&raw const (*skb).remote_ip6[1]),
+                rd(&raw const (*skb).remote_ip6[2]),
+                rd(&raw const (*skb).remote_ip6[3]),
+            ],
+        )
+    };
     let mut t = SockTuple {
         family: family as u16,
         protocol: ip_protocol(ctx),
-        local_port: s.local_port() as u16,
+        local_port: lport as u16,
         // remote_port holds the network-order port in its low 16 bits.
-        remote_port: u16::from_be(s.remote_port() as u16),
+        remote_port: u16::from_be(rport as u16),
         ..SockTuple::default()
     };
     if family == AF_INET {
-        t.local_addr[..4].copy_from_slice(&s.local_ipv4().to_ne_bytes());
-        t.remote_addr[..4].copy_from_slice(&s.remote_ipv4().to_ne_bytes());
+        t.local_addr[..4].copy_from_slice(&l4.to_ne_bytes());
+        t.remote_addr[..4].copy_from_slice(&r4.to_ne_bytes());
     } else if family == AF_INET6 {
-        let l = s.local_ipv6();
-        let r = s.remote_ipv6();
         for i in 0..4 {
-            t.local_addr[i * 4..i * 4 + 4].copy_from_slice(&l[i].to_ne_bytes());
-            t.remote_addr[i * 4..i * 4 + 4].copy_from_slice(&r[i].to_ne_bytes());
+            t.local_addr[i * 4..i * 4 + 4].copy_from_slice(&l6[i].to_ne_bytes());
+            t.remote_addr[i * 4..i * 4 + 4].copy_from_slice(&r6[i].to_ne_bytes());
         }
     } else {
         return;
     }
-    let mut ev = netmon_common::KernelEvent {
+    let ev = netmon_common::KernelEvent {
         kind: event_kind::SOCK_TUPLE,
         cookie,
+        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
         tuple: t,
         ..Default::default()
     };
-    ev.ts_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     emit(&ev);
 }
 

@@ -1,17 +1,332 @@
-//! Wires sources to the aggregator and the aggregator to sinks (full wiring lands once the
-//! sources and the aggregator exist).
-use std::process::ExitCode;
+//! Wires sources to the aggregator and the aggregator to sinks. The only place that decides
+//! which source runs (kernel or replay) and which sink prints.
+use std::{
+    fs::File,
+    io::{BufWriter, IsTerminal, Write},
+    process::ExitCode,
+    time::Duration,
+};
 
+use anyhow::{Context, Result};
 use clap::Parser;
+use log::debug;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::{Instant, MissedTickBehavior},
+};
 
-use crate::cli::Cli;
+use crate::{
+    aggregate::{Aggregator, Filter, Snapshot},
+    cli::{Cli, Command, RunArgs},
+    error::{AppError, Exit, exit_code_of, is_broken_pipe, one_line},
+    event::Event,
+    sink::{json::render_json, table},
+    source::{
+        kernel::{KernelOptions, KernelSource},
+        procfs::{self, Liveness, ProcfsSource},
+        replay,
+    },
+};
+
+/// Capacity of the source → aggregator channel. Sources block (never drop) when it is full,
+/// and the kernel ring buffer absorbs the burst and counts what it cannot.
+const CHANNEL_CAPACITY: usize = 65_536;
 
 pub fn main() -> ExitCode {
-    match Cli::try_parse() {
-        Ok(_) => ExitCode::SUCCESS,
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return clap_exit(e),
+    };
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Doctor(args) => crate::doctor::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = e.print();
-            ExitCode::from(2)
+            eprintln!("netmon: error: {}", one_line(&e));
+            exit_code_of(&e).into()
         }
     }
+}
+
+/// Help and version go to stdout with 0; every other clap error becomes one line and exit 2.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            Exit::Usage.into()
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("netmon: error: {first} (see 'netmon --help')");
+            Exit::Usage.into()
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .init();
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    if args.replay.is_none() {
+        for &pid in &args.pids {
+            if procfs::liveness(&args.procfs_root, pid) == Liveness::Gone {
+                return Err(AppError::new(
+                    Exit::NoSuchProcess,
+                    format!("no process with PID {pid} (check `ps -p {pid}`)"),
+                )
+                .into());
+            }
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let exit = rt.block_on(run_async(args))?;
+    Ok(exit.into())
+}
+
+/// Where events come from, and how to stop it so its last counters arrive.
+struct Sources {
+    backend: String,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
+    let (stop, stop_rx) = watch::channel(false);
+    if let Some(path) = &args.replay {
+        let events = replay::read_events(path)?;
+        let task = tokio::spawn(replay::run(events, tx));
+        return Ok(Sources {
+            backend: "replay".into(),
+            stop,
+            tasks: vec![task],
+        });
+    }
+    let opts = KernelOptions {
+        backend: args.backend,
+        // Poll maps faster than we print so a snapshot is never a whole interval stale.
+        poll: (args.interval / 4).clamp(Duration::from_millis(50), Duration::from_millis(250)),
+    };
+    let kernel = KernelSource::load(&opts)?;
+    let backend = kernel.backend().to_string();
+    // Programs are attached before /proc is scanned, so a socket opened in between is seen by
+    // one or the other (or both; the aggregator prefers the kernel's owner).
+    let initial = ProcfsSource::new(args.procfs_root.clone()).initial_events();
+    let ktx = tx.clone();
+    let kernel_task = tokio::spawn(async move {
+        if let Err(e) = kernel.run(ktx, stop_rx).await {
+            eprintln!("netmon: error: kernel source stopped: {e}");
+        }
+    });
+    let scan_task = tokio::spawn(async move {
+        for ev in initial {
+            if tx.send(ev).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Sources {
+        backend,
+        stop,
+        tasks: vec![kernel_task, scan_task],
+    })
+}
+
+async fn run_async(args: RunArgs) -> Result<Exit> {
+    let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let sources = start_sources(&args, tx)?;
+    let mut recorder = match &args.record {
+        Some(p) => {
+            Some(BufWriter::new(File::create(p).with_context(|| {
+                format!("creating --record file {}", p.display())
+            })?))
+        }
+        None => None,
+    };
+    let mut agg = Aggregator::new(Filter {
+        pids: args.pids.clone(),
+        follow_children: args.follow_children,
+    });
+    let mut out = Output::new(&args);
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut ticker = tokio::time::interval_at(Instant::now() + args.interval, args.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = (!args.duration.is_zero()).then(|| Instant::now() + args.duration);
+    let replaying = args.replay.is_some();
+    let mut source_done = false;
+
+    let ending = loop {
+        tokio::select! {
+            ev = rx.recv(), if !source_done => match ev {
+                Some(ev) => {
+                    if let Some(w) = recorder.as_mut() {
+                        replay::write_event(w, &ev).context("writing --record file")?;
+                    }
+                    agg.ingest(ev);
+                }
+                // A replay that ran out ends the run like --once would.
+                None if replaying => break Ending::Done,
+                None => source_done = true,
+            },
+            _ = ticker.tick() => {
+                if args.once {
+                    break Ending::Done;
+                }
+                out.emit(&mut agg, &sources.backend, false)?;
+                if !replaying && watched_all_gone(&args) {
+                    break Ending::WatchedExited;
+                }
+            }
+            _ = sleep_until(deadline) => break Ending::Done,
+            _ = sigint.recv() => break Ending::Done,
+            _ = sigterm.recv() => break Ending::Done,
+        }
+    };
+
+    // Stop the sources and drain what they still send (the kernel source polls its maps one
+    // last time), so the final totals include every byte up to now.
+    let _ = sources.stop.send(true);
+    let drain = async {
+        while let Some(ev) = rx.recv().await {
+            if let Some(w) = recorder.as_mut() {
+                replay::write_event(w, &ev)?;
+            }
+            agg.ingest(ev);
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), drain).await {
+        Ok(r) => r.context("writing --record file")?,
+        Err(_) => debug!("sources did not finish within 5 s; printing what arrived"),
+    }
+    for t in sources.tasks {
+        t.abort();
+    }
+    if let Some(mut w) = recorder {
+        w.flush().context("writing --record file")?;
+    }
+    out.emit(&mut agg, &sources.backend, true)?;
+    Ok(match ending {
+        Ending::Done => Exit::Ok,
+        Ending::WatchedExited => {
+            let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
+            eprintln!(
+                "netmon: watched process {} exited; final totals above",
+                pids.join(", ")
+            );
+            Exit::ProcessExited
+        }
+    })
+}
+
+enum Ending {
+    Done,
+    WatchedExited,
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// True when every explicitly watched PID has exited (zombies count as exited).
+fn watched_all_gone(args: &RunArgs) -> bool {
+    !args.pids.is_empty()
+        && args
+            .pids
+            .iter()
+            .all(|&p| procfs::liveness(&args.procfs_root, p) != Liveness::Alive)
+}
+
+/// Prints snapshots as a live table (terminal), plain tables (pipe) or JSON lines.
+struct Output {
+    json: bool,
+    live: bool,
+    width: usize,
+}
+
+impl Output {
+    fn new(args: &RunArgs) -> Self {
+        let tty = std::io::stdout().is_terminal();
+        Output {
+            json: args.json,
+            live: tty && !args.json && !args.once,
+            width: terminal_width().unwrap_or(120),
+        }
+    }
+
+    fn emit(&mut self, agg: &mut Aggregator, backend: &str, last: bool) -> Result<()> {
+        let mut snap: Snapshot = agg.snapshot();
+        snap.backend = backend.to_string();
+        snap.r#final = last;
+        let text = if self.json {
+            render_json(&snap)
+        } else {
+            if self.live {
+                self.width = terminal_width().unwrap_or(self.width);
+            }
+            table::render_table(
+                &snap,
+                &table::TableOptions {
+                    width: self.width,
+                    max_connections_per_process: if self.live { Some(8) } else { None },
+                    show_closed: true,
+                },
+            )
+        };
+        let mut stdout = std::io::stdout().lock();
+        if self.live && !last {
+            stdout.write_all(table::clear_screen_sequence().as_bytes())?;
+        }
+        stdout.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') {
+            stdout.write_all(b"\n")?;
+        }
+        stdout.flush()?;
+        Ok(())
+    }
+}
+
+fn terminal_width() -> Option<usize> {
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(c);
+    }
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_col > 0).then_some(ws.ws_col as usize)
 }

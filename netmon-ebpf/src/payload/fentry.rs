@@ -1,9 +1,7 @@
 //! Rung 1: fexit on the protocol send/receive functions, which sees the return value and the
 //! BTF-typed socket. `tcp_sendmsg(sk, msg, size)`, `udp(v6)_sendmsg(sk, msg, len)` and
 //! `tcp/udp(v6)_recvmsg(sk, msg, len, flags, addr_len)` have had these signatures since 5.19.
-use aya_ebpf::{
-    helpers::generated::bpf_get_socket_cookie, macros::fexit, programs::FExitContext,
-};
+use aya_ebpf::{helpers::generated::bpf_get_socket_cookie, macros::fexit, programs::FExitContext};
 use netmon_common::origin;
 
 use super::MSG_PEEK;

@@ -1,0 +1,443 @@
+//! Turns the kernel's ring buffer and maps into events: records as they arrive, counters every
+//! poll (only those that changed), and a final poll on stop so no byte is left behind.
+use std::{
+    collections::{HashMap as StdHashMap, HashSet},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    time::{Duration, Instant},
+};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+};
+use log::debug;
+use netmon_common::{
+    KernelEvent, PayloadStats, PidSockKey, SockOwner, SockTuple, WireStats, counter, event_kind,
+    maps,
+};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::{mpsc, watch},
+};
+
+use super::KernelError;
+use crate::{
+    event::{Event, LossSource, Origin, Proto, TcpState, UnattributedReason},
+    source::procfs::ProcfsSource,
+};
+
+/// Polls a released socket's counters survive before its map entries are deleted: late
+/// packets (FIN/ACK after close) still land in the meantime.
+const RELEASE_GRACE_POLLS: u64 = 3;
+
+pub struct Reader {
+    ebpf: Ebpf,
+    ring: AsyncFd<RingBuf<aya::maps::MapData>>,
+    poll: Duration,
+    started: Instant,
+    procfs: ProcfsSource,
+    known_pids: HashSet<u32>,
+    sent_payload: StdHashMap<(u64, u32), PayloadStats>,
+    sent_wire: StdHashMap<u64, WireStats>,
+    sent_counters: Vec<u64>,
+    /// Cookie → poll number after which its entries are deleted.
+    released: StdHashMap<u64, u64>,
+    polls: u64,
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> KernelError {
+    move |e| KernelError::Map {
+        map,
+        reason: e.to_string(),
+    }
+}
+
+impl Reader {
+    pub fn new(mut ebpf: Ebpf, poll: Duration) -> Result<Self, KernelError> {
+        let ring = ebpf.take_map(maps::EVENTS).ok_or(KernelError::Map {
+            map: maps::EVENTS,
+            reason: "missing".into(),
+        })?;
+        let ring = RingBuf::try_from(ring).map_err(map_err(maps::EVENTS))?;
+        // SAFETY: the ring buffer fd stays open as long as the AsyncFd owns the RingBuf.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| KernelError::Read(std::io::Error::other(e.to_string())))?;
+        Ok(Reader {
+            ebpf,
+            ring,
+            poll,
+            started: Instant::now(),
+            procfs: ProcfsSource::default(),
+            known_pids: HashSet::new(),
+            sent_payload: StdHashMap::new(),
+            sent_wire: StdHashMap::new(),
+            sent_counters: vec![u64::MAX; counter::COUNT as usize],
+            released: StdHashMap::new(),
+            polls: 0,
+        })
+    }
+
+    pub async fn run(
+        mut self,
+        tx: mpsc::Sender<Event>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), KernelError> {
+        let mut ticker = tokio::time::interval(self.poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut out = Vec::new();
+            tokio::select! {
+                guard = self.ring.readable_mut() => {
+                    let mut guard = guard.map_err(KernelError::Read)?;
+                    let records = drain(guard.get_inner_mut());
+                    guard.clear_ready();
+                    for r in records {
+                        self.translate(&r, &mut out);
+                    }
+                }
+                _ = ticker.tick() => self.poll_maps(&mut out)?,
+                _ = stop.changed() => {
+                    let records = drain(self.ring.get_mut());
+                    for r in records {
+                        self.translate(&r, &mut out);
+                    }
+                    self.poll_maps(&mut out)?;
+                    send_all(&tx, out).await;
+                    return Ok(());
+                }
+            }
+            if !send_all(&tx, out).await {
+                return Ok(());
+            }
+        }
+    }
+
+    fn translate(&mut self, r: &KernelEvent, out: &mut Vec<Event>) {
+        match r.kind {
+            event_kind::SOCK_OWNER => {
+                self.learn_pid(r.tgid, r, out);
+                out.push(Event::SocketOwner {
+                    cookie: r.cookie,
+                    pid: r.tgid,
+                    uid: r.uid,
+                    comm: comm(&r.comm),
+                    netns: r.arg1,
+                    origin: Origin::from_raw(r.arg0 as u8),
+                });
+            }
+            event_kind::SOCK_FLOW => self.learn_pid(r.tgid, r, out),
+            event_kind::SOCK_TUPLE => {
+                if let Some((proto, local, remote)) = endpoints(&r.tuple) {
+                    out.push(Event::SocketEndpoints {
+                        cookie: r.cookie,
+                        proto,
+                        local,
+                        remote,
+                    });
+                }
+            }
+            event_kind::SOCK_STATE => {
+                out.push(Event::SocketState {
+                    cookie: r.cookie,
+                    state: TcpState::from_kernel(r.arg1 as u32),
+                });
+            }
+            event_kind::SOCK_RELEASE => {
+                out.push(Event::SocketClosed { cookie: r.cookie });
+                self.released
+                    .entry(r.cookie)
+                    .or_insert(self.polls + RELEASE_GRACE_POLLS);
+            }
+            event_kind::PROC_FORK => out.push(Event::ProcessForked {
+                parent: r.tgid,
+                child: r.arg0 as u32,
+            }),
+            event_kind::PROC_EXIT => out.push(Event::ProcessExited { pid: r.tgid }),
+            other => debug!("unknown kernel event kind {other}"),
+        }
+    }
+
+    /// Identity of a pid seen for the first time: from /proc while it still exists, else what
+    /// the kernel recorded (short-lived processes are often gone by now).
+    fn learn_pid(&mut self, pid: u32, r: &KernelEvent, out: &mut Vec<Event>) {
+        if !self.known_pids.insert(pid) {
+            return;
+        }
+        out.push(self.procfs.process_event(pid).unwrap_or(Event::Process {
+            pid,
+            ppid: 0,
+            comm: comm(&r.comm),
+            cmdline: String::new(),
+            uid: r.uid,
+        }));
+    }
+
+    fn poll_maps(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
+        self.polls += 1;
+        self.poll_payload(out)?;
+        self.poll_wire(out)?;
+        self.poll_counters(out)?;
+        self.forget_released()?;
+        out.push(Event::Tick {
+            at_ms: self.started.elapsed().as_millis() as u64,
+        });
+        Ok(())
+    }
+
+    fn poll_payload(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
+        let map: HashMap<&MapData, PidSockKey, PayloadStats> =
+            HashMap::try_from(get_map(&self.ebpf, maps::PAYLOAD)?)
+                .map_err(map_err(maps::PAYLOAD))?;
+        for item in map.iter() {
+            let Ok((k, v)) = item else { continue };
+            if self.sent_payload.get(&(k.cookie, k.tgid)) == Some(&v) {
+                continue;
+            }
+            self.sent_payload.insert((k.cookie, k.tgid), v);
+            out.push(Event::Payload {
+                cookie: k.cookie,
+                pid: k.tgid,
+                tx_bytes: v.tx_bytes,
+                rx_bytes: v.rx_bytes,
+                tx_calls: v.tx_calls,
+                rx_calls: v.rx_calls,
+            });
+        }
+        Ok(())
+    }
+
+    fn poll_wire(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
+        let map: HashMap<&MapData, u64, WireStats> =
+            HashMap::try_from(get_map(&self.ebpf, maps::WIRE)?).map_err(map_err(maps::WIRE))?;
+        for item in map.iter() {
+            let Ok((cookie, v)) = item else { continue };
+            if self.sent_wire.get(&cookie) == Some(&v) {
+                continue;
+            }
+            self.sent_wire.insert(cookie, v);
+            out.push(Event::Wire {
+                cookie,
+                tx_bytes: v.tx_bytes,
+                rx_bytes: v.rx_bytes,
+                tx_packets: v.tx_packets,
+                rx_packets: v.rx_packets,
+            });
+        }
+        Ok(())
+    }
+
+    fn poll_counters(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
+        let arr: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(get_map(&self.ebpf, maps::COUNTERS)?)
+                .map_err(map_err(maps::COUNTERS))?;
+        let mut now = vec![0u64; counter::COUNT as usize];
+        for (i, slot) in now.iter_mut().enumerate() {
+            if let Ok(per_cpu) = arr.get(&(i as u32), 0) {
+                *slot = per_cpu.iter().sum();
+            }
+        }
+        if now == self.sent_counters {
+            return Ok(());
+        }
+        let c = |i: u32| now[i as usize];
+        let unattributed = [
+            (
+                UnattributedReason::NoSocket,
+                c(counter::NO_SOCKET_BYTES),
+                c(counter::NO_SOCKET_PACKETS),
+            ),
+            (UnattributedReason::NoCookie, c(counter::NO_COOKIE_BYTES), 0),
+            (
+                UnattributedReason::PayloadMapFull,
+                c(counter::PAYLOAD_FULL_BYTES),
+                0,
+            ),
+            (
+                UnattributedReason::WireMapFull,
+                c(counter::WIRE_FULL_BYTES),
+                0,
+            ),
+        ];
+        for (reason, bytes, packets) in unattributed {
+            out.push(Event::Unattributed {
+                reason,
+                bytes,
+                packets,
+            });
+        }
+        for (source, idx) in [
+            (LossSource::RingBuffer, counter::RINGBUF_FULL),
+            (LossSource::OwnersMap, counter::OWNERS_FULL),
+            (LossSource::PayloadMap, counter::PAYLOAD_FULL),
+            (LossSource::WireMap, counter::WIRE_FULL),
+        ] {
+            out.push(Event::Lost {
+                source,
+                count: c(idx),
+            });
+        }
+        self.sent_counters = now;
+        Ok(())
+    }
+
+    /// Deletes released sockets' entries once their final counters have been sent, so the
+    /// maps hold live sockets only.
+    fn forget_released(&mut self) -> Result<(), KernelError> {
+        let due: Vec<u64> = self
+            .released
+            .iter()
+            .filter(|&(_, &at)| self.polls >= at)
+            .map(|(&c, _)| c)
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(u64, u32)> = self
+            .sent_payload
+            .keys()
+            .filter(|(c, _)| due.contains(c))
+            .copied()
+            .collect();
+        {
+            let mut payload: HashMap<&mut MapData, PidSockKey, PayloadStats> =
+                HashMap::try_from(self.map_mut(maps::PAYLOAD)?).map_err(map_err(maps::PAYLOAD))?;
+            for &(cookie, tgid) in &keys {
+                let _ = payload.remove(&PidSockKey {
+                    cookie,
+                    tgid,
+                    _pad: 0,
+                });
+            }
+        }
+        {
+            let mut wire: HashMap<&mut MapData, u64, WireStats> =
+                HashMap::try_from(self.map_mut(maps::WIRE)?).map_err(map_err(maps::WIRE))?;
+            for c in &due {
+                let _ = wire.remove(c);
+            }
+        }
+        {
+            let mut owners: HashMap<&mut MapData, u64, SockOwner> =
+                HashMap::try_from(self.map_mut(maps::OWNERS)?).map_err(map_err(maps::OWNERS))?;
+            for c in &due {
+                let _ = owners.remove(c);
+            }
+        }
+        for k in keys {
+            self.sent_payload.remove(&k);
+        }
+        for c in due {
+            self.sent_wire.remove(&c);
+            self.released.remove(&c);
+        }
+        Ok(())
+    }
+
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, KernelError> {
+        self.ebpf.map_mut(name).ok_or(KernelError::Map {
+            map: name,
+            reason: "missing".into(),
+        })
+    }
+}
+
+fn get_map<'a>(ebpf: &'a Ebpf, name: &'static str) -> Result<&'a aya::maps::Map, KernelError> {
+    ebpf.map(name).ok_or(KernelError::Map {
+        map: name,
+        reason: "missing".into(),
+    })
+}
+
+fn drain(ring: &mut RingBuf<MapData>) -> Vec<KernelEvent> {
+    let mut out = Vec::new();
+    while let Some(item) = ring.next() {
+        if item.len() >= size_of::<KernelEvent>() {
+            // SAFETY: the kernel wrote a whole KernelEvent (size checked); read_unaligned
+            // because the ring gives no alignment guarantee for our type.
+            out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<KernelEvent>()) });
+        }
+    }
+    out
+}
+
+async fn send_all(tx: &mpsc::Sender<Event>, events: Vec<Event>) -> bool {
+    for ev in events {
+        if tx.send(ev).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+fn comm(raw: &[u8]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// The socket's addresses, IPv4-mapped IPv6 shown as IPv4; no remote for unconnected sockets.
+pub fn endpoints(t: &SockTuple) -> Option<(Proto, SocketAddr, Option<SocketAddr>)> {
+    let ip = |a: &[u8; 16]| -> Option<IpAddr> {
+        match t.family {
+            2 => Some(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))),
+            10 => {
+                let v6 = Ipv6Addr::from(*a);
+                Some(match v6.to_ipv4_mapped() {
+                    Some(v4) => IpAddr::V4(v4),
+                    None => IpAddr::V6(v6),
+                })
+            }
+            _ => None,
+        }
+    };
+    let local = SocketAddr::new(ip(&t.local_addr)?, t.local_port);
+    let rip = ip(&t.remote_addr)?;
+    let remote =
+        (!rip.is_unspecified() || t.remote_port != 0).then(|| SocketAddr::new(rip, t.remote_port));
+    Some((Proto::from_ipproto(t.protocol), local, remote))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuples_decode_with_mapped_addresses_as_v4() {
+        let mut t = SockTuple {
+            family: 10,
+            protocol: 6,
+            local_port: 8080,
+            remote_port: 51000,
+            ..Default::default()
+        };
+        t.local_addr[10] = 0xff;
+        t.local_addr[11] = 0xff;
+        t.local_addr[12..].copy_from_slice(&[127, 0, 0, 1]);
+        t.remote_addr[15] = 1;
+        let (p, l, r) = endpoints(&t).unwrap();
+        assert_eq!(p, Proto::Tcp);
+        assert_eq!(l.to_string(), "127.0.0.1:8080");
+        assert_eq!(r.unwrap().to_string(), "[::1]:51000");
+        let unconnected = SockTuple {
+            family: 2,
+            protocol: 17,
+            local_port: 53,
+            ..Default::default()
+        };
+        assert_eq!(endpoints(&unconnected).unwrap().2, None);
+        assert!(
+            endpoints(&SockTuple {
+                family: 1,
+                ..Default::default()
+            })
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn comm_stops_at_nul() {
+        let mut c = [0u8; 16];
+        c[..4].copy_from_slice(b"curl");
+        assert_eq!(comm(&c), "curl");
+        assert_eq!(comm(b"exactly16bytes!!"), "exactly16bytes!!");
+    }
+}
