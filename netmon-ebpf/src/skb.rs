@@ -73,8 +73,13 @@ fn emit_tuple(ctx: &SkBuffContext, cookie: u64) {
         family: family as u16,
         protocol: ip_protocol(ctx),
         local_port: lport as u16,
-        // remote_port holds the network-order port in its low 16 bits.
-        remote_port: u16::from_be(rport as u16),
+        // The kernel shifts the network-order port into the upper 16 bits on little-endian
+        // hosts (bpf_convert_ctx_access); older kernels left it in the lower half.
+        remote_port: u16::from_be(if rport >> 16 != 0 {
+            (rport >> 16) as u16
+        } else {
+            rport as u16
+        }),
         ..SockTuple::default()
     };
     if family == AF_INET {
