@@ -1,1 +1,234 @@
-//! Helpers shared by the end-to-end tests.
+//! Harness for netmon's end-to-end tests: finds the binaries, runs a trafficgen scenario inside a
+//! network namespace of its own while netmon watches it, and hands back both sides' numbers.
+//! Everything it creates (processes, the namespace) is removed on drop, also when a test panics.
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::PathBuf,
+    process::{Child, ChildStdout, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+/// Root tests run only under `cargo xtask test` (which sets this); elsewhere they say so and
+/// pass. Under xtask a failure to get privileges is a failure, never a skip.
+pub fn privileged() -> bool {
+    if std::env::var("NETMON_PRIVILEGED_TESTS").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("skipping: needs root; run under `cargo xtask test`");
+    false
+}
+
+fn target_dir_bin(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
+    for profile in ["release", "debug"] {
+        let p = root.join(profile).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    root.join("release").join(name)
+}
+
+pub fn netmon_bin() -> PathBuf {
+    std::env::var_os("NETMON_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir_bin("netmon"))
+}
+
+pub fn trafficgen_bin() -> PathBuf {
+    std::env::var_os("NETMON_TEST_BIN_DIR")
+        .map(|d| PathBuf::from(d).join("trafficgen"))
+        .unwrap_or_else(|| target_dir_bin("trafficgen"))
+}
+
+/// A network namespace with `lo` up, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("netmon-test-{}-{tag}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name} failed");
+        let ns = Netns { name };
+        let ok = Command::new("ip")
+            .args(["-n", &ns.name, "link", "set", "lo", "up"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "bringing lo up in {} failed", ns.name);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Lines of a child's stdout, read on a thread so every wait can have a timeout.
+pub struct Lines(mpsc::Receiver<String>);
+
+impl Lines {
+    pub fn new(out: ChildStdout) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    pub fn next(&self, timeout: Duration) -> Option<String> {
+        self.0.recv_timeout(timeout).ok()
+    }
+
+    /// Every remaining line until the writer closes (or `timeout` passes).
+    pub fn rest(&self, timeout: Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut v = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.0.recv_timeout(left) {
+                Ok(l) => v.push(l),
+                Err(_) => break,
+            }
+        }
+        v
+    }
+}
+
+/// What one scenario produced: trafficgen's ground truth, netmon's final snapshot and exit code.
+pub struct Outcome {
+    pub truth: Value,
+    pub snapshot: Value,
+    pub netmon_exit: Option<i32>,
+    pub netmon_stderr: String,
+}
+
+impl Outcome {
+    pub fn process(&self, pid: u64) -> &Value {
+        self.snapshot["processes"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["pid"] == pid))
+            .unwrap_or_else(|| {
+                panic!(
+                    "pid {pid} not in netmon's final snapshot\ntruth: {}\nsnapshot: {}",
+                    self.truth, self.snapshot
+                )
+            })
+    }
+
+    /// (tx_bytes, rx_bytes) netmon counted for `pid`.
+    pub fn bytes(&self, pid: u64) -> (u64, u64) {
+        let p = self.process(pid);
+        (
+            p["tx_bytes"].as_u64().unwrap(),
+            p["rx_bytes"].as_u64().unwrap(),
+        )
+    }
+
+    pub fn truth_u64(&self, key: &str) -> u64 {
+        self.truth[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} missing in {}", self.truth))
+    }
+
+    pub fn unattributed(&self, reason: &str) -> u64 {
+        self.snapshot["unattributed"]
+            .as_array()
+            .and_then(|a| a.iter().find(|u| u["reason"] == reason))
+            .and_then(|u| u["bytes"].as_u64())
+            .unwrap_or(0)
+    }
+}
+
+/// Runs `trafficgen args` in a fresh netns while `netmon run --pid <it> --follow-children`
+/// watches, and returns both sides once trafficgen exits and netmon prints its final totals.
+pub fn scenario(tag: &str, args: &[&str], extra_netmon: &[&str]) -> Outcome {
+    let ns = Netns::new(tag);
+    let mut traffic = Guard(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(trafficgen_bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting trafficgen"),
+    );
+    let gen_out = Lines::new(traffic.0.stdout.take().unwrap());
+    let ready: Value = serde_json::from_str(
+        &gen_out
+            .next(Duration::from_secs(10))
+            .expect("trafficgen never said ready"),
+    )
+    .unwrap();
+    let pid = ready["ready"].as_u64().unwrap().to_string();
+
+    let mut netmon = Guard(
+        Command::new(netmon_bin())
+            .args(["run", "--pid", &pid, "--follow-children", "--json"])
+            .args(["--interval", "0.2", "--duration", "60"])
+            .args(extra_netmon)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting netmon"),
+    );
+    let nm_out = Lines::new(netmon.0.stdout.take().unwrap());
+    // The first snapshot means every program is attached.
+    let first = nm_out.next(Duration::from_secs(20));
+    if first.is_none() {
+        let _ = netmon.0.kill();
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut netmon.0.stderr.take().unwrap(), &mut err);
+        panic!("netmon printed nothing within 20 s; stderr: {err}");
+    }
+    writeln!(traffic.0.stdin.as_mut().unwrap(), "go").unwrap();
+    let truth: Value = serde_json::from_str(
+        &gen_out
+            .next(Duration::from_secs(60))
+            .expect("trafficgen gave no result"),
+    )
+    .unwrap();
+    let _ = traffic.0.wait();
+    let lines = nm_out.rest(Duration::from_secs(30));
+    let status = netmon.0.wait().ok();
+    let mut netmon_stderr = String::new();
+    if let Some(mut e) = netmon.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut netmon_stderr);
+    }
+    let last = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("\"final\":true"))
+        .unwrap_or_else(|| panic!("no final snapshot from netmon; stderr: {netmon_stderr}"));
+    Outcome {
+        truth,
+        snapshot: serde_json::from_str(last).unwrap(),
+        netmon_exit: status.and_then(|s| s.code()),
+        netmon_stderr,
+    }
+}

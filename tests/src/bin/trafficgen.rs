@@ -1,0 +1,304 @@
+//! Ground truth for netmon's end-to-end tests: moves exactly the bytes it is told to over
+//! loopback, between processes it forks, and prints one JSON line saying which pid moved what
+//! (counted from the syscalls' return values).
+//!
+//! Protocol with the test: print `{"ready":PID}`, wait for a line on stdin (so netmon can
+//! attach first), do the work, print the result line, exit. It kills itself after 60 s.
+use std::{
+    io::{BufRead, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    process::exit,
+    time::Duration,
+};
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: trafficgen tcp FAMILY SEND RECV | udp FAMILY connected|unconnected SEND DGRAM RECV | \
+         children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | sleep SECS"
+    );
+    exit(2)
+}
+
+fn num(s: Option<&String>) -> u64 {
+    s.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage())
+}
+
+fn loopback(family: u64) -> SocketAddr {
+    match family {
+        4 => "127.0.0.1:0".parse().unwrap(),
+        6 => "[::1]:0".parse().unwrap(),
+        _ => usage(),
+    }
+}
+
+/// fork(2); the child runs `f` and exits with its status, never returning.
+fn fork(f: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: trafficgen is single-threaded whenever it forks.
+    match unsafe { libc::fork() } {
+        -1 => panic!("fork failed"),
+        0 => {
+            let code = f();
+            // _exit: no atexit handlers or buffered output of the parent run twice.
+            unsafe { libc::_exit(code) }
+        }
+        pid => pid,
+    }
+}
+
+fn wait(pid: i32) -> i32 {
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    status
+}
+
+/// Reads until `want` bytes arrived or the peer closed; returns what arrived.
+fn read_exact_count(s: &mut impl Read, want: u64) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    while got < want {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n as u64,
+        }
+    }
+    got
+}
+
+/// Writes exactly `n` bytes, counting what `write` returned.
+fn write_count(s: &mut impl Write, n: u64) -> u64 {
+    let buf = vec![b'x'; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < n {
+        let chunk = (n - sent).min(buf.len() as u64) as usize;
+        match s.write(&buf[..chunk]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => sent += k as u64,
+        }
+    }
+    sent
+}
+
+/// A pipe a child reports its count through.
+fn pipe() -> (i32, i32) {
+    let mut fds = [0; 2];
+    unsafe { libc::pipe(fds.as_mut_ptr()) };
+    (fds[0], fds[1])
+}
+
+fn report(fd: i32, v: u64) {
+    let b = v.to_le_bytes();
+    unsafe { libc::write(fd, b.as_ptr().cast(), 8) };
+}
+
+fn collect(fd: i32) -> u64 {
+    let mut b = [0u8; 8];
+    let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 8) };
+    if n == 8 { u64::from_le_bytes(b) } else { 0 }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    unsafe { libc::alarm(60) };
+    println!("{{\"ready\":{}}}", std::process::id());
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    let result = match args.first().map(String::as_str) {
+        Some("tcp") => tcp(num(args.get(1)), num(args.get(2)), num(args.get(3))),
+        Some("udp") => udp(
+            num(args.get(1)),
+            args.get(2).map(String::as_str) == Some("connected"),
+            num(args.get(3)),
+            num(args.get(4)),
+            num(args.get(5)),
+        ),
+        Some("children") => children(num(args.get(1)), num(args.get(2))),
+        Some("shared") => shared(num(args.get(1)), num(args.get(2))),
+        Some("sleep") => {
+            std::thread::sleep(Duration::from_secs(num(args.get(1))));
+            format!("{{\"pid\":{}}}", std::process::id())
+        }
+        _ => usage(),
+    };
+    println!("{result}");
+}
+
+/// The parent serves: receives `send` bytes from a forked client, answers with `recv`.
+fn tcp(family: u64, send: u64, recv: u64) -> String {
+    let listener = TcpListener::bind(loopback(family)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let client = fork(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let sent = write_count(&mut c, send);
+        let got = read_exact_count(&mut c, recv);
+        report(wr, sent);
+        report(wr, got);
+        0
+    });
+    let (mut s, _) = listener.accept().unwrap();
+    let server_got = read_exact_count(&mut s, send);
+    let server_sent = write_count(&mut s, recv);
+    drop(s);
+    wait(client);
+    let (client_sent, client_got) = (collect(rd), collect(rd));
+    format!(
+        "{{\"server_pid\":{},\"client_pid\":{client},\"client_sent\":{client_sent},\"client_received\":{client_got},\"server_sent\":{server_sent},\"server_received\":{server_got}}}",
+        std::process::id()
+    )
+}
+
+/// The parent receives datagrams from a forked sender and answers each with one of its own
+/// until `recv` bytes went back. Sizes stay far below the socket buffers so loopback drops
+/// nothing; what each side's syscalls returned is reported either way.
+fn udp(family: u64, connected: bool, send: u64, dgram: u64, recv: u64) -> String {
+    let server = UdpSocket::bind(loopback(family)).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let dgram = dgram.max(1) as usize;
+    let client = fork(move || {
+        let c = UdpSocket::bind(loopback(family)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if connected {
+            c.connect(addr).unwrap();
+        }
+        let buf = vec![b'u'; dgram];
+        let (mut sent, mut got) = (0u64, 0u64);
+        let mut rbuf = vec![0u8; 65536];
+        while sent < send {
+            let n = (send - sent).min(dgram as u64) as usize;
+            let r = if connected {
+                c.send(&buf[..n])
+            } else {
+                c.send_to(&buf[..n], addr)
+            };
+            sent += r.unwrap_or(0) as u64;
+            // Lock-step: every datagram is answered (by an empty one once `recv` bytes went
+            // back), so no socket buffer ever overflows and loopback drops nothing.
+            let r = if connected {
+                c.recv(&mut rbuf)
+            } else {
+                c.recv_from(&mut rbuf).map(|(n, _)| n)
+            };
+            got += r.unwrap_or(0) as u64;
+        }
+        while got < recv {
+            match c.recv(&mut rbuf) {
+                Ok(n) => got += n as u64,
+                Err(_) => break,
+            }
+        }
+        report(wr, sent);
+        report(wr, got);
+        0
+    });
+    let (mut got, mut sent) = (0u64, 0u64);
+    let mut rbuf = vec![0u8; 65536];
+    let reply = vec![b'r'; dgram];
+    while got < send {
+        let Ok((n, peer)) = server.recv_from(&mut rbuf) else {
+            break;
+        };
+        got += n as u64;
+        // Answer every datagram; the last answer carries whatever is left of `recv`, and an
+        // empty datagram (0 payload bytes) keeps the lock-step once nothing is left.
+        let left = (recv - sent) as usize;
+        let n = if got >= send { left } else { left.min(dgram) };
+        if n == 0 {
+            let _ = server.send_to(&[], peer);
+        }
+        let mut off = 0;
+        while off < n {
+            let k = (n - off).min(dgram);
+            sent += server.send_to(&reply[..k], peer).unwrap_or(0) as u64;
+            off += k;
+        }
+    }
+    wait(client);
+    let (client_sent, client_got) = (collect(rd), collect(rd));
+    format!(
+        "{{\"server_pid\":{},\"client_pid\":{client},\"client_sent\":{client_sent},\"client_received\":{client_got},\"server_sent\":{sent},\"server_received\":{got}}}",
+        std::process::id()
+    )
+}
+
+/// `count` short-lived children, each connecting, sending `bytes` and exiting at once; a
+/// forked server process receives everything.
+fn children(count: u64, bytes: u64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let server = fork(move || {
+        let mut total = 0;
+        for _ in 0..count {
+            let Ok((mut s, _)) = listener.accept() else {
+                break;
+            };
+            total += read_exact_count(&mut s, bytes);
+        }
+        report(wr, total);
+        0
+    });
+    let mut pids = Vec::new();
+    for _ in 0..count {
+        pids.push(fork(move || {
+            let Ok(mut c) = TcpStream::connect(addr) else {
+                return 1;
+            };
+            if write_count(&mut c, bytes) == bytes {
+                0
+            } else {
+                1
+            }
+        }));
+        // Keep a handful in flight, as a busy client would.
+        if pids.len() % 8 == 0 {
+            for &p in &pids[pids.len() - 8..] {
+                wait(p);
+            }
+        }
+    }
+    for &p in &pids[pids.len() - pids.len() % 8..] {
+        wait(p);
+    }
+    wait(server);
+    let received = collect(rd);
+    let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+    format!(
+        "{{\"parent_pid\":{},\"server_pid\":{server},\"children\":[{}],\"bytes_each\":{bytes},\"server_received\":{received}}}",
+        std::process::id(),
+        list.join(",")
+    )
+}
+
+/// One connected socket, used by the parent and by a forked child.
+fn shared(parent_bytes: u64, child_bytes: u64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let server = fork(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        report(wr, read_exact_count(&mut s, parent_bytes + child_bytes));
+        0
+    });
+    let mut c = TcpStream::connect(addr).unwrap();
+    let mut cc = c.try_clone().unwrap();
+    let (crd, cwr) = pipe();
+    let child = fork(move || {
+        report(cwr, write_count(&mut cc, child_bytes));
+        0
+    });
+    wait(child);
+    let parent_sent = write_count(&mut c, parent_bytes);
+    drop(c);
+    wait(server);
+    format!(
+        "{{\"parent_pid\":{},\"child_pid\":{child},\"server_pid\":{server},\"parent_sent\":{parent_sent},\"child_sent\":{},\"server_received\":{}}}",
+        std::process::id(),
+        collect(crd),
+        collect(rd)
+    )
+}

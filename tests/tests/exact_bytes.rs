@@ -1,0 +1,188 @@
+//! netmon's per-process numbers against ground truth that trafficgen creates: exact payload
+//! bytes per pid, wire bytes within the header bound, nothing unattributed.
+use netmon_tests::{Outcome, privileged, scenario};
+
+const ROOT: &str = "needs root: run under cargo xtask test";
+
+/// Largest IP + L4 header a packet of this kind can carry.
+fn max_header(family: u64, tcp: bool) -> u64 {
+    let ip = if family == 4 { 60 } else { 40 };
+    ip + if tcp { 60 } else { 8 }
+}
+
+/// Wire bytes are payload plus at most one maximal header per packet.
+fn assert_wire_bound(o: &Outcome, pid: u64, family: u64, tcp: bool) {
+    let p = o.process(pid);
+    let h = max_header(family, tcp);
+    for dir in ["tx", "rx"] {
+        let payload = p[format!("{dir}_bytes")].as_u64().unwrap();
+        let wire = p[format!("{dir}_wire_bytes")].as_u64().unwrap();
+        let packets = p[format!("{dir}_packets")].as_u64().unwrap();
+        assert!(
+            wire >= payload && wire <= payload + packets * h,
+            "pid {pid} {dir}: wire {wire} not within payload {payload} + {packets} packets x {h}"
+        );
+    }
+}
+
+fn assert_exits_with_final_totals(o: &Outcome) {
+    assert_eq!(
+        o.netmon_exit,
+        Some(4),
+        "netmon should exit 4 once the watched process exits; stderr: {}",
+        o.netmon_stderr
+    );
+    assert!(o.netmon_stderr.contains("exited"), "{}", o.netmon_stderr);
+}
+
+fn client_server(o: &Outcome, family: u64, tcp: bool) {
+    let (client, server) = (o.truth_u64("client_pid"), o.truth_u64("server_pid"));
+    assert_eq!(
+        o.bytes(client),
+        (o.truth_u64("client_sent"), o.truth_u64("client_received")),
+        "client pid {client} (tx, rx); truth {}",
+        o.truth
+    );
+    assert_eq!(
+        o.bytes(server),
+        (o.truth_u64("server_sent"), o.truth_u64("server_received")),
+        "server pid {server} (tx, rx); truth {}",
+        o.truth
+    );
+    assert_wire_bound(o, client, family, tcp);
+    assert_wire_bound(o, server, family, tcp);
+    assert_eq!(o.unattributed("unknown_owner"), 0);
+    assert_exits_with_final_totals(o);
+}
+
+fn tcp(family: u64, send: u64, recv: u64) {
+    if !privileged() {
+        return;
+    }
+    let o = scenario(
+        &format!("tcp{family}"),
+        &[
+            "tcp",
+            &family.to_string(),
+            &send.to_string(),
+            &recv.to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(o.truth_u64("server_received"), send, "trafficgen itself");
+    client_server(&o, family, true);
+}
+
+fn udp(family: u64, connected: bool) {
+    if !privileged() {
+        return;
+    }
+    let mode = if connected {
+        "connected"
+    } else {
+        "unconnected"
+    };
+    let o = scenario(
+        &format!("udp{family}{}", &mode[..2]),
+        &["udp", &family.to_string(), mode, "300000", "1200", "54321"],
+        &[],
+    );
+    assert_eq!(o.truth_u64("server_received"), 300_000, "trafficgen itself");
+    client_server(&o, family, false);
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn tcp_v4_client_and_server() {
+    let _ = ROOT;
+    tcp(4, 1_000_000, 54_321);
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn tcp_v6_client_and_server() {
+    tcp(6, 5_000_000, 123_457);
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn udp_v4_connected() {
+    udp(4, true);
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn udp_v4_unconnected() {
+    udp(4, false);
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn udp_v6_connected() {
+    udp(6, true);
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn udp_v6_unconnected() {
+    udp(6, false);
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn a_thousand_short_lived_children() {
+    if !privileged() {
+        return;
+    }
+    let o = scenario("kids", &["children", "1000", "1500"], &[]);
+    let bytes = o.truth_u64("bytes_each");
+    let kids: Vec<u64> = o.truth["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 1000);
+    let mut wrong = Vec::new();
+    for &k in &kids {
+        let p = o.snapshot["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == k);
+        let tx = p.and_then(|p| p["tx_bytes"].as_u64()).unwrap_or(0);
+        if tx != bytes {
+            wrong.push((k, tx));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of 1000 children have the wrong byte count (pid, tx): {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+    let server = o.truth_u64("server_pid");
+    assert_eq!(o.bytes(server).1, 1000 * bytes);
+    assert_eq!(o.truth_u64("server_received"), 1000 * bytes);
+    // Nothing else was attributed to anyone: the watched tree moved exactly this much.
+    let total_tx = o.snapshot["totals"]["tx_bytes"].as_u64().unwrap();
+    assert_eq!(total_tx, 1000 * bytes, "bytes attributed to other pids");
+    assert_eq!(o.unattributed("unknown_owner"), 0);
+    assert_exits_with_final_totals(&o);
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn fork_shared_socket_is_split_by_sender() {
+    if !privileged() {
+        return;
+    }
+    let o = scenario("shared", &["shared", "700000", "300000"], &[]);
+    let parent = o.truth_u64("parent_pid");
+    let child = o.truth_u64("child_pid");
+    assert_eq!(o.bytes(parent).0, o.truth_u64("parent_sent"));
+    assert_eq!(o.bytes(child).0, o.truth_u64("child_sent"));
+    assert_eq!(o.truth_u64("child_sent"), 300_000);
+    assert_eq!(o.bytes(o.truth_u64("server_pid")).1, 1_000_000);
+    assert_exits_with_final_totals(&o);
+}
