@@ -67,12 +67,22 @@ fn clap_exit(e: clap::Error) -> ExitCode {
             Exit::Usage.into()
         }
         _ => {
+            // clap's message may continue on indented lines (e.g. the missing flags): keep
+            // them, but stop before the usage block, so it stays one line.
             let rendered = e.render().to_string();
-            let first = rendered
+            let parts: Vec<&str> = rendered
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let joined = parts.join(" ");
+            let first = joined.strip_prefix("error: ").unwrap_or(&joined);
+            let first = if first.is_empty() {
+                "invalid arguments"
+            } else {
+                first
+            };
             eprintln!("netmon: error: {first} (see 'netmon --help')");
             Exit::Usage.into()
         }

@@ -45,13 +45,13 @@ pub enum BackendChoice {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Watch this process (repeatable). Without it: every process, busiest first.
-    #[arg(short, long = "pid", value_name = "PID", value_parser = parse_pid)]
+    #[arg(short, long = "pid", value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
     pub pids: Vec<u32>,
     /// Also watch descendants of --pid, including those forked after start.
     #[arg(short = 'c', long, requires = "pids")]
     pub follow_children: bool,
     /// Refresh interval in seconds.
-    #[arg(short, long, default_value = "1", value_name = "SECS", value_parser = parse_interval)]
+    #[arg(short, long, default_value = "1", value_name = "SECS", value_parser = parse_interval, allow_negative_numbers = true)]
     pub interval: Duration,
     /// Print one snapshot after one interval and exit.
     #[arg(long)]
@@ -63,7 +63,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// Stop after this many seconds (0 = run until Ctrl-C or the watched processes exit).
-    #[arg(long, default_value = "0", value_name = "SECS", value_parser = parse_duration_secs)]
+    #[arg(long, default_value = "0", value_name = "SECS", value_parser = parse_duration_secs, allow_negative_numbers = true)]
     pub duration: Duration,
     /// Replay a recorded event stream (JSON lines) instead of reading the kernel.
     #[arg(long, value_name = "FILE", hide = true)]

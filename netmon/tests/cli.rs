@@ -76,3 +76,63 @@ fn help_and_version_succeed() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("netmon "));
 }
+
+#[test]
+fn a_pid_that_does_not_exist_exits_3() {
+    // PIDs are below the kernel's pid_max; find one that is free right now.
+    let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(32768);
+    let free = (2..max)
+        .rev()
+        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .expect("a free pid");
+    assert_clean_error(&["run", "--pid", &free.to_string()], 3, "no process");
+}
+
+#[test]
+fn a_malformed_replay_file_is_one_line() {
+    let dir = std::env::temp_dir().join(format!("netmon-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.jsonl");
+    std::fs::write(&f, "{\"type\":\"tick\",\"at_ms\":1}\nnot json\n").unwrap();
+    assert_clean_error(
+        &["run", "--replay", f.to_str().unwrap(), "--once"],
+        1,
+        ":2:",
+    );
+    assert_clean_error(&["run", "--replay", "/nonexistent/x.jsonl"], 1, "reading");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The whole pipeline without root: a recorded stream through the real binary.
+#[test]
+fn replay_prints_json_and_table() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/two_procs.jsonl"
+    );
+    let out = netmon(&["run", "--replay", fixture, "--json", "--interval", "0.05"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["final"], true);
+    assert_eq!(last["backend"], "replay");
+    let curl = last["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == 4242)
+        .unwrap();
+    assert_eq!(curl["rx_bytes"], 3_145_728);
+    let out = netmon(&["run", "--replay", fixture]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("curl -o /dev/null"), "{text}");
+    assert!(text.contains("unattributed: no_socket 80 B"), "{text}");
+}

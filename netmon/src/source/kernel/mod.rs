@@ -124,10 +124,13 @@ const CORE: &[(&str, Core, bool)] = &[
     ),
 ];
 
+/// A program's name and whether it attached (Err: one-line reason).
+pub type HookOutcome = (String, Result<(), String>);
+
 pub struct KernelSource {
     ebpf: Ebpf,
     backend: Rung,
-    attached: Vec<(String, Result<(), String>)>,
+    attached: Vec<HookOutcome>,
     reports: Vec<RungReport>,
     poll: Duration,
 }
@@ -185,7 +188,7 @@ fn first_line(e: &dyn std::error::Error) -> String {
 pub(crate) fn attach_core(
     ebpf: &mut Ebpf,
     btf: Option<&aya::Btf>,
-) -> Result<Vec<(String, Result<(), String>)>, KernelError> {
+) -> Result<Vec<HookOutcome>, KernelError> {
     let cg_path = system::cgroup2_root().ok_or(KernelError::NoCgroup2)?;
     let cg = File::open(&cg_path).map_err(|source| KernelError::OpenCgroup {
         path: cg_path.display().to_string(),
@@ -292,7 +295,7 @@ impl KernelSource {
     }
 
     /// Every core program and its attach outcome.
-    pub fn attached(&self) -> Vec<(String, Result<(), String>)> {
+    pub fn attached(&self) -> Vec<HookOutcome> {
         self.attached.clone()
     }
 
