@@ -186,3 +186,65 @@ fn fork_shared_socket_is_split_by_sender() {
     assert_eq!(o.bytes(o.truth_u64("server_pid")).1, 1_000_000);
     assert_exits_with_final_totals(&o);
 }
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn a_connection_opened_before_netmon_started() {
+    if !privileged() {
+        return;
+    }
+    let o = scenario("pre", &["preconnected", "2345678"], &[]);
+    let (client, server) = (o.truth_u64("client_pid"), o.truth_u64("server_pid"));
+    assert_eq!(
+        o.truth_u64("server_received"),
+        2_345_678,
+        "trafficgen itself"
+    );
+    assert_eq!(o.bytes(client).0, 2_345_678);
+    assert_eq!(o.bytes(server).1, 2_345_678);
+    let conn = &o.process(client)["connections"][0];
+    assert_eq!(conn["proto"], "tcp");
+    assert!(
+        conn["remote"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("127.0.0.1:")),
+        "{conn}"
+    );
+    assert_exits_with_final_totals(&o);
+}
+
+/// Every rung that loads here must be exact too: the classic tracepoint rung reads the cookie
+/// from the socket through a BTF offset instead of asking the kernel for it.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn forced_tracepoint_backend_is_exact() {
+    if !privileged() {
+        return;
+    }
+    let o = scenario(
+        "tp",
+        &["tcp", "4", "777777", "4321"],
+        &["--backend", "tracepoint"],
+    );
+    assert_eq!(o.snapshot["backend"], "tracepoint");
+    client_server(&o, 4, true);
+}
+
+/// The last rung counts no payload, only wire bytes, and says so through `backend`.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn forced_cgroup_backend_counts_wire_bytes_only() {
+    if !privileged() {
+        return;
+    }
+    let o = scenario(
+        "cg",
+        &["tcp", "4", "300000", "100"],
+        &["--backend", "cgroup"],
+    );
+    assert_eq!(o.snapshot["backend"], "cgroup");
+    let client = o.process(o.truth_u64("client_pid"));
+    assert_eq!(client["tx_bytes"], 0);
+    let wire = client["tx_wire_bytes"].as_u64().unwrap();
+    assert!(wire >= 300_000, "wire {wire}");
+}

@@ -14,7 +14,7 @@ use std::{
 fn usage() -> ! {
     eprintln!(
         "usage: trafficgen tcp FAMILY SEND RECV | udp FAMILY connected|unconnected SEND DGRAM RECV | \
-         children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | sleep SECS"
+         children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | preconnected SEND | sleep SECS"
     );
     exit(2)
 }
@@ -99,6 +99,8 @@ fn collect(fd: i32) -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     unsafe { libc::alarm(60) };
+    // `preconnected` opens its connection before saying ready, i.e. before netmon starts.
+    let pre = (args.first().map(String::as_str) == Some("preconnected")).then(preconnect);
     println!("{{\"ready\":{}}}", std::process::id());
     std::io::stdout().flush().unwrap();
     let mut line = String::new();
@@ -114,6 +116,10 @@ fn main() {
         ),
         Some("children") => children(num(args.get(1)), num(args.get(2))),
         Some("shared") => shared(num(args.get(1)), num(args.get(2))),
+        Some("preconnected") => match pre {
+            Some((c, server, rd)) => preconnected(c, server, rd, num(args.get(1))),
+            None => usage(),
+        },
         Some("sleep") => {
             std::thread::sleep(Duration::from_secs(num(args.get(1))));
             format!("{{\"pid\":{}}}", std::process::id())
@@ -271,6 +277,30 @@ fn children(count: u64, bytes: u64) -> String {
         "{{\"parent_pid\":{},\"server_pid\":{server},\"children\":[{}],\"bytes_each\":{bytes},\"server_received\":{received}}}",
         std::process::id(),
         list.join(",")
+    )
+}
+
+/// A connection (and its forked server) set up before netmon starts.
+fn preconnect() -> (TcpStream, i32, i32) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let server = fork(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        report(wr, read_exact_count(&mut s, u64::MAX));
+        0
+    });
+    (TcpStream::connect(addr).unwrap(), server, rd)
+}
+
+fn preconnected(mut c: TcpStream, server: i32, rd: i32, send: u64) -> String {
+    let sent = write_count(&mut c, send);
+    drop(c);
+    wait(server);
+    format!(
+        "{{\"client_pid\":{},\"server_pid\":{server},\"client_sent\":{sent},\"server_received\":{}}}",
+        std::process::id(),
+        collect(rd)
     )
 }
 
