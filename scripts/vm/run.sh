@@ -57,6 +57,9 @@ for t in "$SHARE"/tests/*; do
     {
         (
             cd "$cwd" &&
+                # Both test packages sit one level below the workspace root; insta needs it
+                # (there is no cargo in the guest to ask) and must not write (read-only tree).
+                INSTA_WORKSPACE_ROOT="$(cd "$cwd/.." && pwd)" CI=true \
                 NETMON_PRIVILEGED_TESTS=1 NETMON_BIN="$SHARE/bin/netmon" \
                     NETMON_TEST_BIN_DIR="$SHARE/bin" RUST_BACKTRACE=1 \
                     "$t" --include-ignored --test-threads=1 "$@"

@@ -201,7 +201,17 @@ fn a_connection_opened_before_netmon_started() {
         "trafficgen itself"
     );
     assert_eq!(o.bytes(client).0, 2_345_678);
-    assert_eq!(o.bytes(server).1, 2_345_678);
+    let rx = o.bytes(server).1;
+    match o.snapshot["backend"].as_str() {
+        // fexit and kretprobe see only calls that start after they attach: the server's one
+        // recv() already blocked in the kernel at that moment is missed (README, "Limits").
+        // trafficgen reads 64 KiB at a time, which bounds that one call.
+        Some("fentry" | "kprobe") => assert!(
+            rx <= 2_345_678 && rx + 65_536 >= 2_345_678,
+            "server rx {rx}: more than one in-flight read missing"
+        ),
+        _ => assert_eq!(rx, 2_345_678),
+    }
     let conn = &o.process(client)["connections"][0];
     assert_eq!(conn["proto"], "tcp");
     assert!(
@@ -219,6 +229,10 @@ fn a_connection_opened_before_netmon_started() {
 #[ignore = "needs root: run under cargo xtask test"]
 fn forced_tracepoint_backend_is_exact() {
     if !privileged() {
+        return;
+    }
+    if !std::path::Path::new("/sys/kernel/tracing/events/sock/sock_send_length").exists() {
+        eprintln!("skipping test - tracepoint sock/sock_send_length missing (kernel < 6.3)");
         return;
     }
     let o = scenario(

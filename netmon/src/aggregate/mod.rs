@@ -88,8 +88,32 @@ struct Process {
     retired: Retired,
 }
 
+/// Owners of sockets folded away, so packets that arrive after (a late FIN/ACK) still find their
+/// process instead of counting as unattributed. Bounded: the oldest are forgotten first.
+#[derive(Debug, Default)]
+struct Tombstones {
+    owners: HashMap<Cookie, (Pid, Origin)>,
+    order: std::collections::VecDeque<Cookie>,
+}
+
+const MAX_TOMBSTONES: usize = 65_536;
+
+impl Tombstones {
+    fn bury(&mut self, cookie: Cookie, owner: (Pid, Origin)) {
+        if self.owners.insert(cookie, owner).is_none() {
+            self.order.push_back(cookie);
+        }
+        while self.order.len() > MAX_TOMBSTONES {
+            if let Some(old) = self.order.pop_front() {
+                self.owners.remove(&old);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Aggregator {
+    tombstones: Tombstones,
     filter: Filter,
     retention: Retention,
     sockets: HashMap<Cookie, Socket>,
@@ -166,7 +190,7 @@ impl Aggregator {
                 ..
             } => {
                 self.processes.entry(pid).or_default();
-                self.sockets.entry(cookie).or_default();
+                self.socket(cookie);
                 let p = self.payload.entry((cookie, pid)).or_default();
                 p.tx.set(tx_bytes);
                 p.rx.set(rx_bytes);
@@ -178,7 +202,7 @@ impl Aggregator {
                 tx_packets,
                 rx_packets,
             } => {
-                let w = &mut self.sockets.entry(cookie).or_default().wire;
+                let w = &mut self.socket(cookie).wire;
                 w.tx_bytes.set(tx_bytes);
                 w.rx_bytes.set(rx_bytes);
                 w.tx_packets.set(tx_packets);
@@ -233,6 +257,16 @@ impl Aggregator {
                 self.lost.insert(source, count);
             }
         }
+    }
+
+    /// The socket's entry, created on first sight; a socket folded away earlier gets its owner
+    /// back from the tombstones.
+    fn socket(&mut self, cookie: Cookie) -> &mut Socket {
+        let tomb = &self.tombstones;
+        self.sockets.entry(cookie).or_insert_with(|| Socket {
+            owner: tomb.owners.get(&cookie).copied(),
+            ..Socket::default()
+        })
     }
 
     /// Pids the snapshot shows; `None` means all.
@@ -418,7 +452,8 @@ impl Aggregator {
             let Some(s) = self.sockets.remove(&cookie) else {
                 continue;
             };
-            if let Some((owner, _)) = s.owner {
+            if let Some((owner, origin)) = s.owner {
+                self.tombstones.bury(cookie, (owner, origin));
                 let r = &mut self.processes.entry(owner).or_default().retired;
                 r.tx_wire_bytes += s.wire.tx_bytes.total();
                 r.rx_wire_bytes += s.wire.rx_bytes.total();

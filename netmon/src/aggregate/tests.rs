@@ -346,3 +346,27 @@ fn counter_reset_does_not_lose_or_invent_bytes() {
     agg.ingest(payload(1, 100, 30, 0));
     assert_eq!(process(&agg.snapshot(), 100).tx_bytes, 1030);
 }
+
+#[test]
+fn packets_after_a_socket_was_folded_away_still_find_its_owner() {
+    let mut agg = Aggregator::new(Filter::default()).with_retention(Retention {
+        closed_snapshots: 0,
+        exited_snapshots: 100,
+    });
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            wire(1, 1000, 0),
+            Event::SocketClosed { cookie: 1 },
+        ],
+    );
+    agg.snapshot();
+    agg.snapshot();
+    assert!(agg.sockets.is_empty(), "folded away");
+    // The kernel forgot it too, so the late FIN/ACK starts a fresh cumulative count.
+    agg.ingest(wire(1, 60, 0));
+    let s = agg.snapshot();
+    assert_eq!(unattributed(&s, "unknown_owner"), (0, 0));
+    assert_eq!(process(&s, 100).tx_wire_bytes, 1060);
+}

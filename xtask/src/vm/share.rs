@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use super::initramfs::{is_static, set_mode};
 
 /// Host tools the root tests may call (copied when present on the host).
-const TOOLS: &[&str] = &["ip", "ss", "nstat", "tc", "bpftool"];
+const TOOLS: &[&str] = &["ip", "ss", "nstat", "tc", "bpftool", "setpriv"];
 
 /// A binary cargo built.
 pub struct Executable {

@@ -26,9 +26,9 @@ use crate::{
     source::procfs::ProcfsSource,
 };
 
-/// Polls a released socket's counters survive before its map entries are deleted: late
-/// packets (FIN/ACK after close) still land in the meantime.
-const RELEASE_GRACE_POLLS: u64 = 3;
+/// How long a released socket's map entries survive: the close handshake's last packets
+/// (FIN/ACK, sometimes seconds later on a loaded or emulated machine) still land on them.
+const RELEASE_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Reader {
     ebpf: Ebpf,
@@ -43,6 +43,7 @@ pub struct Reader {
     /// Cookie → poll number after which its entries are deleted.
     released: StdHashMap<u64, u64>,
     polls: u64,
+    grace_polls: u64,
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> KernelError {
@@ -74,6 +75,7 @@ impl Reader {
             sent_counters: vec![u64::MAX; counter::COUNT as usize],
             released: StdHashMap::new(),
             polls: 0,
+            grace_polls: (RELEASE_GRACE.as_millis() / poll.as_millis().max(1)).max(3) as u64,
         })
     }
 
@@ -146,7 +148,7 @@ impl Reader {
                 out.push(Event::SocketClosed { cookie: r.cookie });
                 self.released
                     .entry(r.cookie)
-                    .or_insert(self.polls + RELEASE_GRACE_POLLS);
+                    .or_insert(self.polls + self.grace_polls);
             }
             event_kind::PROC_FORK => out.push(Event::ProcessForked {
                 parent: r.tgid,
