@@ -97,10 +97,27 @@ fn emit_tuple(ctx: &SkBuffContext, cookie: u64) {
         kind: event_kind::SOCK_TUPLE,
         cookie,
         ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+        arg0: sock_type(skb) as u64,
         tuple: t,
         ..Default::default()
     };
     emit(&ev);
+}
+
+/// SOCK_STREAM, SOCK_DGRAM, SOCK_RAW… of the packet's socket; 0 when it is not a full socket.
+/// The kernel sends TIME_WAIT ACKs and RSTs from per-netns raw control sockets no process
+/// owns; user space tells those apart from sockets whose owner it missed.
+#[inline(always)]
+fn sock_type(skb: *mut aya_ebpf::bindings::__sk_buff) -> u32 {
+    let sk = unsafe { core::ptr::read_volatile(&raw const (*skb).__bindgen_anon_2.sk) };
+    if sk.is_null() {
+        return 0;
+    }
+    let full = unsafe { aya_ebpf::helpers::generated::bpf_sk_fullsock(sk) };
+    if full.is_null() {
+        return 0;
+    }
+    unsafe { core::ptr::read_volatile(&raw const (*full).type_) }
 }
 
 /// The L4 protocol from the packet's IP header (cgroup_skb data starts at the network header).

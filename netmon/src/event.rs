@@ -136,6 +136,8 @@ pub enum UnattributedReason {
     NoCookie,
     /// A socket whose owner no hook and no /proc scan revealed.
     UnknownOwner,
+    /// The kernel's own control sockets (TIME_WAIT ACKs, RSTs): no process sent these.
+    KernelSocket,
     /// The per-process payload map was full.
     PayloadMapFull,
     /// The per-socket wire map was full.
@@ -148,6 +150,7 @@ impl UnattributedReason {
             UnattributedReason::NoSocket => "no_socket",
             UnattributedReason::NoCookie => "no_cookie",
             UnattributedReason::UnknownOwner => "unknown_owner",
+            UnattributedReason::KernelSocket => "kernel_socket",
             UnattributedReason::PayloadMapFull => "payload_map_full",
             UnattributedReason::WireMapFull => "wire_map_full",
         }
@@ -209,6 +212,11 @@ pub enum Event {
     SocketState {
         cookie: Cookie,
         state: TcpState,
+    },
+    /// A socket the kernel uses for itself (a per-netns raw control socket): its packets are
+    /// nobody's, and are shown as such rather than as an owner netmon missed.
+    KernelSocket {
+        cookie: Cookie,
     },
     /// Cumulative exact payload moved by `pid` through socket `cookie`.
     Payload {

@@ -75,6 +75,26 @@ impl Drop for Netns {
     }
 }
 
+/// `Tcp: RetransSegs` of the namespace's /proc/net/snmp.
+fn retrans_segs(ns: &Netns) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "cat", "/proc/net/snmp"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let tcp: Vec<&str> = out.lines().filter(|l| l.starts_with("Tcp:")).collect();
+    if tcp.len() < 2 {
+        return 0;
+    }
+    let names = tcp[0].split_whitespace();
+    let values = tcp[1].split_whitespace();
+    names
+        .zip(values)
+        .find(|(n, _)| *n == "RetransSegs")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A child process killed (and reaped) on drop.
 pub struct Guard(pub Child);
 
@@ -121,6 +141,8 @@ impl Lines {
 
 /// What one scenario produced: trafficgen's ground truth, netmon's final snapshot and exit code.
 pub struct Outcome {
+    /// TCP segments the test's namespace retransmitted (they are on the wire twice).
+    pub tcp_retrans_segs: u64,
     pub truth: Value,
     pub snapshot: Value,
     pub netmon_exit: Option<i32>,
@@ -226,6 +248,7 @@ pub fn scenario(tag: &str, args: &[&str], extra_netmon: &[&str]) -> Outcome {
         .find(|l| l.contains("\"final\":true"))
         .unwrap_or_else(|| panic!("no final snapshot from netmon; stderr: {netmon_stderr}"));
     Outcome {
+        tcp_retrans_segs: retrans_segs(&ns),
         truth,
         snapshot: serde_json::from_str(last).unwrap(),
         netmon_exit: status.and_then(|s| s.code()),

@@ -51,6 +51,7 @@ struct Socket {
     remote: Option<std::net::SocketAddr>,
     state: Option<TcpState>,
     closed_at: Option<u64>,
+    kernel: bool,
     wire: Wire,
 }
 
@@ -179,6 +180,7 @@ impl Aggregator {
                 s.local = Some(local);
                 s.remote = remote;
             }
+            Event::KernelSocket { cookie } => self.socket(cookie).kernel = true,
             Event::SocketState { cookie, state } => {
                 self.sockets.entry(cookie).or_default().state = Some(state);
             }
@@ -419,14 +421,17 @@ impl Aggregator {
     /// Kernel reasons plus wire bytes of sockets nobody owns, always listed.
     fn unattributed_rows(&self) -> Vec<UnattributedRow> {
         let mut map = self.unattributed.clone();
-        let (mut bytes, mut packets) = (0, 0);
+        map.entry(UnattributedReason::UnknownOwner).or_default();
         for s in self.sockets.values().filter(|s| s.owner.is_none()) {
-            bytes += s.wire.tx_bytes.total() + s.wire.rx_bytes.total();
-            packets += s.wire.tx_packets.total() + s.wire.rx_packets.total();
+            let reason = if s.kernel {
+                UnattributedReason::KernelSocket
+            } else {
+                UnattributedReason::UnknownOwner
+            };
+            let e = map.entry(reason).or_default();
+            e.0 += s.wire.tx_bytes.total() + s.wire.rx_bytes.total();
+            e.1 += s.wire.tx_packets.total() + s.wire.rx_packets.total();
         }
-        let e = map.entry(UnattributedReason::UnknownOwner).or_default();
-        e.0 += bytes;
-        e.1 += packets;
         map.entry(UnattributedReason::NoSocket).or_default();
         map.into_iter()
             .map(|(r, (bytes, packets))| UnattributedRow {

@@ -370,3 +370,19 @@ fn packets_after_a_socket_was_folded_away_still_find_its_owner() {
     assert_eq!(unattributed(&s, "unknown_owner"), (0, 0));
     assert_eq!(process(&s, 100).tx_wire_bytes, 1060);
 }
+
+#[test]
+fn kernel_control_sockets_are_their_own_reason() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            Event::KernelSocket { cookie: 9 },
+            wire(9, 520, 0),
+            wire(8, 100, 0),
+        ],
+    );
+    let s = agg.snapshot();
+    assert_eq!(unattributed(&s, "kernel_socket"), (520, 5));
+    assert_eq!(unattributed(&s, "unknown_owner"), (100, 1));
+}

@@ -26,6 +26,8 @@ use crate::{
     source::procfs::ProcfsSource,
 };
 
+const SOCK_RAW: u64 = 3;
+
 /// How long a released socket's map entries survive: the close handshake's last packets
 /// (FIN/ACK, sometimes seconds later on a loaded or emulated machine) still land on them.
 const RELEASE_GRACE: Duration = Duration::from_secs(2);
@@ -37,6 +39,8 @@ pub struct Reader {
     started: Instant,
     procfs: ProcfsSource,
     known_pids: HashSet<u32>,
+    /// Cookies a process owns: a raw socket among them is a user's, not the kernel's.
+    owned: HashSet<u64>,
     sent_payload: StdHashMap<(u64, u32), PayloadStats>,
     sent_wire: StdHashMap<u64, WireStats>,
     sent_counters: Vec<u64>,
@@ -70,6 +74,7 @@ impl Reader {
             started: Instant::now(),
             procfs: ProcfsSource::default(),
             known_pids: HashSet::new(),
+            owned: HashSet::new(),
             sent_payload: StdHashMap::new(),
             sent_wire: StdHashMap::new(),
             sent_counters: vec![u64::MAX; counter::COUNT as usize],
@@ -117,6 +122,7 @@ impl Reader {
     fn translate(&mut self, r: &KernelEvent, out: &mut Vec<Event>) {
         match r.kind {
             event_kind::SOCK_OWNER => {
+                self.owned.insert(r.cookie);
                 self.learn_pid(r.tgid, r, out);
                 out.push(Event::SocketOwner {
                     cookie: r.cookie,
@@ -129,6 +135,9 @@ impl Reader {
             }
             event_kind::SOCK_FLOW => self.learn_pid(r.tgid, r, out),
             event_kind::SOCK_TUPLE => {
+                if r.arg0 == SOCK_RAW && !self.owned.contains(&r.cookie) {
+                    out.push(Event::KernelSocket { cookie: r.cookie });
+                }
                 if let Some((proto, local, remote)) = endpoints(&r.tuple) {
                     out.push(Event::SocketEndpoints {
                         cookie: r.cookie,
@@ -329,6 +338,7 @@ impl Reader {
             self.sent_payload.remove(&k);
         }
         for c in due {
+            self.owned.remove(&c);
             self.sent_wire.remove(&c);
             self.released.remove(&c);
         }
