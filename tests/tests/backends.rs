@@ -73,3 +73,49 @@ fn doctor_names_the_rung_run_uses() {
         serde_json::from_str(String::from_utf8_lossy(&run.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(last["backend"], report["backend"]);
 }
+
+/// Every payload rung that works on this kernel (per `doctor`) gives exact bytes, not just
+/// the one `auto` picks: TCP v4 and unconnected UDP v6, client and server side.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn every_working_rung_is_exact() {
+    if !privileged() {
+        return;
+    }
+    let out = Command::new(netmon_bin())
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut tried = Vec::new();
+    for rung in report["rungs"].as_array().unwrap() {
+        let name = rung["name"].as_str().unwrap();
+        if rung["ok"] != true || name == "cgroup" {
+            eprintln!("rung {name}: not tested here ({})", rung["detail"]);
+            continue;
+        }
+        let flag = name.replace('_', "-");
+        for (tag, args) in [
+            ("t", vec!["tcp", "4", "654321", "12345"]),
+            (
+                "u",
+                vec!["udp", "6", "unconnected", "120000", "1000", "9999"],
+            ),
+        ] {
+            let o = netmon_tests::scenario(
+                &format!("{}{tag}", &name[..2]),
+                &args,
+                &["--backend", &flag],
+            );
+            assert_eq!(o.snapshot["backend"], name);
+            let (c, s) = (o.truth_u64("client_pid"), o.truth_u64("server_pid"));
+            let want_c = (o.truth_u64("client_sent"), o.truth_u64("client_received"));
+            let want_s = (o.truth_u64("server_sent"), o.truth_u64("server_received"));
+            assert_eq!(o.bytes(c), want_c, "rung {name}, {args:?}, client");
+            assert_eq!(o.bytes(s), want_s, "rung {name}, {args:?}, server");
+        }
+        tried.push(name.to_string());
+    }
+    eprintln!("exact on rungs: {tried:?}");
+    assert!(!tried.is_empty(), "no payload rung works here");
+}
