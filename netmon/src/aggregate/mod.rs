@@ -362,10 +362,10 @@ impl Aggregator {
             p.sort_connections();
         }
         processes.sort_by(|a, b| {
-            (b.tx_rate + b.rx_rate)
-                .total_cmp(&(a.tx_rate + a.rx_rate))
-                .then((b.tx_bytes + b.rx_bytes).cmp(&(a.tx_bytes + a.rx_bytes)))
-                .then(a.pid.cmp(&b.pid))
+            snapshot::busiest_first(
+                (a.tx_rate + a.rx_rate, a.tx_bytes + a.rx_bytes, a.pid as u64),
+                (b.tx_rate + b.rx_rate, b.tx_bytes + b.rx_bytes, b.pid as u64),
+            )
         });
 
         let mut totals = Totals::default();

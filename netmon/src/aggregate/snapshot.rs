@@ -131,10 +131,15 @@ impl ProcessRow {
 
     pub(super) fn sort_connections(&mut self) {
         self.connections.sort_by(|a, b| {
-            (b.tx_rate + b.rx_rate)
-                .total_cmp(&(a.tx_rate + a.rx_rate))
-                .then((b.tx_bytes + b.rx_bytes).cmp(&(a.tx_bytes + a.rx_bytes)))
-                .then(a.cookie.cmp(&b.cookie))
+            busiest_first(
+                (a.tx_rate + a.rx_rate, a.tx_bytes + a.rx_bytes, a.cookie),
+                (b.tx_rate + b.rx_rate, b.tx_bytes + b.rx_bytes, b.cookie),
+            )
         });
     }
+}
+
+/// Rows ordered like nethogs: highest rate first, then most bytes, then a stable id.
+pub(super) fn busiest_first(a: (f64, u64, u64), b: (f64, u64, u64)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2))
 }
