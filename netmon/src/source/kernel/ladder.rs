@@ -165,6 +165,12 @@ fn try_rung(ebpf: &mut Ebpf, rung: Rung, pre: &Preconditions<'_>) -> Result<(), 
     for &(name, target) in rung.programs() {
         if let Err(e) = attach_one(ebpf, name, target, pre.btf) {
             unload(ebpf, rung);
+            // aya names the BTF symbol it looked for; say what that means.
+            if e.contains("unknown BTF type") {
+                return Err(format!(
+                    "{target} is not in this kernel (tracepoint added in 6.3, or function missing): {e}"
+                ));
+            }
             return Err(format!("{name} on {target}: {e}"));
         }
     }

@@ -95,7 +95,7 @@ pub fn tracepoint_offsets(category: &str, name: &str, fields: &[&str]) -> Result
             std::fs::read_to_string(format!("{root}/events/{category}/{name}/format")).ok()
         })
         .ok_or_else(|| {
-            format!("tracepoint {category}/{name} missing (tracefs not mounted, or kernel < 6.3)")
+            format!("tracepoint {category}/{name} missing (added in kernel 6.3; or tracefs could not be mounted)")
         })?;
     parse_format_offsets(&text, fields)
         .ok_or_else(|| format!("tracepoint {category}/{name} lacks fields {fields:?}"))
