@@ -266,3 +266,26 @@ fn forced_cgroup_backend_counts_wire_bytes_only() {
     let wire = client["tx_wire_bytes"].as_u64().unwrap();
     assert!(wire >= 300_000, "wire {wire}");
 }
+
+/// An idle connection from before netmon started is known only through /proc/*/fd joined
+/// with sock_diag: it must still appear under its process with the right addresses.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn an_idle_connection_from_before_start_is_found_through_proc() {
+    if !privileged() {
+        return;
+    }
+    let o = scenario("idle", &["preconnected", "0"], &[]);
+    let client = o.process(o.truth_u64("client_pid"));
+    let conns = client["connections"].as_array().unwrap();
+    let c = conns
+        .iter()
+        .find(|c| c["proto"] == "tcp" && c["remote"].is_string())
+        .unwrap_or_else(|| panic!("no tcp connection for the client: {client}"));
+    assert!(c["owner"] == true, "{c}");
+    assert!(
+        c["local"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{c}"
+    );
+    assert_eq!(client["tx_bytes"], 0);
+}
