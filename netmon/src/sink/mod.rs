@@ -1,6 +1,7 @@
 //! Sinks turn a [`crate::aggregate::Snapshot`] into output; none of them touches a source.
 pub mod human;
 pub mod json;
+pub mod prometheus;
 pub mod table;
 
 #[cfg(test)]
