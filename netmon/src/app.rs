@@ -41,7 +41,13 @@ pub fn main() -> ExitCode {
     };
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args, false),
+        Command::Serve(mut args) => {
+            if args.listen.is_none() {
+                args.listen = crate::sink::http::DEFAULT_LISTEN.parse().ok();
+            }
+            run(args, true)
+        }
         Command::Doctor(args) => crate::doctor::run(&args),
     };
     match result {
@@ -100,7 +106,8 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-fn run(args: RunArgs) -> Result<ExitCode> {
+/// `serving`: no table on stdout, keep serving after a replay ends (until --duration/Ctrl-C).
+fn run(args: RunArgs, serving: bool) -> Result<ExitCode> {
     if args.replay.is_none() {
         for &pid in &args.pids {
             if procfs::liveness(&args.procfs_root, pid) == Liveness::Gone {
@@ -116,7 +123,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let exit = rt.block_on(run_async(args))?;
+    let exit = rt.block_on(run_async(args, serving))?;
     Ok(exit.into())
 }
 
@@ -168,7 +175,12 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
     })
 }
 
-async fn run_async(args: RunArgs) -> Result<Exit> {
+async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
+    // Bind first: a taken port is reported before the kernel programs load.
+    let listener = match args.listen {
+        Some(addr) => Some(crate::sink::http::bind(addr).await?),
+        None => None,
+    };
     let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
     let sources = start_sources(&args, tx)?;
     let mut recorder = match &args.record {
@@ -184,6 +196,22 @@ async fn run_async(args: RunArgs) -> Result<Exit> {
         follow_children: args.follow_children,
     });
     let mut out = Output::new(&args);
+    out.quiet = serving;
+    let _server = listener.map(|l| {
+        let (publish, snapshots) = watch::channel(std::sync::Arc::new(Snapshot::default()));
+        out.publish = Some(publish);
+        if let Ok(addr) = l.local_addr() {
+            eprintln!("netmon: serving /metrics on http://{addr}/metrics");
+        }
+        AbortOnDrop(tokio::spawn(crate::sink::http::serve(
+            l,
+            snapshots,
+            crate::sink::prometheus::MetricsOptions {
+                top_k: args.metrics_top_k,
+                pid_label: args.metrics_pid_label,
+            },
+        )))
+    });
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut ticker = tokio::time::interval_at(Instant::now() + args.interval, args.interval);
@@ -202,7 +230,7 @@ async fn run_async(args: RunArgs) -> Result<Exit> {
                     agg.ingest(ev);
                 }
                 // A replay that ran out ends the run like --once would.
-                None if replaying => break Ending::Done,
+                None if replaying && !serving => break Ending::Done,
                 None => source_done = true,
             },
             _ = ticker.tick() => {
@@ -277,11 +305,23 @@ fn watched_all_gone(args: &RunArgs) -> bool {
             .all(|&p| procfs::liveness(&args.procfs_root, p) != Liveness::Alive)
 }
 
-/// Prints snapshots as a live table (terminal), plain tables (pipe) or JSON lines.
+/// Stops the HTTP server when the run ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Prints snapshots as a live table (terminal), plain tables (pipe) or JSON lines, and hands
+/// them to the HTTP endpoint when there is one.
 struct Output {
     json: bool,
     live: bool,
     width: usize,
+    quiet: bool,
+    publish: Option<watch::Sender<std::sync::Arc<Snapshot>>>,
 }
 
 impl Output {
@@ -291,6 +331,8 @@ impl Output {
             json: args.json,
             live: tty && !args.json && !args.once,
             width: terminal_width().unwrap_or(120),
+            quiet: false,
+            publish: None,
         }
     }
 
@@ -298,6 +340,12 @@ impl Output {
         let mut snap: Snapshot = agg.snapshot();
         snap.backend = backend.to_string();
         snap.r#final = last;
+        if let Some(p) = &self.publish {
+            p.send_replace(std::sync::Arc::new(snap.clone()));
+        }
+        if self.quiet {
+            return Ok(());
+        }
         let text = if self.json {
             render_json(&snap)
         } else {

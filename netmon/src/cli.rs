@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Live per-process (or per-PID) traffic table.
     Run(RunArgs),
+    /// Long-running exporter: /metrics, /healthz, /api/v1/processes (default 127.0.0.1:9742).
+    Serve(RunArgs),
     /// Which kernel hooks work here and which backend `run` would use.
     Doctor(DoctorArgs),
 }
@@ -71,6 +73,15 @@ pub struct RunArgs {
     /// Root of the proc filesystem (for tests on fixture trees).
     #[arg(long, value_name = "DIR", default_value = "/proc", hide = true)]
     pub procfs_root: PathBuf,
+    /// Also serve /metrics, /healthz and /api/v1/processes on ADDR (`serve`: 127.0.0.1:9742).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Processes with their own metric series; the rest are summed under comm="other".
+    #[arg(long, default_value = "50", value_name = "N")]
+    pub metrics_top_k: usize,
+    /// Add a `pid` label to per-process metrics (more series).
+    #[arg(long)]
+    pub metrics_pid_label: bool,
     /// Record every event the sources produce to FILE (JSON lines), for --replay.
     #[arg(long, value_name = "FILE", hide = true)]
     pub record: Option<PathBuf>,

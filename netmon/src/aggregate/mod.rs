@@ -347,6 +347,16 @@ impl Aggregator {
             let conn = connection_row(cookie, Some(s), true, secs);
             row.add(conn, self.retention.closed_snapshots, self.snapshots);
         }
+        // Processes whose sockets were all folded away keep their row (and totals) until the
+        // process itself is forgotten.
+        for (&pid, p) in &self.processes {
+            let r = p.retired;
+            let moved = r.tx_bytes + r.rx_bytes + r.tx_wire_bytes + r.rx_wire_bytes > 0;
+            if moved && shows(pid) {
+                rows.entry(pid)
+                    .or_insert_with(|| row_for(pid, &self.processes));
+            }
+        }
         // Watched processes appear even before their first byte.
         if let Some(w) = &watched {
             for &pid in w {

@@ -386,3 +386,26 @@ fn kernel_control_sockets_are_their_own_reason() {
     assert_eq!(unattributed(&s, "kernel_socket"), (520, 5));
     assert_eq!(unattributed(&s, "unknown_owner"), (100, 1));
 }
+
+#[test]
+fn a_process_whose_sockets_all_closed_keeps_its_row() {
+    let mut agg = Aggregator::new(Filter::default()).with_retention(Retention {
+        closed_snapshots: 0,
+        exited_snapshots: 2,
+    });
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            payload(1, 100, 5, 7),
+            Event::SocketClosed { cookie: 1 },
+        ],
+    );
+    for _ in 0..4 {
+        agg.snapshot();
+    }
+    let s = agg.snapshot();
+    let p = process(&s, 100);
+    assert_eq!((p.tx_bytes, p.rx_bytes), (5, 7));
+    assert!(p.connections.is_empty());
+}

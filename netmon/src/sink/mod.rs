@@ -1,4 +1,5 @@
 //! Sinks turn a [`crate::aggregate::Snapshot`] into output; none of them touches a source.
+pub mod http;
 pub mod human;
 pub mod json;
 pub mod prometheus;
