@@ -9,8 +9,15 @@ use hyper::{Request, Response, StatusCode, body::Incoming, header, service::serv
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::watch};
 
-use super::prometheus::{MetricsOptions, render_metrics};
 use crate::aggregate::Snapshot;
+
+/// What the endpoint serves until the next interval: the snapshot and its metrics text,
+/// rendered once per interval however many scrapers there are.
+#[derive(Debug)]
+pub struct Published {
+    pub snapshot: Snapshot,
+    pub metrics: Result<String, String>,
+}
 
 /// The port README documents; loopback only unless the user says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9742";
@@ -41,23 +48,16 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 }
 
 /// Serves until the task is dropped.
-pub async fn serve(
-    listener: TcpListener,
-    snapshots: watch::Receiver<Arc<Snapshot>>,
-    opts: MetricsOptions,
-) {
-    let opts = Arc::new(opts);
+pub async fn serve(listener: TcpListener, published: watch::Receiver<Arc<Published>>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let snapshots = snapshots.clone();
-        let opts = opts.clone();
+        let published = published.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let snap = snapshots.borrow().clone();
-                let opts = opts.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &snap, &opts)) }
+                let p = published.borrow().clone();
+                async move { Ok::<_, Infallible>(respond(&req, &p)) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -69,14 +69,11 @@ pub async fn serve(
     }
 }
 
-fn respond(
-    req: &Request<Incoming>,
-    snap: &Snapshot,
-    opts: &MetricsOptions,
-) -> Response<Full<Bytes>> {
+fn respond(req: &Request<Incoming>, p: &Published) -> Response<Full<Bytes>> {
+    let snap = &p.snapshot;
     let (status, ctype, body) = match req.uri().path() {
-        "/metrics" => match render_metrics(snap, opts) {
-            Ok(text) => (StatusCode::OK, "text/plain; version=0.0.4", text),
+        "/metrics" => match &p.metrics {
+            Ok(text) => (StatusCode::OK, "text/plain; version=0.0.4", text.clone()),
             Err(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "text/plain",
