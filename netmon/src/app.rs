@@ -182,7 +182,13 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
 }
 
 async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
-    // Bind first: a taken port is reported before the kernel programs load.
+    // Read the web config and bind first: a bad file or a taken port is reported before the
+    // kernel programs load.
+    let web = match &args.web_config {
+        Some(path) => crate::sink::web_config::WebConfig::load(path)
+            .map_err(|e| AppError::new(Exit::Usage, e.to_string()))?,
+        None => Default::default(),
+    };
     let listener = match args.listen {
         Some(addr) => Some(crate::sink::http::bind(addr).await?),
         None => None,
@@ -219,9 +225,14 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         let (publish, published) = watch::channel(first);
         out.publish = Some((publish, metrics));
         if let Ok(addr) = l.local_addr() {
-            eprintln!("netmon: serving /metrics on http://{addr}/metrics");
+            let scheme = if web.tls.is_some() { "https" } else { "http" };
+            eprintln!("netmon: serving /metrics on {scheme}://{addr}/metrics");
         }
-        AbortOnDrop(tokio::spawn(crate::sink::http::serve(l, published)))
+        AbortOnDrop(tokio::spawn(crate::sink::http::serve(
+            l,
+            published,
+            web.clone(),
+        )))
     });
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;

@@ -9,7 +9,11 @@ use hyper::{Request, Response, StatusCode, body::Incoming, header, service::serv
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::watch};
 
+use super::web_config::{BasicAuth, WebConfig};
 use crate::aggregate::Snapshot;
+
+/// A client that opens a connection and never finishes the TLS handshake is dropped after this.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the endpoint serves until the next interval: the snapshot and its metrics text,
 /// rendered once per interval however many scrapers there are.
@@ -48,25 +52,76 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 }
 
 /// Serves until the task is dropped.
-pub async fn serve(listener: TcpListener, published: watch::Receiver<Arc<Published>>) {
+pub async fn serve(
+    listener: TcpListener,
+    published: watch::Receiver<Arc<Published>>,
+    web: WebConfig,
+) {
+    let tls = web.tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let published = published.clone();
+        let auth = web.auth.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let p = published.borrow().clone();
-                async move { Ok::<_, Infallible>(respond(&req, &p)) }
+                let auth = auth.clone();
+                async move { Ok::<_, Infallible>(handle(req, p, auth).await) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
+            let http = hyper::server::conn::http1::Builder::new();
+            let r = match tls {
+                None => http.serve_connection(TokioIo::new(stream), svc).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => http.serve_connection(TokioIo::new(s), svc).await,
+                        Ok(Err(e)) => {
+                            log::debug!("TLS handshake with {peer}: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            log::debug!("TLS handshake with {peer} timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = r {
                 log::debug!("http connection: {e}");
             }
         });
     }
+}
+
+/// Checks basic auth (bcrypt on the blocking pool, so a slow hash never stalls the event
+/// pipeline), then answers.
+async fn handle(
+    req: Request<Incoming>,
+    p: Arc<Published>,
+    auth: Option<Arc<BasicAuth>>,
+) -> Response<Full<Bytes>> {
+    if let Some(auth) = auth {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let ok = tokio::task::spawn_blocking(move || auth.check(header.as_deref()))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            let mut resp = Response::new(Full::new(Bytes::from_static(b"unauthorized\n")));
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"netmon\""),
+            );
+            return resp;
+        }
+    }
+    respond(&req, &p)
 }
 
 fn respond(req: &Request<Incoming>, p: &Published) -> Response<Full<Bytes>> {
