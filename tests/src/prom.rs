@@ -359,7 +359,7 @@ pub struct Traffic {
     child: Guard,
     out: Lines,
     pub pid: u64,
-    _ns: Netns,
+    pub ns: Netns,
 }
 
 impl Traffic {
@@ -386,7 +386,7 @@ impl Traffic {
             child,
             out,
             pid,
-            _ns: ns,
+            ns,
         }
     }
 
@@ -406,6 +406,24 @@ impl Traffic {
     pub fn wait(&mut self) {
         let _ = self.child.0.wait();
     }
+}
+
+/// A counter of the namespace's /proc/net/snmp, e.g. `snmp(ns, "Tcp", "RetransSegs")`.
+pub fn snmp(ns: &Netns, group: &str, name: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "cat", "/proc/net/snmp"])
+        .output()
+        .expect("reading /proc/net/snmp in the namespace");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{group}:");
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert!(rows.len() >= 2, "no {group} rows in /proc/net/snmp");
+    rows[0]
+        .split_whitespace()
+        .zip(rows[1].split_whitespace())
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("{group} {name} not in /proc/net/snmp"))
 }
 
 /// Every `netmon_[a-z_]+` identifier in `text`.

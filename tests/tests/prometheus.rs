@@ -10,7 +10,7 @@ use std::{
 
 use netmon_tests::{
     privileged,
-    prom::{Prometheus, Sample, Serve, Traffic, contrib_dir, wait_for},
+    prom::{Prometheus, Sample, Serve, Traffic, contrib_dir, snmp, wait_for},
 };
 use serde_json::Value;
 
@@ -550,5 +550,300 @@ fn concurrent_scrapers_neither_fail_nor_stall_the_pipeline() {
     assert_eq!(
         for_pid(&m, "netmon_process_network_transmit_bytes_total", client),
         Some(sent as f64)
+    );
+}
+
+// The metrics below land with the stateful exporter (issue #5); until then these tests fail
+// at `netmon serve --watch-network` (an unknown flag) or at the first missing series.
+
+const WATCH: [&str; 4] = [
+    "--watch-network",
+    "lo=127.0.0.0/8",
+    "--watch-network",
+    "ten=10.0.0.0/8",
+];
+
+/// `name{pid="P", extra...}` of netmon's /metrics.
+fn value(samples: &[Sample], name: &str, pid: u64, extra: &[(&str, &str)]) -> Option<f64> {
+    let pid = pid.to_string();
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && s.labels.get("pid") == Some(&pid)
+                && extra
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(v))
+        })
+        .map(|s| s.value)
+}
+
+fn serve_with_watched_networks(tag: &str) -> Serve {
+    let mut args = vec![
+        "--interval",
+        "0.2",
+        "--metrics-pid-label",
+        "--metrics-top-k",
+        "100000",
+    ];
+    args.extend(WATCH);
+    Serve::start(tag, &[], &args)
+}
+
+/// Waits until netmon's /metrics shows every `(pid, family, value)` (final counts from the
+/// ground truth), then returns the whole scrape.
+fn settled(serve: &Serve, want: &[(u64, &str, u64)]) -> Vec<Sample> {
+    let mut last = Vec::new();
+    wait_for(Duration::from_secs(15), || {
+        let m = serve.metrics();
+        last = want
+            .iter()
+            .map(|&(pid, name, _)| value(&m, name, pid, &[]))
+            .collect();
+        last.iter()
+            .zip(want)
+            .all(|(got, w)| *got == Some(w.2 as f64))
+            .then_some(m)
+    })
+    .unwrap_or_else(|| panic!("netmon {last:?}, truth {want:?}; {}", serve.stderr()))
+}
+
+const TX: &str = "netmon_process_network_transmit_bytes_total";
+const RX: &str = "netmon_process_network_receive_bytes_total";
+
+/// A lossy TCP transfer (nftables drops one TCP packet in 20 on input in the test's namespace):
+/// bytes stay exact, retransmits are counted within what the namespace's own MIB saw, the one
+/// connection is opened once, to a watched network, with RTT samples, and the process has an
+/// identity series.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn tcp_health_metrics_follow_the_kernel_counters() {
+    if !privileged() {
+        return;
+    }
+    let serve = serve_with_watched_networks("health");
+    let (send, answer) = (20_000_000u64, 200_000u64);
+    let mut traffic = Traffic::start(
+        "health",
+        &["tcp", "4", &send.to_string(), &answer.to_string()],
+    );
+    let nft = |rule: &str| {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &traffic.ns.name, "nft", rule])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "nft {rule} in {}", traffic.ns.name);
+    };
+    // The table lives in the namespace and goes with it. Drops on input, not output: TCP
+    // sees a locally dropped output packet as a failed send and sends it again later without
+    // counting a retransmit. ~300 data segments make a run without any retransmit unlikely
+    // (0.95^300).
+    nft("add table inet nmprom");
+    nft("add chain inet nmprom in { type filter hook input priority 0; }");
+    nft("add rule inet nmprom in meta l4proto tcp numgen random mod 20 == 0 drop");
+    traffic.say("go");
+    let truth = traffic.result(Duration::from_secs(90));
+    traffic.wait();
+    let (client, server) = (u64_of(&truth, "client_pid"), u64_of(&truth, "server_pid"));
+    // Payload stays exact under loss.
+    let m = settled(
+        &serve,
+        &[
+            (client, TX, u64_of(&truth, "client_sent")),
+            (client, RX, u64_of(&truth, "client_received")),
+            (server, TX, u64_of(&truth, "server_sent")),
+            (server, RX, u64_of(&truth, "server_received")),
+        ],
+    );
+
+    let retrans_segs = snmp(&traffic.ns, "Tcp", "RetransSegs");
+    assert!(retrans_segs > 0, "dropping 5% caused no retransmit");
+    let retransmits: f64 = [client, server]
+        .iter()
+        .filter_map(|&p| value(&m, "netmon_process_tcp_retransmits_total", p, &[]))
+        .fold(0.0, |a, b| a + b);
+    // The tracepoint fires per retransmitted skb, the MIB counts segments: an skb may carry
+    // several, so netmon's count lies in (0, RetransSegs].
+    assert!(
+        retransmits > 0.0 && retransmits <= retrans_segs as f64,
+        "netmon {retransmits} retransmits, namespace RetransSegs {retrans_segs}"
+    );
+    eprintln!("retransmits: netmon {retransmits}, RetransSegs {retrans_segs}");
+
+    let active_opens = snmp(&traffic.ns, "Tcp", "ActiveOpens");
+    assert_eq!(
+        value(
+            &m,
+            "netmon_process_connections_opened_total",
+            client,
+            &[("proto", "tcp")]
+        ),
+        Some(active_opens as f64),
+        "client connections opened vs ActiveOpens"
+    );
+    assert_eq!(
+        value(
+            &m,
+            "netmon_process_watched_network_connections_total",
+            client,
+            &[("network", "lo")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        value(
+            &m,
+            "netmon_process_watched_network_connections_total",
+            client,
+            &[("network", "ten")]
+        )
+        .unwrap_or(0.0)
+            == 0.0,
+        "a connection to 127.0.0.1 counted for 10.0.0.0/8"
+    );
+
+    let count = value(&m, "netmon_process_tcp_rtt_seconds_count", client, &[]).unwrap_or(0.0);
+    let sum = value(&m, "netmon_process_tcp_rtt_seconds_sum", client, &[]).unwrap_or(0.0);
+    assert!(count >= 1.0, "no RTT sample for the client");
+    assert!(
+        sum > 0.0 && sum / count < 1.0,
+        "mean RTT {} s on loopback",
+        sum / count
+    );
+    let inf = value(
+        &m,
+        "netmon_process_tcp_rtt_seconds_bucket",
+        client,
+        &[("le", "+Inf")],
+    );
+    assert_eq!(inf, Some(count), "+Inf bucket equals _count");
+
+    let info = m
+        .iter()
+        .find(|s| {
+            s.name == "netmon_process_info"
+                && s.labels.get("pid").map(String::as_str) == Some(&client.to_string())
+        })
+        .unwrap_or_else(|| panic!("no netmon_process_info for pid {client}"));
+    assert_eq!(info.value, 1.0);
+    assert_eq!(info.labels["comm"], "trafficgen");
+    assert!(
+        info.labels["exe"].ends_with("/trafficgen"),
+        "{:?}",
+        info.labels
+    );
+    let ns_inode = std::os::unix::fs::MetadataExt::ino(
+        &std::fs::metadata(format!("/run/netns/{}", traffic.ns.name)).unwrap(),
+    );
+    assert!(
+        info.labels["netns"].contains(&ns_inode.to_string()),
+        "netns {:?}, namespace inode {ns_inode}",
+        info.labels["netns"]
+    );
+    for key in ["unit", "container"] {
+        assert!(
+            info.labels.contains_key(key),
+            "{key} missing: {:?}",
+            info.labels
+        );
+    }
+
+    // Per-process series carry the identity labels, globals exist.
+    for s in m.iter().filter(|s| s.name.starts_with("netmon_process_")) {
+        for key in ["comm", "unit", "container", "pid"] {
+            assert!(
+                s.labels.contains_key(key),
+                "{} lacks {key}: {:?}",
+                s.name,
+                s.labels
+            );
+        }
+    }
+    let tracked = m
+        .iter()
+        .find(|s| s.name == "netmon_tracked_processes")
+        .expect("netmon_tracked_processes");
+    assert!(tracked.value >= 1.0);
+    assert!(m.iter().any(|s| s.name == "netmon_other_processes"));
+}
+
+/// An aborted connection: one RST sent by the client, one received by the server, as the
+/// namespace's own counters say.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn tcp_resets_are_counted_per_direction() {
+    if !privileged() {
+        return;
+    }
+    let serve = serve_with_watched_networks("reset");
+    let mut traffic = Traffic::start("reset", &["reset", "5000"]);
+    traffic.say("go");
+    let truth = traffic.result(Duration::from_secs(30));
+    traffic.wait();
+    assert_eq!(
+        truth["server_saw_reset"], true,
+        "trafficgen itself: {truth}"
+    );
+    let out_rsts = snmp(&traffic.ns, "Tcp", "OutRsts");
+    assert_eq!(out_rsts, 1, "the namespace sent {out_rsts} RSTs");
+    let (client, server) = (u64_of(&truth, "client_pid"), u64_of(&truth, "server_pid"));
+    let m = settled(
+        &serve,
+        &[
+            (client, TX, u64_of(&truth, "client_sent")),
+            (server, RX, u64_of(&truth, "server_received")),
+        ],
+    );
+    assert_eq!(
+        value(
+            &m,
+            "netmon_process_tcp_resets_total",
+            client,
+            &[("direction", "sent")]
+        ),
+        Some(out_rsts as f64)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "netmon_process_tcp_resets_total",
+            server,
+            &[("direction", "received")]
+        ),
+        Some(1.0)
+    );
+}
+
+/// A connected UDP socket counts as one connection opened, with proto="udp".
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn udp_sockets_count_as_connections_opened() {
+    if !privileged() {
+        return;
+    }
+    let serve = serve_with_watched_networks("udp");
+    let mut traffic = Traffic::start("udp", &["udp", "4", "connected", "30000", "1200", "5000"]);
+    traffic.say("go");
+    let truth = traffic.result(Duration::from_secs(30));
+    traffic.wait();
+    let client = u64_of(&truth, "client_pid");
+    let m = settled(&serve, &[(client, TX, u64_of(&truth, "client_sent"))]);
+    assert_eq!(
+        value(
+            &m,
+            "netmon_process_connections_opened_total",
+            client,
+            &[("proto", "udp")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "netmon_process_watched_network_connections_total",
+            client,
+            &[("network", "lo")]
+        ),
+        Some(1.0)
     );
 }

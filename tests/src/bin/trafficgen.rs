@@ -15,7 +15,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: trafficgen tcp FAMILY SEND RECV | udp FAMILY connected|unconnected SEND DGRAM RECV | \
          children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | preconnected SEND | sleep SECS | \
-         swarm COUNT BYTES | steady SECS CHUNK"
+         swarm COUNT BYTES | steady SECS CHUNK | reset SEND"
     );
     exit(2)
 }
@@ -123,6 +123,7 @@ fn main() {
         },
         Some("swarm") => swarm(num(args.get(1)), num(args.get(2))),
         Some("steady") => steady(num(args.get(1)), num(args.get(2))),
+        Some("reset") => reset(num(args.get(1))),
         Some("sleep") => {
             std::thread::sleep(Duration::from_secs(num(args.get(1))));
             format!("{{\"pid\":{}}}", std::process::id())
@@ -416,6 +417,52 @@ fn steady(secs: u64, chunk: u64) -> String {
     wait(client);
     format!(
         "{{\"server_pid\":{},\"client_pid\":{client},\"client_sent\":{},\"server_received\":{got}}}",
+        std::process::id(),
+        collect(rd)
+    )
+}
+
+/// A forked client connects, sends `send` bytes and aborts the connection (SO_LINGER 0: one
+/// RST instead of a FIN); the parent reads the bytes and then sees the reset.
+fn reset(send: u64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let (grd, gwr) = pipe();
+    let client = fork(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let sent = write_count(&mut c, send);
+        // Close only once the server has read everything, so the RST cannot discard data.
+        collect(grd);
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt reads one linger struct we own.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&c),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as u32,
+            )
+        };
+        drop(c);
+        report(wr, sent);
+        0
+    });
+    let (mut s, _) = listener.accept().unwrap();
+    let got = read_exact_count(&mut s, send);
+    report(gwr, got);
+    let mut b = [0u8; 1];
+    let reset_seen = matches!(
+        s.read(&mut b),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset
+    );
+    wait(client);
+    format!(
+        "{{\"server_pid\":{},\"client_pid\":{client},\"client_sent\":{},\"server_received\":{got},\"server_saw_reset\":{reset_seen}}}",
         std::process::id(),
         collect(rd)
     )
