@@ -11,6 +11,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod prom;
+
 /// Root tests run only under `cargo xtask test` (which sets this); elsewhere they say so and
 /// pass. Under xtask a failure to get privileges is a failure, never a skip.
 pub fn privileged() -> bool {
