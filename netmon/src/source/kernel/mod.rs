@@ -37,10 +37,8 @@ pub enum KernelError {
     NoObject,
     #[error("{0}")]
     Privilege(String),
-    #[error(
-        "kernel BTF missing (/sys/kernel/btf/vmlinux): netmon needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
-    )]
-    NoBtf,
+    #[error("kernel BTF missing ({0}): netmon needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
+    NoBtf(String),
     #[error("{0}")]
     Btf(#[from] btf::BtfError),
     #[error(
@@ -162,8 +160,9 @@ pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'st
 {
     let obj = ebpf_object()?;
     system::check_privileges().map_err(KernelError::Privilege)?;
-    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Err(KernelError::NoBtf);
+    let btf_path = btf::vmlinux_path();
+    if !btf_path.exists() {
+        return Err(KernelError::NoBtf(btf_path.display().to_string()));
     }
     system::raise_memlock();
     let btf = Btf::from_sys_fs()?;
@@ -185,7 +184,7 @@ pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'st
     let ebpf = loader
         .load(obj)
         .map_err(|e| KernelError::Load(first_line(&e)))?;
-    let aya_btf = aya::Btf::from_sys_fs().ok();
+    let aya_btf = aya::Btf::parse_file(&btf_path, aya::Endianness::default()).ok();
     Ok((
         ebpf,
         aya_btf,
