@@ -155,6 +155,7 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
         backend: args.backend,
         // Poll maps faster than we print so a snapshot is never a whole interval stale.
         poll: (args.interval / 4).clamp(Duration::from_millis(50), Duration::from_millis(250)),
+        capture: None,
     };
     let kernel = KernelSource::load(&opts)?;
     let backend = kernel.backend().to_string();

@@ -331,6 +331,8 @@ impl Aggregator {
             }
             Event::TcpStats { cookie, stats } => self.socket(cookie).tcp.set(&stats),
             Event::ResetsWithoutSocket { count } => self.resets_without_socket = count,
+            // Packets are decoded and printed by `netmon capture`, not aggregated.
+            Event::Packet(_) | Event::CaptureStats(_) => {}
             Event::ProcessForked { parent, child } => {
                 if parent != child {
                     self.children.entry(parent).or_default().insert(child);
