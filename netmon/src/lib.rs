@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod error;
 pub mod event;
 pub mod identity;
+pub mod netinfo;
 pub mod procnet;
 pub mod sink;
 pub mod source;
