@@ -5,3 +5,8 @@ pub mod meta;
 pub mod packet;
 pub mod summary;
 pub mod value;
+
+pub use decode::decode;
+pub use meta::{Direction, PacketMeta};
+pub use packet::{Layer, LinkType, Packet, Problem};
+pub use value::{Mac, Value};

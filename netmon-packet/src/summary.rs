@@ -45,7 +45,12 @@ pub fn layers(pkt: &Packet) -> String {
         layer(&mut s, l);
     }
     for p in &pkt.problems {
-        let _ = write!(s, " ! {}: {}", p.layer, p.reason);
+        if p.truncated {
+            // The reason already names the layer ("truncated at TCP payload: ...").
+            let _ = write!(s, " ! {}", p.reason);
+        } else {
+            let _ = write!(s, " ! {}: {}", p.layer, p.reason);
+        }
     }
     s
 }

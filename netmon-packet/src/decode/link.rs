@@ -27,8 +27,12 @@ pub(super) fn ethernet(pkt: &mut Packet, data: &[u8]) {
         pkt.layers.push(layer);
         let len = usize::from(type_or_len);
         if rest.len() < len {
-            // The LLC decoder reports the cut where it happens, if it happens in a header.
             llc::llc(pkt, rest, true);
+            // A cut on a TLV boundary looks complete to the layer decoders: say it here.
+            if pkt.truncated_at().is_none() {
+                let last = pkt.layers.last().map_or("Ethernet", |l| l.name);
+                pkt.truncated(last, "payload", len, rest.len());
+            }
         } else {
             // Bytes past the length are padding to the 60-byte minimum frame.
             llc::llc(pkt, &rest[..len], false);

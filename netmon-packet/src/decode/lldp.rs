@@ -34,7 +34,12 @@ pub(super) fn lldp(pkt: &mut Packet, data: &[u8]) {
     if let Some((need, have)) = cut {
         pkt.truncated("LLDP", "TLV", need, have);
     } else if !ended {
-        pkt.problem("LLDP", "no End Of LLDPDU TLV");
+        // Ends on a TLV boundary without the End TLV: most likely cut there by the snap length.
+        pkt.problems.push(crate::packet::Problem {
+            layer: "LLDP",
+            reason: "truncated at LLDP TLVs: no End Of LLDPDU TLV".into(),
+            truncated: true,
+        });
     }
 }
 
