@@ -338,7 +338,10 @@ mod tests {
         assert_eq!(size_of::<TcpStats>(), 8 * (5 + RTT_BUCKETS));
         assert_eq!(size_of::<KernelFilter>(), 24);
         assert_eq!(size_of::<CaptureConfig>(), 24 + 24);
-        assert_eq!(size_of::<CaptureRecord>(), 8 + 8 + 12 + 4 + 16 + MAX_SNAPLEN);
+        assert_eq!(
+            size_of::<CaptureRecord>(),
+            8 + 8 + 12 + 4 + 16 + MAX_SNAPLEN
+        );
     }
 
     #[test]

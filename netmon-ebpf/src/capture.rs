@@ -99,14 +99,26 @@ pub fn netmon_tc_ingress(ctx: TcContext) -> i32 {
 pub fn netmon_tc_egress(ctx: TcContext) -> i32 {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    capture(&Tc(&ctx), ifindex, direction::EGRESS, capture_hook::TC, cookie);
+    capture(
+        &Tc(&ctx),
+        ifindex,
+        direction::EGRESS,
+        capture_hook::TC,
+        cookie,
+    );
     TC_ACT_OK
 }
 
 #[xdp]
 pub fn netmon_xdp(ctx: XdpContext) -> u32 {
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    capture(&Xdp(&ctx), ifindex, direction::INGRESS, capture_hook::XDP, 0);
+    capture(
+        &Xdp(&ctx),
+        ifindex,
+        direction::INGRESS,
+        capture_hook::XDP,
+        0,
+    );
     xdp_action::XDP_PASS
 }
 

@@ -55,6 +55,9 @@ pub fn main() -> ExitCode {
             run(args, true)
         }
         Command::Doctor(args) => crate::doctor::run(&args),
+        Command::Capture(args) => crate::capture::capture(args),
+        Command::Interfaces(args) => crate::capture::interfaces(&args),
+        Command::Routes(args) => crate::capture::routes(&args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 //! `app` wires them; `cli` only parses flags.
 pub mod aggregate;
 pub mod app;
+pub mod capture;
 pub mod cli;
 pub mod doctor;
 pub mod error;

@@ -99,7 +99,8 @@ pub fn attach(ebpf: &mut Ebpf, spec: &CaptureSpec) -> Result<CaptureAttachment, 
         attach_tc(ebpf, TC_EGRESS, iface, TcAttachType::Egress)?;
         if spec.xdp {
             let mode = attach_xdp(ebpf, iface)?;
-            out.how.push(format!("{iface}: XDP ({mode}) ingress, TC egress"));
+            out.how
+                .push(format!("{iface}: XDP ({mode}) ingress, TC egress"));
         } else {
             attach_tc(ebpf, TC_INGRESS, iface, TcAttachType::Ingress)?;
             let via = if tcx { "TCX" } else { "clsact" };

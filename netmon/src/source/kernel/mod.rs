@@ -341,7 +341,10 @@ impl KernelSource {
 
     /// How capture attached on each interface (empty without capture).
     pub fn capture_attachment(&self) -> Vec<String> {
-        self.capture.as_ref().map(|c| c.how.clone()).unwrap_or_default()
+        self.capture
+            .as_ref()
+            .map(|c| c.how.clone())
+            .unwrap_or_default()
     }
 
     /// Every core program and its attach outcome.

@@ -524,7 +524,12 @@ fn drain_packets(ring: &mut RingBuf<MapData>, boot_offset_ns: i128) -> Vec<Packe
             cookie: r.cookie,
             ifindex: r.ifindex,
             egress: r.direction == direction::EGRESS,
-            hook: if r.hook == capture_hook::XDP { "xdp" } else { "tc" }.to_string(),
+            hook: if r.hook == capture_hook::XDP {
+                "xdp"
+            } else {
+                "tc"
+            }
+            .to_string(),
             orig_len: r.orig_len,
             pid: r.tgid,
             comm: comm(&r.comm),
