@@ -961,3 +961,139 @@ fn udp_sockets_count_as_connections_opened() {
         Some(1.0)
     );
 }
+
+/// A systemd syscall group (`@system-service`) expanded to syscall names, groups within groups
+/// included, as this host's systemd defines them.
+fn syscall_group(group: &str, out: &mut BTreeSet<String>) {
+    let list = Command::new("systemd-analyze")
+        .args(["syscall-filter", group])
+        .output()
+        .expect("running systemd-analyze");
+    assert!(
+        list.status.success(),
+        "systemd-analyze syscall-filter {group}"
+    );
+    for entry in String::from_utf8_lossy(&list.stdout).lines().skip(1) {
+        let entry = entry.trim();
+        if entry.is_empty() || entry.starts_with('#') {
+            continue;
+        }
+        if entry.starts_with('@') {
+            syscall_group(entry, out);
+        } else {
+            out.insert(entry.to_string());
+        }
+    }
+}
+
+/// Kills a pid (not a child of ours) on drop.
+struct KillPid(i32);
+
+impl Drop for KillPid {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid we looked up and a valid signal.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+/// Every system call `netmon serve` makes while it loads, scans /proc, counts traffic and
+/// answers scrapes is in the unit's SystemCallFilter= (the filter itself needs systemd as PID
+/// 1; strace shows what it would have to allow).
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn every_syscall_serve_makes_is_in_the_unit_filter() {
+    if !privileged() {
+        return;
+    }
+    for tool in ["strace", "systemd-analyze"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("skipping test - {tool} not installed");
+            return;
+        }
+    }
+    let unit = std::fs::read_to_string(contrib_dir().join("systemd/netmon.service")).unwrap();
+    let mut allowed = BTreeSet::new();
+    for entry in unit
+        .lines()
+        .find_map(|l| l.strip_prefix("SystemCallFilter="))
+        .expect("SystemCallFilter= in the unit")
+        .split_whitespace()
+    {
+        if entry.starts_with('@') {
+            syscall_group(entry, &mut allowed);
+        } else {
+            allowed.insert(entry.to_string());
+        }
+    }
+    assert!(
+        allowed.contains("bpf") && allowed.len() > 100,
+        "{allowed:?}"
+    );
+
+    let backends: &[&str] =
+        if Path::new("/sys/kernel/tracing/events/sock/sock_send_length").exists() {
+            &["auto", "tracepoint"]
+        } else {
+            &["auto"]
+        };
+    for backend in backends {
+        let trace = netmon_tests::prom::TempDir::new(&format!("strace-{backend}"));
+        let file = trace.0.join("strace.out");
+        let file_arg = file.display().to_string();
+        let serve = Serve::start(
+            &format!("strace-{backend}"),
+            &["strace", "-f", "-qq", "-o", &file_arg],
+            &["--interval", "0.2", "--backend", backend],
+        );
+        // strace's one child is netmon; it must not outlive the test.
+        let netmon: i32 =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", serve.pid()))
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("netmon under strace");
+        let _netmon = KillPid(netmon);
+
+        let mut traffic = Traffic::start(&format!("sc-{backend}"), &["tcp", "4", "100000", "100"]);
+        traffic.say("go");
+        traffic.result(Duration::from_secs(30));
+        traffic.wait();
+        std::thread::sleep(Duration::from_millis(500));
+        serve.get("/metrics");
+        serve.get("/api/v1/processes");
+        // SIGTERM: the shutdown path (final drain, unload) is traced too.
+        // SAFETY: kill(2) on the pid found above.
+        unsafe { libc::kill(netmon, libc::SIGTERM) };
+        let gone = wait_for(Duration::from_secs(10), || {
+            (!Path::new(&format!("/proc/{netmon}")).exists()).then_some(())
+        });
+        assert!(gone.is_some(), "netmon did not stop on SIGTERM");
+
+        let text = std::fs::read_to_string(&file).unwrap();
+        let used: BTreeSet<String> = text
+            .lines()
+            .filter_map(|l| {
+                // "PID name(args…" or "PID <... name resumed>…"
+                let rest = l.split_once(' ')?.1.trim_start();
+                let rest = rest.strip_prefix("<... ").unwrap_or(rest);
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                (!name.is_empty()).then_some(name)
+            })
+            .collect();
+        assert!(used.contains("bpf"), "strace saw no bpf(2): {used:?}");
+        let refused: Vec<&String> = used.difference(&allowed).collect();
+        eprintln!(
+            "backend {backend}: {} distinct syscalls, none outside the filter: {}",
+            used.len(),
+            refused.is_empty()
+        );
+        assert!(
+            refused.is_empty(),
+            "backend {backend}: netmon calls {refused:?}, which SystemCallFilter= refuses"
+        );
+    }
+}
