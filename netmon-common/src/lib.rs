@@ -18,6 +18,8 @@ pub mod maps {
     pub const WIRE: &str = "WIRE";
     /// `PerCpuArray<u64>` indexed by [`crate::counter`].
     pub const COUNTERS: &str = "COUNTERS";
+    /// `HashMap<u64 cookie, TcpStats>`: retransmits, resets and RTT samples per TCP socket.
+    pub const TCP_STATS: &str = "TCP_STATS";
 }
 
 /// Indexes into the `COUNTERS` per-CPU array: things the kernel saw but could not record or
@@ -40,6 +42,10 @@ pub mod counter {
     pub const PAYLOAD_FULL_BYTES: u32 = 7;
     /// Wire bytes lost because WIRE was full.
     pub const WIRE_FULL_BYTES: u32 = 8;
+    /// A TCP_STATS insert failed (map full): that socket's retransmits/resets/RTT are missing.
+    pub const TCP_STATS_FULL: u32 = 9;
+    /// RSTs the kernel sent with no socket at all (a closed port answering a SYN or stray segment).
+    pub const RST_NO_SOCKET: u32 = 10;
     pub const COUNT: u32 = 16;
 }
 
@@ -132,6 +138,62 @@ pub struct WireStats {
     pub rx_packets: u64,
 }
 
+/// Log2 buckets of smoothed RTT in microseconds: bucket `i` holds samples of at most `2^i` µs
+/// (and more than `2^(i-1)`), so a Prometheus `le` bound of `2^i` µs is exact; the last bucket
+/// also takes everything larger. Index with `rtt_bucket(us - 1)`.
+pub const RTT_BUCKETS: usize = 24;
+
+/// TCP behaviour of one socket, cumulative.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Segments retransmitted (tcp_retransmit_skb, successful ones where the kernel says).
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    /// RTT samples (sock_ops RTT callback: one per ACK that measured the RTT).
+    pub rtt_count: u64,
+    pub rtt_sum_us: u64,
+    pub rtt_buckets: [u64; RTT_BUCKETS],
+}
+
+/// The number of significant bits of `us`, capped at the last bucket; `rtt_bucket(x - 1)` is
+/// the bucket whose upper bound `2^i` is the smallest power of two at least `x`.
+/// Written as a fixed ladder of comparisons because the eBPF side has no count-leading-zeros.
+#[inline(always)]
+pub fn rtt_bucket(us: u32) -> usize {
+    let mut v = us;
+    let mut bits = 0usize;
+    if v >= 1 << 16 {
+        v >>= 16;
+        bits += 16;
+    }
+    if v >= 1 << 8 {
+        v >>= 8;
+        bits += 8;
+    }
+    if v >= 1 << 4 {
+        v >>= 4;
+        bits += 4;
+    }
+    if v >= 1 << 2 {
+        v >>= 2;
+        bits += 2;
+    }
+    if v >= 1 << 1 {
+        v >>= 1;
+        bits += 1;
+    }
+    if v >= 1 {
+        bits += 1;
+    }
+    if bits >= RTT_BUCKETS {
+        RTT_BUCKETS - 1
+    } else {
+        bits
+    }
+}
+
 /// One ring-buffer record. Fixed size so the reader never has to guess.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
@@ -159,6 +221,7 @@ mod pod {
     unsafe impl aya::Pod for PayloadStats {}
     unsafe impl aya::Pod for WireStats {}
     unsafe impl aya::Pod for KernelEvent {}
+    unsafe impl aya::Pod for TcpStats {}
 }
 
 #[cfg(test)]
@@ -174,5 +237,24 @@ mod tests {
         assert_eq!(size_of::<PayloadStats>(), 32);
         assert_eq!(size_of::<WireStats>(), 32);
         assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8);
+        assert_eq!(size_of::<TcpStats>(), 8 * (5 + RTT_BUCKETS));
+    }
+
+    #[test]
+    fn rtt_buckets_count_significant_bits() {
+        assert_eq!(rtt_bucket(0), 0);
+        assert_eq!(rtt_bucket(1), 1);
+        assert_eq!(rtt_bucket(2), 2);
+        assert_eq!(rtt_bucket(3), 2);
+        assert_eq!(rtt_bucket(4), 3);
+        assert_eq!(rtt_bucket(1023), 10);
+        assert_eq!(rtt_bucket(1024), 11);
+        assert_eq!(rtt_bucket((1 << 22) - 1), 22);
+        assert_eq!(rtt_bucket(1 << 22), 23);
+        assert_eq!(rtt_bucket(u32::MAX), 23);
+        for us in [5u32, 100, 70_000, 3_000_000] {
+            let b = rtt_bucket(us);
+            assert!(us < (1u32 << b) && us >= (1u32 << (b - 1)), "{us} in {b}");
+        }
     }
 }

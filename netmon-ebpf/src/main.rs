@@ -10,6 +10,7 @@ mod maps;
 mod payload;
 mod skb;
 mod sock;
+mod tcp;
 
 #[cfg(not(test))]
 #[panic_handler]

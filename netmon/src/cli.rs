@@ -3,6 +3,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::aggregate::WatchedNetwork;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "netmon",
@@ -82,6 +84,23 @@ pub struct RunArgs {
     /// Add a `pid` label to per-process metrics (more series).
     #[arg(long)]
     pub metrics_pid_label: bool,
+    /// Only processes with this name (comm, repeatable).
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+    /// Only processes in this cgroup: a path prefix (/system.slice), a unit (nginx.service) or
+    /// a container id (repeatable).
+    #[arg(long = "cgroup", value_name = "PATTERN")]
+    pub cgroups: Vec<String>,
+    /// Count connections to these address ranges per process: NAME=CIDR[,CIDR...] (repeatable),
+    /// e.g. intranet=10.0.0.0/8,192.168.0.0/16.
+    #[arg(long = "watch-network", value_name = "NAME=CIDRS", value_parser = parse_watch_network)]
+    pub watch_networks: Vec<WatchedNetwork>,
+    /// Exited processes keep their own metric series this long, then fold into comm="other".
+    #[arg(long, default_value = "300", value_name = "SECS", value_parser = parse_duration_secs)]
+    pub metrics_ttl: Duration,
+    /// TLS and basic-auth settings for the HTTP endpoint (see README "Securing the endpoint").
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
     /// Record every event the sources produce to FILE (JSON lines), for --replay.
     #[arg(long, value_name = "FILE", hide = true)]
     pub record: Option<PathBuf>,
@@ -133,6 +152,41 @@ pub fn parse_duration_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `NAME=CIDR[,CIDR...]`; a bare address counts as a single-host range.
+pub fn parse_watch_network(s: &str) -> Result<WatchedNetwork, String> {
+    let (name, list) = s
+        .split_once('=')
+        .ok_or("expected NAME=CIDR[,CIDR...], e.g. intranet=10.0.0.0/8")?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "network name {name:?} must be letters, digits, '_' or '-'"
+        ));
+    }
+    let mut ranges = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let net = match part.parse::<ipnet::IpNet>() {
+            Ok(n) => n,
+            Err(_) => part
+                .parse::<std::net::IpAddr>()
+                .map(ipnet::IpNet::from)
+                .map_err(|_| format!("{part:?} is not an address range like 10.0.0.0/8"))?,
+        };
+        ranges.push(net.trunc());
+    }
+    if ranges.is_empty() {
+        return Err(format!("network {name} has no address ranges"));
+    }
+    Ok(WatchedNetwork {
+        name: name.to_string(),
+        ranges,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +211,37 @@ mod tests {
         assert!(parse_interval("x").is_err());
         assert!(parse_duration_secs("0").is_ok());
         assert!(parse_duration_secs("-1").is_err());
+    }
+
+    #[test]
+    fn watched_networks() {
+        let n = parse_watch_network("intranet=10.0.0.0/8, 192.168.1.7").unwrap();
+        assert_eq!(n.name, "intranet");
+        assert!(n.contains("10.200.0.1".parse().unwrap()));
+        assert!(n.contains("192.168.1.7".parse().unwrap()));
+        assert!(!n.contains("192.168.1.8".parse().unwrap()));
+        let v6 = parse_watch_network("ula=fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(
+            parse_watch_network("10.0.0.0/8")
+                .unwrap_err()
+                .contains("NAME=CIDR")
+        );
+        assert!(
+            parse_watch_network("x=10.0.0.0/33")
+                .unwrap_err()
+                .contains("address range")
+        );
+        assert!(
+            parse_watch_network("bad name=10.0.0.0/8")
+                .unwrap_err()
+                .contains("letters")
+        );
+        assert!(
+            parse_watch_network("x=")
+                .unwrap_err()
+                .contains("no address ranges")
+        );
     }
 
     #[test]

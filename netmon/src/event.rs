@@ -167,6 +167,8 @@ pub enum LossSource {
     OwnersMap,
     PayloadMap,
     WireMap,
+    /// The per-socket TCP statistics map was full.
+    TcpStatsMap,
     /// The source → aggregator channel was full.
     Channel,
 }
@@ -178,6 +180,7 @@ impl LossSource {
             LossSource::OwnersMap => "owners_map",
             LossSource::PayloadMap => "payload_map",
             LossSource::WireMap => "wire_map",
+            LossSource::TcpStatsMap => "tcp_stats_map",
             LossSource::Channel => "channel",
         }
     }
@@ -246,6 +249,15 @@ pub enum Event {
         comm: String,
         cmdline: String,
         uid: u32,
+        /// Executable path; empty when unknown (kernel-only or unreadable).
+        #[serde(default)]
+        exe: String,
+        /// cgroup v2 path (`/system.slice/nginx.service`); empty when unknown.
+        #[serde(default)]
+        cgroup: String,
+        /// Network namespace inode; 0 when unknown.
+        #[serde(default)]
+        netns: u64,
     },
     ProcessForked {
         parent: Pid,
@@ -253,6 +265,16 @@ pub enum Event {
     },
     ProcessExited {
         pid: Pid,
+    },
+    /// Cumulative TCP behaviour of socket `cookie` (retransmits, resets, RTT samples).
+    TcpStats {
+        cookie: Cookie,
+        #[serde(flatten)]
+        stats: TcpCounts,
+    },
+    /// Cumulative RSTs the kernel sent for segments that matched no socket.
+    ResetsWithoutSocket {
+        count: u64,
     },
     /// Cumulative bytes/packets the kernel saw but could not attribute.
     Unattributed {
@@ -265,4 +287,32 @@ pub enum Event {
         source: LossSource,
         count: u64,
     },
+}
+
+/// A socket's TCP counters as the kernel keeps them: cumulative.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpCounts {
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    pub rtt_count: u64,
+    pub rtt_sum_us: u64,
+    /// `netmon_common::RTT_BUCKETS` log2 buckets of microseconds (bucket i: below 2^i µs).
+    pub rtt_buckets: Vec<u64>,
+}
+
+impl TcpCounts {
+    pub fn add(&mut self, o: &TcpCounts) {
+        self.retransmits += o.retransmits;
+        self.resets_sent += o.resets_sent;
+        self.resets_received += o.resets_received;
+        self.rtt_count += o.rtt_count;
+        self.rtt_sum_us += o.rtt_sum_us;
+        if self.rtt_buckets.len() < o.rtt_buckets.len() {
+            self.rtt_buckets.resize(o.rtt_buckets.len(), 0);
+        }
+        for (a, b) in self.rtt_buckets.iter_mut().zip(&o.rtt_buckets) {
+            *a += b;
+        }
+    }
 }

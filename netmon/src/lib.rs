@@ -8,6 +8,7 @@ pub mod cli;
 pub mod doctor;
 pub mod error;
 pub mod event;
+pub mod identity;
 pub mod procnet;
 pub mod sink;
 pub mod source;

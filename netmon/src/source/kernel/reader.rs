@@ -12,8 +12,8 @@ use aya::{
 };
 use log::debug;
 use netmon_common::{
-    KernelEvent, PayloadStats, PidSockKey, SockOwner, SockTuple, WireStats, counter, event_kind,
-    maps,
+    KernelEvent, PayloadStats, PidSockKey, SockOwner, SockTuple, TcpStats, WireStats, counter,
+    event_kind, maps,
 };
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -22,7 +22,7 @@ use tokio::{
 
 use super::KernelError;
 use crate::{
-    event::{Event, LossSource, Origin, Proto, TcpState, UnattributedReason},
+    event::{Event, LossSource, Origin, Proto, TcpCounts, TcpState, UnattributedReason},
     source::procfs::ProcfsSource,
 };
 
@@ -43,6 +43,7 @@ pub struct Reader {
     owned: HashSet<u64>,
     sent_payload: StdHashMap<(u64, u32), PayloadStats>,
     sent_wire: StdHashMap<u64, WireStats>,
+    sent_tcp: StdHashMap<u64, TcpStats>,
     sent_counters: Vec<u64>,
     /// Cookie → poll number after which its entries are deleted.
     released: StdHashMap<u64, u64>,
@@ -77,6 +78,7 @@ impl Reader {
             owned: HashSet::new(),
             sent_payload: StdHashMap::new(),
             sent_wire: StdHashMap::new(),
+            sent_tcp: StdHashMap::new(),
             sent_counters: vec![u64::MAX; counter::COUNT as usize],
             released: StdHashMap::new(),
             polls: 0,
@@ -180,6 +182,9 @@ impl Reader {
             comm: comm(&r.comm),
             cmdline: String::new(),
             uid: r.uid,
+            exe: String::new(),
+            cgroup: String::new(),
+            netns: 0,
         }));
     }
 
@@ -187,6 +192,7 @@ impl Reader {
         self.polls += 1;
         self.poll_payload(out)?;
         self.poll_wire(out)?;
+        self.poll_tcp(out);
         self.poll_counters(out)?;
         self.forget_released()?;
         out.push(Event::Tick {
@@ -237,6 +243,35 @@ impl Reader {
         Ok(())
     }
 
+    /// TCP statistics are optional (the map exists, but its programs may not have attached):
+    /// a missing map is not an error.
+    fn poll_tcp(&mut self, out: &mut Vec<Event>) {
+        let Some(m) = self.ebpf.map(maps::TCP_STATS) else {
+            return;
+        };
+        let Ok(map) = HashMap::<&MapData, u64, TcpStats>::try_from(m) else {
+            return;
+        };
+        for item in map.iter() {
+            let Ok((cookie, v)) = item else { continue };
+            if self.sent_tcp.get(&cookie) == Some(&v) {
+                continue;
+            }
+            self.sent_tcp.insert(cookie, v);
+            out.push(Event::TcpStats {
+                cookie,
+                stats: TcpCounts {
+                    retransmits: v.retransmits,
+                    resets_sent: v.resets_sent,
+                    resets_received: v.resets_received,
+                    rtt_count: v.rtt_count,
+                    rtt_sum_us: v.rtt_sum_us,
+                    rtt_buckets: v.rtt_buckets.to_vec(),
+                },
+            });
+        }
+    }
+
     fn poll_counters(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
         let arr: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(get_map(&self.ebpf, maps::COUNTERS)?)
@@ -281,12 +316,16 @@ impl Reader {
             (LossSource::OwnersMap, counter::OWNERS_FULL),
             (LossSource::PayloadMap, counter::PAYLOAD_FULL),
             (LossSource::WireMap, counter::WIRE_FULL),
+            (LossSource::TcpStatsMap, counter::TCP_STATS_FULL),
         ] {
             out.push(Event::Lost {
                 source,
                 count: c(idx),
             });
         }
+        out.push(Event::ResetsWithoutSocket {
+            count: c(counter::RST_NO_SOCKET),
+        });
         self.sent_counters = now;
         Ok(())
     }
@@ -294,7 +333,7 @@ impl Reader {
     /// Deletes released sockets' entries once their final counters have been sent, so the
     /// maps hold live sockets only.
     fn forget_released(&mut self) -> Result<(), KernelError> {
-        let due: Vec<u64> = self
+        let due: HashSet<u64> = self
             .released
             .iter()
             .filter(|&(_, &at)| self.polls >= at)
@@ -327,6 +366,13 @@ impl Reader {
                 let _ = wire.remove(c);
             }
         }
+        if let Some(m) = self.ebpf.map_mut(maps::TCP_STATS)
+            && let Ok(mut tcp) = HashMap::<&mut MapData, u64, TcpStats>::try_from(m)
+        {
+            for c in &due {
+                let _ = tcp.remove(c);
+            }
+        }
         {
             let mut owners: HashMap<&mut MapData, u64, SockOwner> =
                 HashMap::try_from(self.map_mut(maps::OWNERS)?).map_err(map_err(maps::OWNERS))?;
@@ -340,6 +386,7 @@ impl Reader {
         for c in due {
             self.owned.remove(&c);
             self.sent_wire.remove(&c);
+            self.sent_tcp.remove(&c);
             self.released.remove(&c);
         }
         Ok(())
