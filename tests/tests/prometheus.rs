@@ -434,9 +434,19 @@ fn serve_works_inside_the_unit_sandbox() {
     serve_as_the_unit_would("sandbox", true, backend);
 }
 
-/// Distinct label sets per per-process family (histogram buckets folded into one series).
-fn series_per_family(samples: &[Sample]) -> BTreeMap<String, usize> {
-    let mut sets: BTreeMap<String, BTreeSet<Vec<(String, String)>>> = BTreeMap::new();
+/// Per per-process family: how many processes (identity label sets: comm, unit, container,
+/// pid) and how many series it has, and how many combinations of its other labels (proto,
+/// direction, network; histogram buckets folded into one series).
+#[derive(Debug, Default)]
+struct Cardinality {
+    processes: usize,
+    series: usize,
+    dimensions: usize,
+}
+
+fn cardinality_per_family(samples: &[Sample]) -> BTreeMap<String, Cardinality> {
+    type Labels = Vec<(String, String)>;
+    let mut sets: BTreeMap<String, [BTreeSet<Labels>; 3]> = BTreeMap::new();
     for s in samples
         .iter()
         .filter(|s| s.name.starts_with("netmon_process_"))
@@ -447,15 +457,37 @@ fn series_per_family(samples: &[Sample]) -> BTreeMap<String, usize> {
             .filter(|base| base.ends_with("_seconds"))
             .unwrap_or(&s.name)
             .to_string();
-        let labels = s
+        let pick = |identity: bool| -> Labels {
+            s.labels
+                .iter()
+                .filter(|(k, _)| *k != "le")
+                .filter(|(k, _)| {
+                    ["comm", "unit", "container", "pid"].contains(&k.as_str()) == identity
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let all: Labels = s
             .labels
             .iter()
             .filter(|(k, _)| *k != "le")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        sets.entry(family).or_default().insert(labels);
+        let e = sets.entry(family).or_default();
+        e[0].insert(pick(true));
+        e[1].insert(all);
+        e[2].insert(pick(false));
     }
-    sets.into_iter().map(|(k, v)| (k, v.len())).collect()
+    sets.into_iter()
+        .map(|(k, [p, s, d])| {
+            let c = Cardinality {
+                processes: p.len(),
+                series: s.len(),
+                dimensions: d.len(),
+            };
+            (k, c)
+        })
+        .collect()
 }
 
 #[test]
@@ -515,17 +547,25 @@ fn ten_thousand_short_lived_processes_stay_within_top_k() {
         )
     });
 
-    let families = series_per_family(&metrics);
-    eprintln!("series per family with --metrics-top-k {TOP_K}: {families:?}");
+    let families = cardinality_per_family(&metrics);
+    eprintln!("per-process families with --metrics-top-k {TOP_K}:");
+    for (family, c) in &families {
+        eprintln!(
+            "  {family}: {} processes, {} series ({} label combinations besides identity)",
+            c.processes, c.series, c.dimensions
+        );
+    }
     assert!(
         families.contains_key("netmon_process_network_transmit_bytes_total"),
         "{families:?}"
     );
-    for (family, n) in &families {
+    for (family, c) in &families {
         assert!(
-            *n <= TOP_K + 1,
-            "{family}: {n} series, more than top-K {TOP_K} + other"
+            c.processes <= TOP_K + 1,
+            "{family}: {} processes have series, more than top-K {TOP_K} + other",
+            c.processes
         );
+        assert!(c.series <= c.processes * c.dimensions, "{family}: {c:?}");
     }
     let other = metrics.iter().any(|s| {
         s.name == "netmon_process_network_transmit_bytes_total"
