@@ -343,6 +343,38 @@ impl Prometheus {
         Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
     }
 
+    /// A range query over the last `secs` seconds at 1 s steps: each series' values in order.
+    pub fn range(&self, q: &str, secs: u64) -> Result<Vec<Vec<f64>>, String> {
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        let path = format!(
+            "/api/v1/query_range?query={}&start={}&end={end}&step=1",
+            url_encode(q),
+            end.saturating_sub(secs)
+        );
+        let (code, body) = http_get(self.addr, &path)?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("HTTP {code}, not JSON ({e}): {body}"))?;
+        if v["status"] != "success" {
+            return Err(format!("HTTP {code}: {}", v["error"]));
+        }
+        Ok(v["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|series| {
+                series["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|pair| pair[1].as_str()?.parse().ok())
+                    .collect()
+            })
+            .collect())
+    }
+
     /// The value of a query that returns exactly one sample.
     pub fn scalar(&self, q: &str) -> Option<f64> {
         match self.query(q).ok()?.as_slice() {

@@ -1137,3 +1137,106 @@ fn every_syscall_serve_makes_is_in_the_unit_filter() {
         );
     }
 }
+
+/// Exited processes fold into comm="other" after --metrics-ttl; Prometheus must never see a
+/// counter go down on the way: the total over all series stays flat, "other" never resets.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn expired_processes_fold_into_other_without_a_counter_reset() {
+    if !privileged() {
+        return;
+    }
+    const COUNT: u64 = 50;
+    const BYTES: u64 = 1_000;
+    let mut traffic = Traffic::start("ttl", &["swarm", &COUNT.to_string(), &BYTES.to_string()]);
+    let parent = traffic.pid.to_string();
+    let serve = Serve::start(
+        "ttl",
+        &[],
+        &[
+            "--pid",
+            &parent,
+            "--follow-children",
+            "--interval",
+            "0.2",
+            "--metrics-pid-label",
+            "--metrics-top-k",
+            "1000",
+            "--metrics-ttl",
+            "4",
+        ],
+    );
+    let prom = Prometheus::start(serve.addr);
+    let up = wait_for(Duration::from_secs(20), || {
+        (prom.scalar("up{job=\"netmon\"}") == Some(1.0)).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "Prometheus never scraped netmon: {}",
+        prom.log()
+    );
+    let started = Instant::now();
+    traffic.say("go");
+    let truth = traffic.result(Duration::from_secs(60));
+    let sent = u64_of(&truth, "children_sent");
+    assert_eq!(sent, COUNT * BYTES, "trafficgen itself: {truth}");
+    let parent_pid = traffic.pid.to_string();
+    let is_child = |s: &Sample| {
+        s.name == TX
+            && s.labels.get("comm").map(String::as_str) == Some("trafficgen")
+            && s.labels.get("pid") != Some(&parent_pid)
+            && s.value == BYTES as f64
+    };
+
+    // Within the TTL every child has its own series ...
+    let own = wait_for(Duration::from_secs(3), || {
+        let m = serve.metrics();
+        (m.iter().filter(|s| is_child(s)).count() as u64 == COUNT).then_some(())
+    });
+    assert!(
+        own.is_some(),
+        "not all {COUNT} children had their own series"
+    );
+    // ... and after it they are summed under "other", with nothing lost.
+    let folded = wait_for(Duration::from_secs(20), || {
+        let m = serve.metrics();
+        let other: f64 = m
+            .iter()
+            .filter(|s| s.name == TX && s.labels.get("comm").map(String::as_str) == Some("other"))
+            .map(|s| s.value)
+            .sum();
+        (m.iter().all(|s| !is_child(s)) && other == sent as f64).then_some(m)
+    });
+    let m =
+        folded.unwrap_or_else(|| panic!("children never folded into other: {}", serve.stderr()));
+    assert_eq!(sum(&m, TX), sent as f64, "sum over series after folding");
+
+    // Prometheus saw it the same way: same total, and no reset anywhere on the way.
+    let total = "sum(netmon_process_network_transmit_bytes_total{job=\"netmon\"})";
+    let seen = wait_for(Duration::from_secs(10), || {
+        (prom.scalar(total) == Some(sent as f64)).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "Prometheus total {:?}, truth {sent}",
+        prom.scalar(total)
+    );
+    let window = started.elapsed().as_secs() + 5;
+    let series = prom.range(total, window).unwrap();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert!(
+        series[0].windows(2).all(|w| w[1] >= w[0]),
+        "the total went down: {:?}",
+        series[0]
+    );
+    let resets = format!(
+        "sum(resets(netmon_process_network_transmit_bytes_total{{job=\"netmon\",comm=\"other\"}}[{window}s]))"
+    );
+    assert_eq!(prom.scalar(&resets), Some(0.0), "{resets}");
+    eprintln!(
+        "{COUNT} children folded into other after the TTL; total {sent} in Prometheus, flat: {:?}",
+        series[0].iter().rev().take(5).collect::<Vec<_>>()
+    );
+    traffic.say("exit");
+    traffic.wait();
+}
