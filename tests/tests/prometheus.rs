@@ -4,14 +4,15 @@
 //! hammering the endpoints neither fails nor stalls the event pipeline.
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::Path,
+    net::SocketAddr,
+    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
 
 use netmon_tests::{
     privileged,
-    prom::{Prometheus, Sample, Serve, Traffic, contrib_dir, snmp, wait_for},
+    prom::{Prometheus, Sample, Serve, TempDir, Traffic, contrib_dir, http_get, snmp, wait_for},
 };
 use serde_json::Value;
 
@@ -1239,4 +1240,118 @@ fn expired_processes_fold_into_other_without_a_counter_reset() {
     );
     traffic.say("exit");
     traffic.wait();
+}
+
+/// `curl` over TLS trusting the test certificate: the HTTP status code ("000" when TLS or the
+/// connection fails).
+fn curl_tls(cert: &Path, addr: SocketAddr, user: Option<&str>, path: &str) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "5",
+    ])
+    .arg("--cacert")
+    .arg(cert);
+    if let Some(u) = user {
+        cmd.args(["-u", u]);
+    }
+    let out = cmd
+        .arg(format!("https://{addr}{path}"))
+        .output()
+        .expect("curl missing");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The scrape path a fleet would use across machines: HTTPS with basic auth from a
+/// --web-config file, as in contrib/prometheus/prometheus.yml. The right password scrapes, a
+/// wrong one is a down target (what NetmonDown alerts on), and nothing is served in the clear.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn prometheus_scrapes_over_tls_with_basic_auth() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("tls");
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../netmon/tests/fixtures/tls");
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::copy(fixtures.join(f), dir.0.join(f)).unwrap();
+    }
+    let cert = dir.0.join("cert.pem");
+    let mut raw = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut raw))
+        .unwrap();
+    let password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = bcrypt::hash(&password, 4).unwrap();
+    let web_config = dir.0.join("web-config.yml");
+    std::fs::write(
+        &web_config,
+        format!(
+            "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.0.join("right.pass"), &password).unwrap();
+    std::fs::write(dir.0.join("wrong.pass"), format!("{password}x")).unwrap();
+    let creds = format!("prometheus:{password}");
+
+    let serve = Serve::start_probed(
+        "tls",
+        &[],
+        &[
+            "--interval",
+            "0.2",
+            "--web-config",
+            &web_config.display().to_string(),
+        ],
+        |addr| curl_tls(&cert, addr, Some(&creds), "/healthz") == "200",
+    );
+    assert_eq!(curl_tls(&cert, serve.addr, Some(&creds), "/metrics"), "200");
+    assert_eq!(curl_tls(&cert, serve.addr, None, "/metrics"), "401");
+    let wrong = format!("prometheus:{password}x");
+    assert_eq!(curl_tls(&cert, serve.addr, Some(&wrong), "/metrics"), "401");
+    assert!(
+        !matches!(http_get(serve.addr, "/metrics"), Ok((200, _))),
+        "/metrics answered over plain HTTP"
+    );
+
+    let job = |name: &str, pass: &str| {
+        format!(
+            "  - job_name: {name}\n    scheme: https\n    tls_config:\n      ca_file: {}\n    \
+             basic_auth:\n      username: prometheus\n      password_file: {}\n    \
+             static_configs:\n      - targets: [\"{}\"]\n",
+            cert.display(),
+            dir.0.join(pass).display(),
+            serve.addr
+        )
+    };
+    let prom = Prometheus::start_with_jobs(&format!(
+        "{}{}",
+        job("netmon", "right.pass"),
+        job("netmon-wrong-password", "wrong.pass")
+    ));
+    let mut last = (None, None);
+    let settled = wait_for(Duration::from_secs(20), || {
+        last = (
+            prom.scalar("up{job=\"netmon\"}"),
+            prom.scalar("up{job=\"netmon-wrong-password\"}"),
+        );
+        (last == (Some(1.0), Some(0.0))).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "up (right password, wrong password) = {last:?}, want (1, 0): {}",
+        prom.log()
+    );
+    assert_eq!(
+        prom.scalar("count(netmon_build_info{job=\"netmon\"})"),
+        Some(1.0)
+    );
+    eprintln!("Prometheus scrapes netmon over TLS with basic auth; a wrong password is up=0");
 }
