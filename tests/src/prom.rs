@@ -186,6 +186,18 @@ impl Serve {
     /// Starts `netmon serve --listen <free port> ARGS` (optionally through `wrapper`, e.g.
     /// setpriv) and waits until /healthz answers.
     pub fn start(tag: &str, wrapper: &[&str], args: &[&str]) -> Serve {
+        Serve::start_probed(tag, wrapper, args, |addr| {
+            matches!(http_get(addr, "/healthz"), Ok((200, _)))
+        })
+    }
+
+    /// Like [`Serve::start`], with the caller's own "is it up" probe (e.g. over TLS).
+    pub fn start_probed(
+        tag: &str,
+        wrapper: &[&str],
+        args: &[&str],
+        ready: impl Fn(SocketAddr) -> bool,
+    ) -> Serve {
         let dir = TempDir::new(&format!("serve-{tag}"));
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let stderr_path = dir.0.join("stderr");
@@ -218,11 +230,11 @@ impl Serve {
                     serve.stderr().trim()
                 );
             }
-            matches!(http_get(addr, "/healthz"), Ok((200, _))).then_some(())
+            ready(addr).then_some(())
         });
         assert!(
             up.is_some(),
-            "netmon serve did not answer /healthz within 20 s: {}",
+            "netmon serve did not come up within 20 s: {}",
             serve.stderr()
         );
         serve
@@ -281,6 +293,13 @@ pub const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
 
 impl Prometheus {
     pub fn start(target: SocketAddr) -> Prometheus {
+        Prometheus::start_with_jobs(&format!(
+            "  - job_name: netmon\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        ))
+    }
+
+    /// `jobs`: the YAML list under `scrape_configs:` (items indented two spaces).
+    pub fn start_with_jobs(jobs: &str) -> Prometheus {
         assert!(
             Path::new(PROMETHEUS_BIN).exists(),
             "{PROMETHEUS_BIN} missing: run scripts/setup.sh (Debian package prometheus)"
@@ -290,8 +309,7 @@ impl Prometheus {
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: netmon\n    static_configs:\n      - targets: [\"{target}\"]\n"
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}"
             ),
         )
         .unwrap();
@@ -341,6 +359,38 @@ impl Prometheus {
             return Err(format!("HTTP {code}: {}", v["error"]));
         }
         Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// A range query over the last `secs` seconds at 1 s steps: each series' values in order.
+    pub fn range(&self, q: &str, secs: u64) -> Result<Vec<Vec<f64>>, String> {
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        let path = format!(
+            "/api/v1/query_range?query={}&start={}&end={end}&step=1",
+            url_encode(q),
+            end.saturating_sub(secs)
+        );
+        let (code, body) = http_get(self.addr, &path)?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("HTTP {code}, not JSON ({e}): {body}"))?;
+        if v["status"] != "success" {
+            return Err(format!("HTTP {code}: {}", v["error"]));
+        }
+        Ok(v["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|series| {
+                series["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|pair| pair[1].as_str()?.parse().ok())
+                    .collect()
+            })
+            .collect())
     }
 
     /// The value of a query that returns exactly one sample.

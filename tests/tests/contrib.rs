@@ -24,6 +24,7 @@ const METRICS: &[&str] = &[
     "netmon_process_info",
     "netmon_unattributed_bytes_total",
     "netmon_events_lost_total",
+    "netmon_tcp_resets_without_socket_total",
     "netmon_build_info",
     "netmon_tracked_processes",
     "netmon_other_processes",
@@ -248,8 +249,8 @@ fn unit_capabilities_match_the_readme() {
     assert!(unit.contains("\nNoNewPrivileges=yes\n"));
 }
 
-/// systemd's own parser accepts the unit. Its ExecStart binary must exist, so a copy points at
-/// this test executable instead of /usr/local/bin/netmon.
+/// systemd's own parser accepts the unit and the README's drop-in. Its ExecStart binary must
+/// exist, so a copy points at this test executable instead of /usr/local/bin/netmon.
 #[test]
 fn systemd_analyze_verify_accepts_the_unit() {
     let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
@@ -267,6 +268,21 @@ fn systemd_analyze_verify_accepts_the_unit() {
     let dir = TempDir::new("unit");
     let path = dir.0.join("netmon.service");
     std::fs::write(&path, copy).unwrap();
+    // The README's TLS drop-in, as `systemctl edit` would place it, is checked with the unit.
+    let readme = read(&contrib_dir().join("README.md"));
+    let dropin = readme
+        .split("```ini\n# systemctl edit netmon\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("contrib/README.md has no ```ini block for `systemctl edit netmon`");
+    assert!(dropin.contains("LoadCredential="), "{dropin}");
+    let dropin_dir = dir.0.join("netmon.service.d");
+    std::fs::create_dir(&dropin_dir).unwrap();
+    std::fs::write(
+        dropin_dir.join("override.conf"),
+        dropin.replace("/usr/local/bin/netmon", &exe.display().to_string()),
+    )
+    .unwrap();
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .arg(&path)

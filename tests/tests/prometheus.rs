@@ -4,13 +4,15 @@
 //! hammering the endpoints neither fails nor stalls the event pipeline.
 use std::{
     collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
 
 use netmon_tests::{
     privileged,
-    prom::{Prometheus, Sample, Serve, Traffic, contrib_dir, snmp, wait_for},
+    prom::{Prometheus, Sample, Serve, TempDir, Traffic, contrib_dir, http_get, snmp, wait_for},
 };
 use serde_json::Value;
 
@@ -216,15 +218,36 @@ fn status_field(pid: u32, field: &str) -> String {
         .to_string()
 }
 
+/// The file-system side of the unit's sandbox, for `sh -c`: ProtectSystem=strict (all but
+/// /dev, /proc and /sys read-only), ProtectKernelTunables and ProtectControlGroups (/sys with
+/// cgroupfs, bpffs and tracefs, and /proc/sys read-only), PrivateTmp and ProtectHome. Runs
+/// "$@" in the mount namespace `unshare --mount` gave it, so nothing leaks out.
+const SANDBOX: &str = r#"set -e
+ro_tree() {
+  top=$1; shift
+  awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
+    case "$m" in "$top"|"${top%/}"/*) ;; *) continue ;; esac
+    skip=
+    for ex in "$@"; do case "$m" in "$ex"|"$ex"/*) skip=1 ;; esac; done
+    [ -n "$skip" ] || mount -o remount,bind,ro "$m"
+  done
+}
+mount --make-rprivate /
+mount --rbind / /
+ro_tree / /dev /proc /sys
+ro_tree /sys
+mount --bind /proc/sys /proc/sys
+mount -o remount,bind,ro /proc/sys
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+for h in /home /root /run/user; do if [ -d "$h" ]; then mount -t tmpfs tmpfs "$h"; fi; done
+exec "$@"
+"#;
+
 /// What the systemd unit does, without systemd: a non-root user (nobody, as DynamicUser would
-/// allocate one) holding exactly the unit's capabilities. netmon must load, serve, and count a
-/// root process's traffic exactly.
-#[test]
-#[ignore = "needs root: run under cargo xtask test"]
-fn serve_runs_as_non_root_with_only_the_unit_capabilities() {
-    if !privileged() {
-        return;
-    }
+/// allocate one) holding exactly the unit's capabilities, optionally inside the unit's
+/// read-only file-system sandbox. netmon must load, serve, and count a root process's traffic
+/// exactly.
+fn serve_as_the_unit_would(tag: &str, sandbox: bool, backend: &str) {
     let caps = unit_caps();
     let list = format!(
         "-all,{}",
@@ -233,7 +256,14 @@ fn serve_runs_as_non_root_with_only_the_unit_capabilities() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let wrapper = [
+    let mut wrapper: Vec<String> = Vec::new();
+    if sandbox {
+        // unshare execs (no fork), so the child's pid ends up being netmon's.
+        for a in ["unshare", "--mount", "sh", "-c", SANDBOX, "sh"] {
+            wrapper.push(a.into());
+        }
+    }
+    wrapper.extend([
         "setpriv".to_string(),
         "--reuid=65534".into(),
         "--regid=65534".into(),
@@ -241,10 +271,10 @@ fn serve_runs_as_non_root_with_only_the_unit_capabilities() {
         format!("--inh-caps={list}"),
         format!("--ambient-caps={list}"),
         format!("--bounding-set={list}"),
-    ];
+    ]);
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let serve = Serve::start(
-        "caps",
+        tag,
         &wrapper,
         &[
             "--interval",
@@ -252,6 +282,8 @@ fn serve_runs_as_non_root_with_only_the_unit_capabilities() {
             "--metrics-pid-label",
             "--metrics-top-k",
             "100000",
+            "--backend",
+            backend,
         ],
     );
 
@@ -266,6 +298,51 @@ fn serve_runs_as_non_root_with_only_the_unit_capabilities() {
         );
     }
     eprintln!("netmon serve runs as uid 65534 with {caps:?} only");
+    if sandbox {
+        // The sandbox took: what netmon reads is read-only in its mount namespace. coreutils'
+        // test asks the kernel (faccessat: EROFS even for root); the shell builtin would not.
+        let cgroup2 = std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .expect("a cgroup2 mount");
+        let paths = [
+            "/",
+            "/usr",
+            "/sys/kernel/tracing",
+            "/proc/sys/net",
+            &cgroup2,
+        ];
+        assert!(
+            Path::new("/usr/bin/test").exists(),
+            "coreutils test missing"
+        );
+        // --root/--wd: the process's own root, which sees the read-only stack the sandbox
+        // mounted over /; the namespace's root mount alone does not.
+        let out = Command::new("nsenter")
+            .args([
+                "--mount",
+                "--root",
+                "--wd",
+                "--target",
+                &serve.pid().to_string(),
+                "--",
+                "sh",
+                "-c",
+            ])
+            .arg("for p in \"$@\"; do if /usr/bin/test -w \"$p\"; then echo \"$p\"; fi; done")
+            .arg("sh")
+            .args(paths)
+            .output()
+            .expect("running nsenter");
+        assert!(out.status.success(), "nsenter failed");
+        let writable = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            writable.trim().is_empty(),
+            "writable in the sandbox: {writable}"
+        );
+    }
 
     let (send, answer) = (1_234_567u64, 76_543u64);
     let mut traffic = Traffic::start(
@@ -318,11 +395,59 @@ fn serve_runs_as_non_root_with_only_the_unit_capabilities() {
         ),
         Some(send as f64)
     );
+    let build = metrics
+        .iter()
+        .find(|s| s.name == "netmon_build_info")
+        .expect("netmon_build_info");
+    if backend != "auto" {
+        assert_eq!(build.labels["backend"], backend.replace('-', "_"));
+    }
+    eprintln!(
+        "exact under uid 65534, sandbox {sandbox}, backend {}",
+        build.labels["backend"]
+    );
 }
 
-/// Distinct label sets per per-process family (histogram buckets folded into one series).
-fn series_per_family(samples: &[Sample]) -> BTreeMap<String, usize> {
-    let mut sets: BTreeMap<String, BTreeSet<Vec<(String, String)>>> = BTreeMap::new();
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn serve_runs_as_non_root_with_only_the_unit_capabilities() {
+    if !privileged() {
+        return;
+    }
+    serve_as_the_unit_would("caps", false, "auto");
+}
+
+/// The classic tracepoint rung reads tracefs (mode 0700 root): CAP_DAC_READ_SEARCH must carry
+/// it, also with /sys read-only.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn serve_works_inside_the_unit_sandbox() {
+    if !privileged() {
+        return;
+    }
+    let tracepoint = "/sys/kernel/tracing/events/sock/sock_send_length";
+    let backend = if std::path::Path::new(tracepoint).exists() {
+        "tracepoint"
+    } else {
+        eprintln!("{tracepoint} missing (kernel < 6.3): auto backend");
+        "auto"
+    };
+    serve_as_the_unit_would("sandbox", true, backend);
+}
+
+/// Per per-process family: how many processes (identity label sets: comm, unit, container,
+/// pid) and how many series it has, and how many combinations of its other labels (proto,
+/// direction, network; histogram buckets folded into one series).
+#[derive(Debug, Default)]
+struct Cardinality {
+    processes: usize,
+    series: usize,
+    dimensions: usize,
+}
+
+fn cardinality_per_family(samples: &[Sample]) -> BTreeMap<String, Cardinality> {
+    type Labels = Vec<(String, String)>;
+    let mut sets: BTreeMap<String, [BTreeSet<Labels>; 3]> = BTreeMap::new();
     for s in samples
         .iter()
         .filter(|s| s.name.starts_with("netmon_process_"))
@@ -333,15 +458,37 @@ fn series_per_family(samples: &[Sample]) -> BTreeMap<String, usize> {
             .filter(|base| base.ends_with("_seconds"))
             .unwrap_or(&s.name)
             .to_string();
-        let labels = s
+        let pick = |identity: bool| -> Labels {
+            s.labels
+                .iter()
+                .filter(|(k, _)| *k != "le")
+                .filter(|(k, _)| {
+                    ["comm", "unit", "container", "pid"].contains(&k.as_str()) == identity
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let all: Labels = s
             .labels
             .iter()
             .filter(|(k, _)| *k != "le")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        sets.entry(family).or_default().insert(labels);
+        let e = sets.entry(family).or_default();
+        e[0].insert(pick(true));
+        e[1].insert(all);
+        e[2].insert(pick(false));
     }
-    sets.into_iter().map(|(k, v)| (k, v.len())).collect()
+    sets.into_iter()
+        .map(|(k, [p, s, d])| {
+            let c = Cardinality {
+                processes: p.len(),
+                series: s.len(),
+                dimensions: d.len(),
+            };
+            (k, c)
+        })
+        .collect()
 }
 
 #[test]
@@ -401,17 +548,25 @@ fn ten_thousand_short_lived_processes_stay_within_top_k() {
         )
     });
 
-    let families = series_per_family(&metrics);
-    eprintln!("series per family with --metrics-top-k {TOP_K}: {families:?}");
+    let families = cardinality_per_family(&metrics);
+    eprintln!("per-process families with --metrics-top-k {TOP_K}:");
+    for (family, c) in &families {
+        eprintln!(
+            "  {family}: {} processes, {} series ({} label combinations besides identity)",
+            c.processes, c.series, c.dimensions
+        );
+    }
     assert!(
         families.contains_key("netmon_process_network_transmit_bytes_total"),
         "{families:?}"
     );
-    for (family, n) in &families {
+    for (family, c) in &families {
         assert!(
-            *n <= TOP_K + 1,
-            "{family}: {n} series, more than top-K {TOP_K} + other"
+            c.processes <= TOP_K + 1,
+            "{family}: {} processes have series, more than top-K {TOP_K} + other",
+            c.processes
         );
+        assert!(c.series <= c.processes * c.dimensions, "{family}: {c:?}");
     }
     let other = metrics.iter().any(|s| {
         s.name == "netmon_process_network_transmit_bytes_total"
@@ -846,4 +1001,357 @@ fn udp_sockets_count_as_connections_opened() {
         ),
         Some(1.0)
     );
+}
+
+/// A systemd syscall group (`@system-service`) expanded to syscall names, groups within groups
+/// included, as this host's systemd defines them.
+fn syscall_group(group: &str, out: &mut BTreeSet<String>) {
+    let list = Command::new("systemd-analyze")
+        .args(["syscall-filter", group])
+        .output()
+        .expect("running systemd-analyze");
+    assert!(
+        list.status.success(),
+        "systemd-analyze syscall-filter {group}"
+    );
+    for entry in String::from_utf8_lossy(&list.stdout).lines().skip(1) {
+        let entry = entry.trim();
+        if entry.is_empty() || entry.starts_with('#') {
+            continue;
+        }
+        if entry.starts_with('@') {
+            syscall_group(entry, out);
+        } else {
+            out.insert(entry.to_string());
+        }
+    }
+}
+
+/// Kills a pid (not a child of ours) on drop.
+struct KillPid(i32);
+
+impl Drop for KillPid {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid we looked up and a valid signal.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+/// Every system call `netmon serve` makes while it loads, scans /proc, counts traffic and
+/// answers scrapes is in the unit's SystemCallFilter= (the filter itself needs systemd as PID
+/// 1; strace shows what it would have to allow).
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn every_syscall_serve_makes_is_in_the_unit_filter() {
+    if !privileged() {
+        return;
+    }
+    for tool in ["strace", "systemd-analyze"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("skipping test - {tool} not installed");
+            return;
+        }
+    }
+    let unit = std::fs::read_to_string(contrib_dir().join("systemd/netmon.service")).unwrap();
+    let mut allowed = BTreeSet::new();
+    for entry in unit
+        .lines()
+        .find_map(|l| l.strip_prefix("SystemCallFilter="))
+        .expect("SystemCallFilter= in the unit")
+        .split_whitespace()
+    {
+        if entry.starts_with('@') {
+            syscall_group(entry, &mut allowed);
+        } else {
+            allowed.insert(entry.to_string());
+        }
+    }
+    assert!(
+        allowed.contains("bpf") && allowed.len() > 100,
+        "{allowed:?}"
+    );
+
+    let backends: &[&str] =
+        if Path::new("/sys/kernel/tracing/events/sock/sock_send_length").exists() {
+            &["auto", "tracepoint"]
+        } else {
+            &["auto"]
+        };
+    for backend in backends {
+        let trace = netmon_tests::prom::TempDir::new(&format!("strace-{backend}"));
+        let file = trace.0.join("strace.out");
+        let file_arg = file.display().to_string();
+        let serve = Serve::start(
+            &format!("strace-{backend}"),
+            &["strace", "-f", "-qq", "-o", &file_arg],
+            &["--interval", "0.2", "--backend", backend],
+        );
+        // strace's one child is netmon; it must not outlive the test.
+        let netmon: i32 =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", serve.pid()))
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("netmon under strace");
+        let _netmon = KillPid(netmon);
+
+        let mut traffic = Traffic::start(&format!("sc-{backend}"), &["tcp", "4", "100000", "100"]);
+        traffic.say("go");
+        traffic.result(Duration::from_secs(30));
+        traffic.wait();
+        std::thread::sleep(Duration::from_millis(500));
+        serve.get("/metrics");
+        serve.get("/api/v1/processes");
+        // SIGTERM: the shutdown path (final drain, unload) is traced too.
+        // SAFETY: kill(2) on the pid found above.
+        unsafe { libc::kill(netmon, libc::SIGTERM) };
+        let gone = wait_for(Duration::from_secs(10), || {
+            (!Path::new(&format!("/proc/{netmon}")).exists()).then_some(())
+        });
+        assert!(gone.is_some(), "netmon did not stop on SIGTERM");
+
+        let text = std::fs::read_to_string(&file).unwrap();
+        let used: BTreeSet<String> = text
+            .lines()
+            .filter_map(|l| {
+                // "PID name(args…" or "PID <... name resumed>…"
+                let rest = l.split_once(' ')?.1.trim_start();
+                let rest = rest.strip_prefix("<... ").unwrap_or(rest);
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                (!name.is_empty()).then_some(name)
+            })
+            .collect();
+        assert!(used.contains("bpf"), "strace saw no bpf(2): {used:?}");
+        let refused: Vec<&String> = used.difference(&allowed).collect();
+        eprintln!(
+            "backend {backend}: {} distinct syscalls, none outside the filter: {}",
+            used.len(),
+            refused.is_empty()
+        );
+        assert!(
+            refused.is_empty(),
+            "backend {backend}: netmon calls {refused:?}, which SystemCallFilter= refuses"
+        );
+    }
+}
+
+/// Exited processes fold into comm="other" after --metrics-ttl; Prometheus must never see a
+/// counter go down on the way: the total over all series stays flat, "other" never resets.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn expired_processes_fold_into_other_without_a_counter_reset() {
+    if !privileged() {
+        return;
+    }
+    const COUNT: u64 = 50;
+    const BYTES: u64 = 1_000;
+    let mut traffic = Traffic::start("ttl", &["swarm", &COUNT.to_string(), &BYTES.to_string()]);
+    let parent = traffic.pid.to_string();
+    let serve = Serve::start(
+        "ttl",
+        &[],
+        &[
+            "--pid",
+            &parent,
+            "--follow-children",
+            "--interval",
+            "0.2",
+            "--metrics-pid-label",
+            "--metrics-top-k",
+            "1000",
+            "--metrics-ttl",
+            "4",
+        ],
+    );
+    let prom = Prometheus::start(serve.addr);
+    let up = wait_for(Duration::from_secs(20), || {
+        (prom.scalar("up{job=\"netmon\"}") == Some(1.0)).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "Prometheus never scraped netmon: {}",
+        prom.log()
+    );
+    let started = Instant::now();
+    traffic.say("go");
+    let truth = traffic.result(Duration::from_secs(60));
+    let sent = u64_of(&truth, "children_sent");
+    assert_eq!(sent, COUNT * BYTES, "trafficgen itself: {truth}");
+    let parent_pid = traffic.pid.to_string();
+    let is_child = |s: &Sample| {
+        s.name == TX
+            && s.labels.get("comm").map(String::as_str) == Some("trafficgen")
+            && s.labels.get("pid") != Some(&parent_pid)
+            && s.value == BYTES as f64
+    };
+
+    // Within the TTL every child has its own series ...
+    let own = wait_for(Duration::from_secs(3), || {
+        let m = serve.metrics();
+        (m.iter().filter(|s| is_child(s)).count() as u64 == COUNT).then_some(())
+    });
+    assert!(
+        own.is_some(),
+        "not all {COUNT} children had their own series"
+    );
+    // ... and after it they are summed under "other", with nothing lost.
+    let folded = wait_for(Duration::from_secs(20), || {
+        let m = serve.metrics();
+        let other: f64 = m
+            .iter()
+            .filter(|s| s.name == TX && s.labels.get("comm").map(String::as_str) == Some("other"))
+            .map(|s| s.value)
+            .sum();
+        (m.iter().all(|s| !is_child(s)) && other == sent as f64).then_some(m)
+    });
+    let m =
+        folded.unwrap_or_else(|| panic!("children never folded into other: {}", serve.stderr()));
+    assert_eq!(sum(&m, TX), sent as f64, "sum over series after folding");
+
+    // Prometheus saw it the same way: same total, and no reset anywhere on the way.
+    let total = "sum(netmon_process_network_transmit_bytes_total{job=\"netmon\"})";
+    let seen = wait_for(Duration::from_secs(10), || {
+        (prom.scalar(total) == Some(sent as f64)).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "Prometheus total {:?}, truth {sent}",
+        prom.scalar(total)
+    );
+    let window = started.elapsed().as_secs() + 5;
+    let series = prom.range(total, window).unwrap();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert!(
+        series[0].windows(2).all(|w| w[1] >= w[0]),
+        "the total went down: {:?}",
+        series[0]
+    );
+    let resets = format!(
+        "sum(resets(netmon_process_network_transmit_bytes_total{{job=\"netmon\",comm=\"other\"}}[{window}s]))"
+    );
+    assert_eq!(prom.scalar(&resets), Some(0.0), "{resets}");
+    eprintln!(
+        "{COUNT} children folded into other after the TTL; total {sent} in Prometheus, flat: {:?}",
+        series[0].iter().rev().take(5).collect::<Vec<_>>()
+    );
+    traffic.say("exit");
+    traffic.wait();
+}
+
+/// `curl` over TLS trusting the test certificate: the HTTP status code ("000" when TLS or the
+/// connection fails).
+fn curl_tls(cert: &Path, addr: SocketAddr, user: Option<&str>, path: &str) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "5",
+    ])
+    .arg("--cacert")
+    .arg(cert);
+    if let Some(u) = user {
+        cmd.args(["-u", u]);
+    }
+    let out = cmd
+        .arg(format!("https://{addr}{path}"))
+        .output()
+        .expect("curl missing");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The scrape path a fleet would use across machines: HTTPS with basic auth from a
+/// --web-config file, as in contrib/prometheus/prometheus.yml. The right password scrapes, a
+/// wrong one is a down target (what NetmonDown alerts on), and nothing is served in the clear.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn prometheus_scrapes_over_tls_with_basic_auth() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("tls");
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../netmon/tests/fixtures/tls");
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::copy(fixtures.join(f), dir.0.join(f)).unwrap();
+    }
+    let cert = dir.0.join("cert.pem");
+    let mut raw = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut raw))
+        .unwrap();
+    let password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = bcrypt::hash(&password, 4).unwrap();
+    let web_config = dir.0.join("web-config.yml");
+    std::fs::write(
+        &web_config,
+        format!(
+            "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.0.join("right.pass"), &password).unwrap();
+    std::fs::write(dir.0.join("wrong.pass"), format!("{password}x")).unwrap();
+    let creds = format!("prometheus:{password}");
+
+    let serve = Serve::start_probed(
+        "tls",
+        &[],
+        &[
+            "--interval",
+            "0.2",
+            "--web-config",
+            &web_config.display().to_string(),
+        ],
+        |addr| curl_tls(&cert, addr, Some(&creds), "/healthz") == "200",
+    );
+    assert_eq!(curl_tls(&cert, serve.addr, Some(&creds), "/metrics"), "200");
+    assert_eq!(curl_tls(&cert, serve.addr, None, "/metrics"), "401");
+    let wrong = format!("prometheus:{password}x");
+    assert_eq!(curl_tls(&cert, serve.addr, Some(&wrong), "/metrics"), "401");
+    assert!(
+        !matches!(http_get(serve.addr, "/metrics"), Ok((200, _))),
+        "/metrics answered over plain HTTP"
+    );
+
+    let job = |name: &str, pass: &str| {
+        format!(
+            "  - job_name: {name}\n    scheme: https\n    tls_config:\n      ca_file: {}\n    \
+             basic_auth:\n      username: prometheus\n      password_file: {}\n    \
+             static_configs:\n      - targets: [\"{}\"]\n",
+            cert.display(),
+            dir.0.join(pass).display(),
+            serve.addr
+        )
+    };
+    let prom = Prometheus::start_with_jobs(&format!(
+        "{}{}",
+        job("netmon", "right.pass"),
+        job("netmon-wrong-password", "wrong.pass")
+    ));
+    let mut last = (None, None);
+    let settled = wait_for(Duration::from_secs(20), || {
+        last = (
+            prom.scalar("up{job=\"netmon\"}"),
+            prom.scalar("up{job=\"netmon-wrong-password\"}"),
+        );
+        (last == (Some(1.0), Some(0.0))).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "up (right password, wrong password) = {last:?}, want (1, 0): {}",
+        prom.log()
+    );
+    assert_eq!(
+        prom.scalar("count(netmon_build_info{job=\"netmon\"})"),
+        Some(1.0)
+    );
+    eprintln!("Prometheus scrapes netmon over TLS with basic auth; a wrong password is up=0");
 }
