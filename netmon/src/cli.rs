@@ -61,6 +61,13 @@ pub struct RunArgs {
     /// Print JSON lines (one object per interval) instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Print the plain table even on a terminal, instead of opening the tabbed UI.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// In the tabbed UI, exit (code 4) as soon as every watched process has exited, instead of
+    /// showing the final totals until a key is pressed.
+    #[arg(long, requires = "pids")]
+    pub exit_on_death: bool,
     /// Which kernel programs account payload bytes.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,

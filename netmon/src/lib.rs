@@ -11,3 +11,4 @@ pub mod event;
 pub mod procnet;
 pub mod sink;
 pub mod source;
+pub mod tui;
