@@ -158,13 +158,6 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &mut State, view: &TabView) 
         };
         TableRow::new(cells).style(style)
     });
-    let last = view.columns.len().saturating_sub(1);
-    let widths = view.columns.iter().enumerate().map(|(i, c)| {
-        if i == last {
-            Constraint::Min(c.width)
-        } else {
-            Constraint::Length(c.width)
-        }
-    });
+    let widths = view.columns.iter().map(|c| Constraint::Length(c.width));
     frame.render_widget(Table::new(body, widths).header(header).block(block), area);
 }

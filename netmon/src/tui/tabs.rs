@@ -85,20 +85,19 @@ fn owned_mark(owned: bool) -> Cell {
 const NETMON_COLUMNS: &[Column] = &[
     text("*", 1),
     num("PID", 7),
-    text("COMM", 15),
+    text("COMM", 10),
     text("PROTO", 5),
-    text("LOCAL", 28),
-    text("REMOTE", 28),
-    text("STATE", 11),
-    num("TX", 10),
-    num("RX", 10),
-    num("TX/s", 12),
-    num("RX/s", 12),
-    num("WIRE TX", 10),
-    num("WIRE RX", 10),
-    num("INODE", 10),
-    num("SEND-Q", 7),
-    num("RECV-Q", 7),
+    text("LOCAL", 21),
+    text("REMOTE", 21),
+    text("STATE", 10),
+    num("TX", 9),
+    num("RX", 9),
+    num("TX/s", 10),
+    num("RX/s", 10),
+    num("WIRE TX", 9),
+    num("WIRE RX", 9),
+    num("INODE", 8),
+    num("Q S/R", 7),
 ];
 
 /// The eBPF connections, each joined to its socket-table row by cookie → inode, under a total
@@ -142,7 +141,6 @@ fn process_row(p: &ProcessRow) -> Row {
         bytes(p.rx_wire_bytes),
         Cell::none(),
         Cell::none(),
-        Cell::none(),
     ])
 }
 
@@ -158,8 +156,11 @@ fn connection_row(
         (None, Some(st)) => st.clone(),
         (None, None) => String::new(),
     };
-    let queue =
-        |f: fn(&SocketRow) -> u32| sock.map_or_else(Cell::none, |s| Cell::count(u64::from(f(s))));
+    // Sorted by what is waiting in total; shown as send/receive queue like `ss`.
+    let queues = sock.map_or_else(Cell::none, |s| {
+        let total = u64::from(s.tx_queue) + u64::from(s.rx_queue);
+        Cell::num(total as f64, format!("{}/{}", s.tx_queue, s.rx_queue))
+    });
     Row::new(vec![
         owned_mark(sock.is_some_and(|s| s.owned)),
         Cell::count(u64::from(p.pid)),
@@ -175,8 +176,7 @@ fn connection_row(
         bytes(c.tx_wire_bytes),
         bytes(c.rx_wire_bytes),
         inode.map_or_else(Cell::none, Cell::count),
-        queue(|s| s.tx_queue),
-        queue(|s| s.rx_queue),
+        queues,
     ])
 }
 

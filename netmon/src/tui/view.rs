@@ -8,7 +8,7 @@ use super::state::Sort;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Column {
     pub name: &'static str,
-    /// Width in cells; the last column takes what is left.
+    /// Width in cells; a tab's columns fit 160 cells (the end-to-end test's terminal).
     pub width: u16,
     /// Right-aligned (numbers).
     pub numeric: bool,
