@@ -119,8 +119,18 @@ fn netmon(data: &TuiData) -> TabView {
             rows.push(connection_row(p, c, inode, sock));
         }
     }
-    let note = (data.cookie_inodes.is_empty() && !data.procs.processes.is_empty())
-        .then(|| "no sock_diag map: socket columns empty".to_string());
+    // The period the aggregator's rates really cover: proof that an interval change took effect.
+    let mut notes = Vec::new();
+    if data.procs.interval_ms > 0 {
+        notes.push(format!(
+            "rates over {:.1} s",
+            data.procs.interval_ms as f64 / 1000.0
+        ));
+    }
+    if data.cookie_inodes.is_empty() && !data.procs.processes.is_empty() {
+        notes.push("no sock_diag map: socket columns empty".to_string());
+    }
+    let note = (!notes.is_empty()).then(|| notes.join(", "));
     TabView::rows(NETMON_COLUMNS.to_vec(), rows).with_note(note)
 }
 
