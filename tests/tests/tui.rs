@@ -1,7 +1,8 @@
 //! The terminal UI end to end: the real `netmon run --pid P` in a tmux pane (160x50), driven by
 //! send-keys and read back with capture-pane, on a trafficgen process that holds known sockets
 //! in a namespace this test builds (a dummy interface with a permanent neighbour and a route, so
-//! the ARP, Traffic and Routing tabs have ground truth too).
+//! the ARP, Traffic and Routing tabs have ground truth too). Ends with the dying-process paths:
+//! banner then a key (exit 4), and `--exit-on-death` (exit 4 without a key).
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -355,5 +356,23 @@ fn tui_on_a_live_process() {
     println!("banner: {}", banner.lines().nth(1).unwrap_or("").trim());
     tmux.keys(&["q"]);
     let after = tmux.wait_for("netmon exit=4", 15);
+    assert_eq!(tmux.query("#{alternate_on}"), "0", "{after}");
+
+    // --exit-on-death: the same ending without a key.
+    let sleeper = Guard(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "sleep", "6"])
+            .spawn()
+            .expect("starting sleep"),
+    );
+    let spid = sleeper.0.id();
+    tmux.keys(&["clear", "Enter"]);
+    tmux.literal(&format!(
+        "{} run --pid {spid} --exit-on-death; echo \"netmon exit=$?\"",
+        netmon_bin().display()
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&format!("pid {spid} (sleep)"), 30);
+    let after = tmux.wait_for("netmon exit=4", 20);
     assert_eq!(tmux.query("#{alternate_on}"), "0", "{after}");
 }

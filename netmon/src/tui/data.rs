@@ -54,8 +54,8 @@ impl Collector {
             Some(&pid) => {
                 let dir = proc_root.join(pid.to_string());
                 // /proc/sys shows the reader's namespace: use it only when that is the PID's.
-                let same_ns = procfs::netns_inode(proc_root, pid).ok()
-                    == procfs::netns_inode(proc_root, std::process::id()).ok();
+                let ns = |p: u32| procfs::netns_inode(proc_root, p).ok();
+                let same_ns = ns(pid).is_some() && ns(pid) == ns(std::process::id());
                 let sys = same_ns.then(|| proc_root.join("sys"));
                 (NetRoot::new(&dir, sys), Some(dir.join("ns/net")))
             }

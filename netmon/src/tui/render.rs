@@ -53,7 +53,7 @@ pub fn draw(frame: &mut Frame, state: &mut State, data: &TuiData) {
 fn status_line(state: &State, data: &TuiData) -> Line<'static> {
     let h = &data.header;
     let who = match h.pids.as_slice() {
-        [] => "all processes (host namespace)".to_string(),
+        [] => "all processes (sockets of netmon's own netns)".to_string(),
         [pid] => format!("pid {pid} ({})", h.comm),
         pids => format!(
             "pids {} ({})",

@@ -540,3 +540,68 @@ fn scrolling_shows_later_rows() {
     let last = screen(&mut s, &data, 120, 10);
     assert!(last.contains("MPTcpExt"), "{last}");
 }
+
+/// A `/proc` with one process, 4242, whose `net` is the live fixture and whose fds hold two of
+/// its sockets; removed on drop.
+struct FakeProc(PathBuf);
+
+impl FakeProc {
+    fn new() -> FakeProc {
+        use std::os::unix::fs::symlink;
+        let root = std::env::temp_dir().join(format!("nmtui-proc-{}", std::process::id()));
+        let pid = root.join("4242");
+        std::fs::create_dir_all(pid.join("fd")).unwrap();
+        symlink(fixture("live/net"), pid.join("net")).unwrap();
+        for (fd, inode) in [(3, 32967), (4, 32972)] {
+            symlink(format!("socket:[{inode}]"), pid.join(format!("fd/{fd}"))).unwrap();
+        }
+        symlink("/dev/null", pid.join("fd/0")).unwrap();
+        FakeProc(root)
+    }
+}
+
+impl Drop for FakeProc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn collector_marks_own_sockets_and_keeps_the_last_snapshot_when_the_process_goes() {
+    use super::data::Collector;
+    let proc = FakeProc::new();
+    let c = Collector::new(&proc.0, &[4242], false);
+    let mut d = TuiData::default();
+    c.refresh(&mut d);
+    assert!(d.net_delta.is_none(), "one snapshot has no interval yet");
+    let own: Vec<u64> = d
+        .net
+        .as_ref()
+        .unwrap()
+        .socket_rows()
+        .filter(|r| r.owned)
+        .map(|r| r.inode)
+        .collect();
+    assert_eq!(own, OWN);
+    // Not netmon's namespace (there is no ns link to compare): no sysctl is read.
+    let a = build(Tab::Analysis, &d);
+    let fwd = a.visible_rows("ip_forward", true, Sort::default());
+    assert_eq!(fwd[0].cells[1].text, "not available on this kernel");
+    c.refresh(&mut d);
+    assert!(d.net_delta.is_some());
+
+    std::fs::remove_dir_all(proc.0.join("4242")).unwrap();
+    c.refresh(&mut d);
+    let err = d.net_error.clone().unwrap();
+    assert!(err.contains("4242/net is gone"), "{err}");
+    assert!(d.net.is_some(), "the last snapshot stays");
+    let mut s = state();
+    let shot = screen(&mut s, &d, 200, 6);
+    assert!(
+        shot.lines()
+            .next()
+            .unwrap()
+            .contains("is gone; showing the last values"),
+        "{shot}"
+    );
+}
