@@ -9,7 +9,7 @@ use crate::aggregate::{ConnectionRow, ProcessRow};
 use crate::procnet::counters::{CounterTable, Value};
 use crate::procnet::delta::CounterDelta;
 use crate::procnet::sockets::{Protocol, SocketRow, TimerKind};
-use crate::procnet::{Availability, NetSnapshot, Unavailable};
+use crate::procnet::{Availability, NetSnapshot, Table, Unavailable};
 use crate::sink::human;
 
 /// The words every tab uses for a missing source.
@@ -52,18 +52,38 @@ fn with_net(
     }
 }
 
-/// Turns a table that may be missing into rows, or the tab's "not available" body.
-fn table_or_why<T>(
-    columns: &[Column],
-    t: &Availability<crate::procnet::Table<T>>,
+/// The rows of one file, or why it is missing.
+fn part<'a, T>(
+    file: &'a str,
+    t: &Availability<Table<T>>,
     row: impl Fn(&T) -> Row,
-) -> TabView {
-    match t {
-        Availability::Available(t) => {
-            TabView::rows(columns.to_vec(), t.rows.iter().map(row).collect())
+) -> (&'a str, Availability<Vec<Row>>) {
+    (file, t.as_ref().map(|t| t.rows.iter().map(row).collect()))
+}
+
+/// Files shown as one table (tcp + tcp6, route + ipv6_route): the rows of those present, a note
+/// naming those missing, and an unavailable tab only when none is there.
+fn combine(columns: &[Column], parts: Vec<(&str, Availability<Vec<Row>>)>) -> TabView {
+    let count = parts.len();
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for (file, p) in parts {
+        match p {
+            Availability::Available(r) => rows.extend(r),
+            Availability::Unavailable(u) => missing.push((file, u)),
         }
-        Availability::Unavailable(u) => TabView::unavailable(columns.to_vec(), why(*u)),
     }
+    if let Some(&(_, u)) = missing.first().filter(|_| missing.len() == count) {
+        return TabView::unavailable(columns.to_vec(), why(u));
+    }
+    let note = (!missing.is_empty()).then(|| {
+        missing
+            .iter()
+            .map(|(f, u)| format!("{f}: {}", why(*u)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    TabView::rows(columns.to_vec(), rows).with_note(note)
 }
 
 fn bytes(v: u64) -> Cell {
@@ -211,29 +231,16 @@ fn clock_ticks() -> u64 {
     u64::try_from(t).unwrap_or(100)
 }
 
-/// The v4 and v6 tables of one protocol, as one tab. One missing half is a note, both an
-/// unavailable tab.
+/// The v4 and v6 tables of one protocol, as one tab.
 fn sockets(net: &NetSnapshot, protocol: Protocol) -> TabView {
     let ticks = clock_ticks();
-    let mut rows = Vec::new();
-    let mut missing = Vec::new();
-    for s in net.sockets.iter().filter(|s| s.kind.protocol == protocol) {
-        match &s.table {
-            Availability::Available(t) => rows.extend(t.rows.iter().map(|r| socket_row(r, ticks))),
-            Availability::Unavailable(u) => missing.push((s.kind.file_name(), *u)),
-        }
-    }
-    if rows.is_empty() && missing.len() == 2 {
-        return TabView::unavailable(SOCKET_COLUMNS.to_vec(), why(missing[0].1));
-    }
-    let note = (!missing.is_empty()).then(|| {
-        missing
-            .iter()
-            .map(|(f, u)| format!("{f}: {}", why(*u)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
-    TabView::rows(SOCKET_COLUMNS.to_vec(), rows).with_note(note)
+    let parts = net
+        .sockets
+        .iter()
+        .filter(|s| s.kind.protocol == protocol)
+        .map(|s| part(s.kind.file_name(), &s.table, |r| socket_row(r, ticks)))
+        .collect();
+    combine(SOCKET_COLUMNS, parts)
 }
 
 fn socket_row(r: &SocketRow, ticks: u64) -> Row {
@@ -279,7 +286,7 @@ const ARP_COLUMNS: &[Column] = &[
 ];
 
 fn arp(net: &NetSnapshot, _: &TuiData) -> TabView {
-    table_or_why(ARP_COLUMNS, &net.arp, |r| {
+    let rows = part("arp", &net.arp, |r| {
         let hw = match r.hw_type.bits() {
             1 => "ether".to_string(),
             b => format!("{b:#x}"),
@@ -292,7 +299,8 @@ fn arp(net: &NetSnapshot, _: &TuiData) -> TabView {
             Cell::text(r.hw_address_string().unwrap_or_else(|| "-".into())),
             Cell::text(&r.device),
         ])
-    })
+    });
+    combine(ARP_COLUMNS, vec![rows])
 }
 
 const TRAFFIC_COLUMNS: &[Column] = &[
@@ -324,7 +332,7 @@ fn traffic(net: &NetSnapshot, data: &TuiData) -> TabView {
         .flat_map(|d| d.interfaces.iter())
         .map(|d| (d.name.as_str(), d))
         .collect();
-    table_or_why(TRAFFIC_COLUMNS, &net.interfaces, |i| {
+    let rows = part("dev", &net.interfaces, |i| {
         let d = deltas.get(i.name.as_str());
         let c = Cell::count;
         Row::new(vec![
@@ -348,7 +356,8 @@ fn traffic(net: &NetSnapshot, data: &TuiData) -> TabView {
             opt_rate(d.and_then(|d| d.rx_bytes_per_sec)),
             opt_rate(d.and_then(|d| d.tx_bytes_per_sec)),
         ])
-    })
+    });
+    combine(TRAFFIC_COLUMNS, vec![rows])
 }
 
 const STATS_COLUMNS: &[Column] = &[
@@ -386,10 +395,8 @@ fn stats(net: &NetSnapshot, data: &TuiData) -> TabView {
             d.map(|d| d.netstat.iter().collect()).unwrap_or_default(),
         ),
     ];
-    if let Some(Availability::Unavailable(u)) = files
-        .iter()
-        .map(|f| f.1)
-        .find(|_| files.iter().all(|f| !f.1.is_available()))
+    if let (true, Availability::Unavailable(u)) =
+        (files.iter().all(|f| !f.1.is_available()), files[0].1)
     {
         return TabView::unavailable(STATS_COLUMNS.to_vec(), why(*u));
     }
@@ -460,7 +467,7 @@ const ROUTING_COLUMNS: &[Column] = &[
 ];
 
 fn routing(net: &NetSnapshot, _: &TuiData) -> TabView {
-    let v4 = table_or_why(ROUTING_COLUMNS, &net.routes_v4, |r| {
+    let v4 = part("route", &net.routes_v4, |r| {
         let dest = match r.prefix_len {
             Some(p) => format!("{}/{p}", r.destination),
             None => format!("{}/{}", r.destination, r.mask),
@@ -485,7 +492,7 @@ fn routing(net: &NetSnapshot, _: &TuiData) -> TabView {
             Cell::none(),
         ])
     });
-    let v6 = table_or_why(ROUTING_COLUMNS, &net.routes_v6, |r| {
+    let v6 = part("ipv6_route", &net.routes_v6, |r| {
         let gw = if r.next_hop.is_unspecified() {
             "-".to_string()
         } else {
@@ -511,38 +518,7 @@ fn routing(net: &NetSnapshot, _: &TuiData) -> TabView {
             Cell::count(u64::from(r.use_count)),
         ])
     });
-    merge(
-        v4,
-        v6,
-        &[
-            ("route", &net.routes_v4.as_ref().map(|_| ())),
-            ("ipv6_route", &net.routes_v6.as_ref().map(|_| ())),
-        ],
-    )
-}
-
-/// Two views of the same columns as one: rows of both, or unavailable when both are.
-fn merge(a: TabView, b: TabView, sources: &[(&str, &Availability<()>)]) -> TabView {
-    use super::view::Body;
-    let note = sources
-        .iter()
-        .filter_map(|(f, a)| match a {
-            Availability::Unavailable(u) => Some(format!("{f}: {}", why(*u))),
-            Availability::Available(()) => None,
-        })
-        .collect::<Vec<_>>();
-    match (a.body, b.body) {
-        (Body::Unavailable(why), Body::Unavailable(_)) => TabView::unavailable(a.columns, why),
-        (x, y) => {
-            let mut rows = Vec::new();
-            for body in [x, y] {
-                if let Body::Rows(r) = body {
-                    rows.extend(r);
-                }
-            }
-            TabView::rows(a.columns, rows).with_note((!note.is_empty()).then(|| note.join(", ")))
-        }
-    }
+    combine(ROUTING_COLUMNS, vec![v4, v6])
 }
 
 const ANALYSIS_COLUMNS: &[Column] = &[
