@@ -167,6 +167,19 @@ mod tests {
     }
 
     #[test]
+    fn tui_flags() {
+        assert!(Cli::try_parse_from(["netmon", "run", "--exit-on-death"]).is_err());
+        let Command::Run(a) =
+            Cli::try_parse_from(["netmon", "run", "-p", "1", "--exit-on-death", "--no-tui"])
+                .unwrap()
+                .command
+        else {
+            panic!("not run");
+        };
+        assert!(a.exit_on_death && a.no_tui);
+    }
+
+    #[test]
     fn follow_children_needs_a_pid() {
         assert!(Cli::try_parse_from(["netmon", "run", "--follow-children"]).is_err());
         assert!(Cli::try_parse_from(["netmon", "run", "-p", "1", "--follow-children"]).is_ok());

@@ -310,6 +310,35 @@ fn tui_on_a_live_process() {
         !s.contains("filter \"") && row_counts(s).0 == total
     });
 
+    // Resizing redraws at the new size, and back.
+    for (w, h) in [(100, 20), (160, 50)] {
+        assert!(
+            tmux.cmd(&[
+                "resize-window",
+                "-t",
+                SESSION,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string()
+            ])
+            .status()
+            .unwrap()
+            .success()
+        );
+        let s = tmux.wait(&format!("a {w}x{h} frame"), 5, |s| {
+            let lines: Vec<&str> = s.lines().collect();
+            lines.len() == h
+                && lines.iter().all(|l| l.chars().count() <= w)
+                && title_line(s).contains("TCP ─")
+                && lines[h - 1].starts_with("q quit")
+        });
+        assert!(
+            s.lines().nth(1).unwrap().starts_with(" 1 netmon │ 2 TCP"),
+            "{s}"
+        );
+    }
+
     // q leaves: the shell's screen is back, with the final totals and exit code 0.
     tmux.keys(&["q"]);
     let after = tmux.wait_for("netmon exit=0", 15);
