@@ -605,3 +605,18 @@ fn collector_marks_own_sockets_and_keeps_the_last_snapshot_when_the_process_goes
         "{shot}"
     );
 }
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut d = data();
+    d.exited = true;
+    for tab in Tab::ALL {
+        for (w, h) in [(1, 1), (10, 3), (40, 5), (20, 40)] {
+            let mut s = state();
+            s.tab = tab;
+            s.handle_key(key(KeyCode::End), 3);
+            let shot = screen(&mut s, &d, w, h);
+            assert_eq!(shot.split('\n').count(), usize::from(h), "{tab:?} {w}x{h}");
+        }
+    }
+}
