@@ -60,7 +60,8 @@ impl Tui {
             ..TuiData::default()
         };
         collector.refresh(&mut data);
-        let guard = TerminalGuard::enter().context("opening the terminal UI")?;
+        let guard = TerminalGuard::enter()
+            .context("opening the terminal UI (--no-tui prints the plain table)")?;
         let stop_keys = Arc::new(AtomicBool::new(false));
         let keys = spawn_key_reader(stop_keys.clone());
         let mut tui = Tui {
