@@ -542,13 +542,14 @@ fn scrolling_shows_later_rows() {
 }
 
 /// A `/proc` with one process, 4242, whose `net` is the live fixture and whose fds hold two of
-/// its sockets; removed on drop.
+/// its sockets, and a child 4243 holding a third; removed on drop.
 struct FakeProc(PathBuf);
 
 impl FakeProc {
-    fn new() -> FakeProc {
+    /// `tag` keeps tests that run in parallel apart.
+    fn new(tag: &str) -> FakeProc {
         use std::os::unix::fs::symlink;
-        let root = std::env::temp_dir().join(format!("nmtui-proc-{}", std::process::id()));
+        let root = std::env::temp_dir().join(format!("nmtui-proc-{}-{tag}", std::process::id()));
         let pid = root.join("4242");
         std::fs::create_dir_all(pid.join("fd")).unwrap();
         symlink(fixture("live/net"), pid.join("net")).unwrap();
@@ -556,6 +557,14 @@ impl FakeProc {
             symlink(format!("socket:[{inode}]"), pid.join(format!("fd/{fd}"))).unwrap();
         }
         symlink("/dev/null", pid.join("fd/0")).unwrap();
+        // A child, 4243, holding 32970; it has no children of its own.
+        std::fs::create_dir_all(pid.join("task/4242")).unwrap();
+        std::fs::write(pid.join("task/4242/children"), "4243 ").unwrap();
+        let child = root.join("4243");
+        std::fs::create_dir_all(child.join("fd")).unwrap();
+        std::fs::create_dir_all(child.join("task/4243")).unwrap();
+        std::fs::write(child.join("task/4243/children"), "").unwrap();
+        symlink("socket:[32970]", child.join("fd/3")).unwrap();
         FakeProc(root)
     }
 }
@@ -569,7 +578,7 @@ impl Drop for FakeProc {
 #[test]
 fn collector_marks_own_sockets_and_keeps_the_last_snapshot_when_the_process_goes() {
     use super::data::Collector;
-    let proc = FakeProc::new();
+    let proc = FakeProc::new("gone");
     let c = Collector::new(&proc.0, &[4242], false);
     let mut d = TuiData::default();
     c.refresh(&mut d);
@@ -619,4 +628,25 @@ fn tiny_terminals_do_not_panic() {
             assert_eq!(shot.split('\n').count(), usize::from(h), "{tab:?} {w}x{h}");
         }
     }
+}
+
+#[test]
+fn follow_children_marks_the_childrens_sockets_too() {
+    use super::data::Collector;
+    let proc = FakeProc::new("children");
+    let owned = |follow: bool| -> Vec<u64> {
+        let mut d = TuiData::default();
+        Collector::new(&proc.0, &[4242], follow).refresh(&mut d);
+        let mut v: Vec<u64> = d
+            .net
+            .unwrap()
+            .socket_rows()
+            .filter(|r| r.owned)
+            .map(|r| r.inode)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(owned(false), [32967, 32972]);
+    assert_eq!(owned(true), [32967, 32970, 32972]);
 }
