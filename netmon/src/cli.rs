@@ -113,6 +113,13 @@ pub struct RunArgs {
     /// Print JSON lines (one object per interval) instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Print the plain table even on a terminal, instead of opening the tabbed UI.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// In the tabbed UI, exit (code 4) as soon as every watched process has exited, instead of
+    /// showing the final totals until a key is pressed.
+    #[arg(long, requires = "pids")]
+    pub exit_on_death: bool,
     /// Which kernel programs account payload bytes.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
@@ -292,6 +299,19 @@ mod tests {
                 .unwrap_err()
                 .contains("no address ranges")
         );
+    }
+
+    #[test]
+    fn tui_flags() {
+        assert!(Cli::try_parse_from(["netmon", "run", "--exit-on-death"]).is_err());
+        let Command::Run(a) =
+            Cli::try_parse_from(["netmon", "run", "-p", "1", "--exit-on-death", "--no-tui"])
+                .unwrap()
+                .command
+        else {
+            panic!("not run");
+        };
+        assert!(a.exit_on_death && a.no_tui);
     }
 
     #[test]
