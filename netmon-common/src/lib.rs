@@ -16,6 +16,9 @@ pub mod maps {
     pub const PAYLOAD: &str = "PAYLOAD";
     /// `HashMap<u64 cookie, WireStats>`: L3 bytes and packets per socket from cgroup_skb.
     pub const WIRE: &str = "WIRE";
+    /// `HashMap<u64 cookie, u64 ktime>`: sockets released, kept until user space has read
+    /// their final counters; a lost SOCK_RELEASE event must not leak their map entries.
+    pub const RELEASED: &str = "RELEASED";
     /// `PerCpuArray<u64>` indexed by [`crate::counter`].
     pub const COUNTERS: &str = "COUNTERS";
     /// `HashMap<u64 cookie, TcpStats>`: retransmits, resets and RTT samples per TCP socket.
@@ -62,7 +65,10 @@ pub mod counter {
     pub const CAPTURE_FILTERED: u32 = 14;
     /// Capture: netmon's own packets, skipped unless --include-self.
     pub const CAPTURE_SELF: u32 = 15;
-    pub const COUNT: u32 = 16;
+    /// A RELEASED insert failed (map full): that socket's entries are freed only if its
+    /// SOCK_RELEASE event arrives.
+    pub const RELEASED_FULL: u32 = 16;
+    pub const COUNT: u32 = 24;
 }
 
 /// Which hook recorded a fact; lets `doctor` and the tests tell the ladder's rungs apart.
@@ -123,6 +129,10 @@ pub struct SockOwner {
     pub _pad: [u8; 3],
     pub netns: u64,
     pub comm: [u8; COMM_LEN],
+    /// The owner's parent process (real_parent->tgid), 0 when unknown: lets user space place
+    /// a child under its parent even when the fork event was lost.
+    pub ppid: u32,
+    pub _pad2: u32,
 }
 
 /// Key of the PAYLOAD map: one socket as used by one process.
@@ -304,6 +314,9 @@ pub struct KernelEvent {
     pub arg1: u64,
     pub comm: [u8; COMM_LEN],
     pub tuple: SockTuple,
+    /// Parent tgid of the current task, filled for SOCK_OWNER (process context only).
+    pub ppid: u32,
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
@@ -330,11 +343,11 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<SockTuple>(), 40);
-        assert_eq!(size_of::<SockOwner>(), 40);
+        assert_eq!(size_of::<SockOwner>(), 48);
         assert_eq!(size_of::<PidSockKey>(), 16);
         assert_eq!(size_of::<PayloadStats>(), 32);
         assert_eq!(size_of::<WireStats>(), 32);
-        assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8);
+        assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8 + 8);
         assert_eq!(size_of::<TcpStats>(), 8 * (5 + RTT_BUCKETS));
         assert_eq!(size_of::<KernelFilter>(), 24);
         assert_eq!(size_of::<CaptureConfig>(), 24 + 24);

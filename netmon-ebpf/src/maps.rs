@@ -3,7 +3,8 @@
 //! full map is counted instead.
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
@@ -27,6 +28,9 @@ pub static WIRE: HashMap<u64, WireStats> = HashMap::with_max_entries(131_072, 0)
 
 #[map(name = "TCP_STATS")]
 pub static TCP_STATS: HashMap<u64, TcpStats> = HashMap::with_max_entries(65_536, 0);
+
+#[map(name = "RELEASED")]
+pub static RELEASED: HashMap<u64, u64> = HashMap::with_max_entries(65_536, 0);
 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
@@ -74,6 +78,31 @@ pub fn current_event(kind: u32, cookie: u64) -> KernelEvent {
     }
 }
 
+/// Offsets in `struct task_struct` of `real_parent` and `tgid`, set by user space from BTF
+/// (0: unknown, the parent is then not recorded).
+#[unsafe(no_mangle)]
+static TASK_PARENT_OFFSET: u32 = 0;
+#[unsafe(no_mangle)]
+static TASK_TGID_OFFSET: u32 = 0;
+
+/// The current process's parent (real_parent->tgid); 0 when the offsets are unknown.
+#[inline(always)]
+fn current_ppid() -> u32 {
+    let parent_off = unsafe { core::ptr::read_volatile(&TASK_PARENT_OFFSET) };
+    let tgid_off = unsafe { core::ptr::read_volatile(&TASK_TGID_OFFSET) };
+    if parent_off == 0 || tgid_off == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let parent: *const u8 =
+        unsafe { bpf_probe_read_kernel(task.add(parent_off as usize) as *const *const u8) }
+            .unwrap_or(core::ptr::null());
+    if parent.is_null() {
+        return 0;
+    }
+    unsafe { bpf_probe_read_kernel(parent.add(tgid_off as usize) as *const u32) }.unwrap_or(0)
+}
+
 /// Records the current task as the owner of `cookie` unless someone already is, and tells user
 /// space about a new owner. Must only be called in process context.
 #[inline(always)]
@@ -82,6 +111,7 @@ pub fn record_owner(cookie: u64, origin: u8, netns: u64) {
         return;
     }
     let mut ev = current_event(event_kind::SOCK_OWNER, cookie);
+    ev.ppid = current_ppid();
     let owner = SockOwner {
         tgid: ev.tgid,
         pid: ev.pid,
@@ -90,6 +120,8 @@ pub fn record_owner(cookie: u64, origin: u8, netns: u64) {
         _pad: [0; 3],
         netns,
         comm: ev.comm,
+        ppid: ev.ppid,
+        _pad2: 0,
     };
     match OWNERS.insert(cookie, owner, BPF_NOEXIST) {
         Ok(()) => {

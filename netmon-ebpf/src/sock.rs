@@ -7,9 +7,9 @@ use aya_ebpf::{
     macros::{cgroup_sock, cgroup_sock_addr},
     programs::{SockAddrContext, SockContext},
 };
-use netmon_common::{event_kind, origin};
+use netmon_common::{counter, event_kind, origin};
 
-use crate::maps::{current_event, emit, record_owner};
+use crate::maps::{RELEASED, bump, current_event, emit, record_owner};
 
 const ALLOW: i32 = 1;
 
@@ -81,7 +81,12 @@ pub fn netmon_recvmsg6(ctx: SockAddrContext) -> i32 {
 pub fn netmon_sock_release(ctx: SockContext) -> i32 {
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     if cookie != 0 {
-        emit(&current_event(event_kind::SOCK_RELEASE, cookie));
+        let ev = current_event(event_kind::SOCK_RELEASE, cookie);
+        // The map is the reliable record (the event may be lost when the ring is full).
+        if RELEASED.insert(cookie, ev.ts_ns, 0).is_err() {
+            bump(counter::RELEASED_FULL, 1);
+        }
+        emit(&ev);
     }
     ALLOW
 }

@@ -171,6 +171,8 @@ pub enum LossSource {
     TcpStatsMap,
     /// The packet-capture ring buffer was full (`netmon capture`).
     CaptureRing,
+    /// The released-sockets map was full (their entries are freed only if the event arrived).
+    ReleasedMap,
     /// The source → aggregator channel was full.
     Channel,
 }
@@ -184,6 +186,7 @@ impl LossSource {
             LossSource::WireMap => "wire_map",
             LossSource::TcpStatsMap => "tcp_stats_map",
             LossSource::CaptureRing => "capture_ring",
+            LossSource::ReleasedMap => "released_map",
             LossSource::Channel => "channel",
         }
     }
@@ -207,6 +210,9 @@ pub enum Event {
         /// netns cookie (kernel) or netns inode (procfs); 0 when unknown.
         netns: u64,
         origin: Origin,
+        /// The owner's parent process; 0 when unknown.
+        #[serde(default)]
+        ppid: Pid,
     },
     /// A socket's protocol and addresses, local first.
     SocketEndpoints {

@@ -13,6 +13,8 @@
 # the host's iproute2 copies as /usr/local/bin/ip etc. here (binaries started by tests find them
 # through $PATH as usual).
 set -u
+# Tests that need tools the guest lacks (python3, prometheus, tmux, ...) skip on seeing this.
+export NETMON_VM_GUEST=1
 : "${SHARE:?SHARE must point at the shared directory}"
 out="$SHARE/out"
 mkdir -p "$out"

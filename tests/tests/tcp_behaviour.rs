@@ -2,7 +2,7 @@
 //! counters and a script with a known outcome say (tests/scripts/tcp_behaviour.py).
 use std::path::PathBuf;
 
-use netmon_tests::{Outcome, privileged, scenario_with};
+use netmon_tests::{Outcome, privileged, require_tools, scenario_with};
 use serde_json::Value;
 
 const ROOT: &str = "needs root: run under cargo xtask test";
@@ -39,6 +39,9 @@ fn run(tag: &str, setup: &[&[&str]], args: &[&str]) -> Outcome {
 #[ignore = "needs root: run under cargo xtask test"]
 fn resets_rtt_and_connections_are_counted_per_process() {
     assert!(privileged(), "{ROOT}");
+    if !require_tools(&["python3"]) {
+        return;
+    }
     let o = run("tcp-rst", &[], &["resets"]);
     assert_eq!(o.truth["refused"], true, "{}", o.truth);
     let (t, opened) = tcp(&o);
@@ -78,6 +81,9 @@ fn resets_rtt_and_connections_are_counted_per_process() {
 #[ignore = "needs root: run under cargo xtask test"]
 fn retransmits_match_the_kernels_count() {
     assert!(privileged(), "{ROOT}");
+    if !require_tools(&["python3", "nft"]) {
+        return;
+    }
     // Drop 5% of arriving data segments (not handshakes or ACKs). At input, not output: a
     // segment dropped on its way out is not lost, TCP just sends it again as new data.
     let o = run(

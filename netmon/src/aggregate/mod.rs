@@ -236,8 +236,17 @@ impl Aggregator {
                 pid,
                 comm,
                 origin,
+                ppid,
                 ..
             } => {
+                if ppid != 0 && ppid != pid {
+                    self.children.entry(ppid).or_default().insert(pid);
+                    self.processes
+                        .entry(pid)
+                        .or_default()
+                        .ppid
+                        .get_or_insert(ppid);
+                }
                 let s = self.sockets.entry(cookie).or_default();
                 // The kernel saw the socket being created; a later /proc scan only saw who
                 // holds it now, which after fork may be someone else.

@@ -12,6 +12,7 @@ fn owner(cookie: Cookie, pid: Pid) -> Event {
         comm: format!("p{pid}"),
         netns: 0,
         origin: Origin::SockCreate,
+        ppid: 0,
     }
 }
 
@@ -325,6 +326,7 @@ fn procfs_owner_never_overrides_the_kernel() {
         comm: "late".into(),
         netns: 0,
         origin: Origin::Procfs,
+        ppid: 0,
     });
     agg.ingest(wire(1, 10, 0));
     let s = agg.snapshot();
@@ -338,6 +340,7 @@ fn procfs_owner_never_overrides_the_kernel() {
         comm: "scan".into(),
         netns: 0,
         origin: Origin::Procfs,
+        ppid: 0,
     });
     agg.ingest(owner(1, 100));
     agg.ingest(wire(1, 10, 0));

@@ -236,6 +236,9 @@ pub struct Offsets {
     pub sk_family: u32,
     pub sk_cookie: u32,
     pub task_pid: u32,
+    /// `task_struct.real_parent`; 0 when BTF does not have it (parents then come from /proc
+    /// and fork events only).
+    pub task_parent: u32,
 }
 
 impl Offsets {
@@ -249,6 +252,7 @@ impl Offsets {
             sk_family: btf.member_offset("sock", "__sk_common.skc_family")?,
             sk_cookie: btf.member_offset("sock", "__sk_common.skc_cookie")?,
             task_pid,
+            task_parent: btf.member_offset("task_struct", "real_parent").unwrap_or(0),
         })
     }
 }

@@ -177,11 +177,18 @@ pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'st
         Ok(o) => (Ok(()), o),
         Err(e) => (Err(e), vec![0, 0, 0]),
     };
+    let task_tgid: u32 = if offsets.task_parent == 0 {
+        0
+    } else {
+        offsets.task_pid + 4
+    };
     let mut loader = EbpfLoader::new();
     loader
         .override_global("SK_FAMILY_OFFSET", &offsets.sk_family, true)
         .override_global("SK_COOKIE_OFFSET", &offsets.sk_cookie, true)
         .override_global("TASK_PID_OFFSET", &offsets.task_pid, true)
+        .override_global("TASK_PARENT_OFFSET", &offsets.task_parent, true)
+        .override_global("TASK_TGID_OFFSET", &task_tgid, true)
         .override_global("TP_SK_OFFSET", &tp_offs[0], true)
         .override_global("TP_RET_OFFSET", &tp_offs[1], true)
         .override_global("TP_FLAGS_OFFSET", &tp_offs[2], true);

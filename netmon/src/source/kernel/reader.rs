@@ -55,6 +55,8 @@ pub struct Reader {
     sent_counters: Vec<u64>,
     /// Cookie → poll number after which its entries are deleted.
     released: StdHashMap<u64, u64>,
+    /// Ring-buffer losses seen so far: when they grow, owners are recovered from the map.
+    ring_lost: u64,
     polls: u64,
     grace_polls: u64,
 }
@@ -119,6 +121,7 @@ impl Reader {
             sent_tcp: StdHashMap::new(),
             sent_counters: vec![u64::MAX; counter::COUNT as usize],
             released: StdHashMap::new(),
+            ring_lost: 0,
             polls: 0,
             grace_polls: (RELEASE_GRACE.as_millis() / poll.as_millis().max(1)).max(3) as u64,
         })
@@ -181,6 +184,7 @@ impl Reader {
                     comm: comm(&r.comm),
                     netns: r.arg1,
                     origin: Origin::from_raw(r.arg0 as u8),
+                    ppid: r.ppid,
                 });
             }
             event_kind::SOCK_FLOW => self.learn_pid(r.tgid, r, out),
@@ -241,6 +245,7 @@ impl Reader {
         self.poll_payload(out)?;
         self.poll_wire(out)?;
         self.poll_tcp(out);
+        self.poll_released(out);
         self.poll_counters(out)?;
         if self.capture.is_some() {
             self.poll_capture(out);
@@ -292,6 +297,65 @@ impl Reader {
             });
         }
         Ok(())
+    }
+
+    /// Releases recorded in the RELEASED map whose ring event was lost: the socket still
+    /// closes, and its entries are still freed after the grace period.
+    fn poll_released(&mut self, out: &mut Vec<Event>) {
+        let Some(m) = self.ebpf.map(maps::RELEASED) else {
+            return;
+        };
+        let Ok(map) = HashMap::<&MapData, u64, u64>::try_from(m) else {
+            return;
+        };
+        let due = self.polls + self.grace_polls;
+        for cookie in map.keys().flatten() {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.released.entry(cookie) {
+                e.insert(due);
+                out.push(Event::SocketClosed { cookie });
+            }
+        }
+    }
+
+    /// After ring-buffer losses, owners whose SOCK_OWNER record was lost are read from the
+    /// OWNERS map, so their sockets are not left unattributed.
+    fn recover_owners(&mut self, out: &mut Vec<Event>) {
+        let Some(m) = self.ebpf.map(maps::OWNERS) else {
+            return;
+        };
+        let Ok(map) = HashMap::<&MapData, u64, SockOwner>::try_from(m) else {
+            return;
+        };
+        let missing: Vec<(u64, SockOwner)> = map
+            .iter()
+            .flatten()
+            .filter(|(c, _)| !self.owned.contains(c))
+            .collect();
+        if !missing.is_empty() {
+            debug!(
+                "recovered {} socket owners lost with ring-buffer records",
+                missing.len()
+            );
+        }
+        for (cookie, o) in missing {
+            self.owned.insert(cookie);
+            let ev = KernelEvent {
+                tgid: o.tgid,
+                uid: o.uid,
+                comm: o.comm,
+                ..KernelEvent::default()
+            };
+            self.learn_pid(o.tgid, &ev, out);
+            out.push(Event::SocketOwner {
+                cookie,
+                pid: o.tgid,
+                uid: o.uid,
+                comm: comm(&o.comm),
+                netns: o.netns,
+                origin: Origin::from_raw(o.origin),
+                ppid: o.ppid,
+            });
+        }
     }
 
     /// TCP statistics are optional (the map exists, but its programs may not have attached):
@@ -361,6 +425,11 @@ impl Reader {
                 *slot = per_cpu.iter().sum();
             }
         }
+        let ring_lost = now[counter::RINGBUF_FULL as usize];
+        if ring_lost > self.ring_lost {
+            self.ring_lost = ring_lost;
+            self.recover_owners(out);
+        }
         if now == self.sent_counters {
             return Ok(());
         }
@@ -397,6 +466,7 @@ impl Reader {
             (LossSource::WireMap, counter::WIRE_FULL),
             (LossSource::TcpStatsMap, counter::TCP_STATS_FULL),
             (LossSource::CaptureRing, counter::CAPTURE_RING_FULL),
+            (LossSource::ReleasedMap, counter::RELEASED_FULL),
         ] {
             out.push(Event::Lost {
                 source,
@@ -451,6 +521,13 @@ impl Reader {
         {
             for c in &due {
                 let _ = tcp.remove(c);
+            }
+        }
+        if let Some(m) = self.ebpf.map_mut(maps::RELEASED)
+            && let Ok(mut rel) = HashMap::<&mut MapData, u64, u64>::try_from(m)
+        {
+            for c in &due {
+                let _ = rel.remove(c);
             }
         }
         {

@@ -233,6 +233,7 @@ pub(crate) fn join_events(
                 comm: p.comm.clone(),
                 netns: *netns,
                 origin: Origin::Procfs,
+                ppid: p.ppid,
             });
         }
         if events.len() == before {

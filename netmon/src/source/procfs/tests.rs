@@ -329,19 +329,20 @@ fn join_emits_process_owner_endpoints_state() {
     let owners = scan_socket_owners(&root);
     let events = join_events(&sockets, &owners, |pid| read_process(&root, pid).ok());
 
-    let owner = |cookie, pid, comm: &str| Event::SocketOwner {
+    let owner = |cookie, pid, comm: &str, ppid| Event::SocketOwner {
         cookie,
         pid,
         uid: 1000,
         comm: comm.to_string(),
         netns: host,
         origin: Origin::Procfs,
+        ppid,
     };
     let want = vec![
         src_process(&root, 100),
-        owner(5, 100, "python3"),
+        owner(5, 100, "python3", 1),
         src_process(&root, 101),
-        owner(5, 101, "curl"),
+        owner(5, 101, "curl", 100),
         Event::SocketEndpoints {
             cookie: 5,
             proto: Proto::Tcp,
@@ -352,7 +353,7 @@ fn join_emits_process_owner_endpoints_state() {
             cookie: 5,
             state: TcpState::Listen,
         },
-        owner(7, 100, "python3"),
+        owner(7, 100, "python3", 1),
         Event::SocketEndpoints {
             cookie: 7,
             proto: Proto::Udp,
