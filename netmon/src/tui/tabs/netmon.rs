@@ -1,6 +1,7 @@
 //! The netmon tab: the aggregator's connections, each joined to its socket-table row by
 //! cookie → inode (sock_diag), under a total row per process.
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use super::{bytes, owned_mark, rate};
 use crate::aggregate::{ConnectionRow, ProcessRow};
@@ -102,8 +103,8 @@ fn connection_row(
         Cell::count(u64::from(p.pid)),
         Cell::text(&p.comm),
         Cell::text(format!("{:?}", c.proto).to_lowercase()),
-        Cell::text(c.local.as_deref().unwrap_or("-")),
-        Cell::text(c.remote.as_deref().unwrap_or("-")),
+        Cell::text(shown_addr(c.local.as_deref())),
+        Cell::text(shown_addr(c.remote.as_deref())),
         Cell::text(state),
         bytes(c.tx_bytes),
         bytes(c.rx_bytes),
@@ -114,4 +115,35 @@ fn connection_row(
         inode.map_or_else(Cell::none, Cell::count),
         queues,
     ])
+}
+
+/// An address as the socket tabs show it: IPv4-mapped IPv6 as the IPv4 peer it is.
+fn shown_addr(a: Option<&str>) -> String {
+    let Some(a) = a else {
+        return "-".to_string();
+    };
+    match a.parse::<SocketAddr>() {
+        Ok(SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()).to_string(),
+            None => a.to_string(),
+        },
+        _ => a.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mapped_addresses_read_as_v4() {
+        let cases = [
+            (Some("[::ffff:10.0.0.1]:443"), "10.0.0.1:443"),
+            (Some("[::1]:80"), "[::1]:80"),
+            (Some("127.0.0.1:80"), "127.0.0.1:80"),
+            (Some("not an address"), "not an address"),
+            (None, "-"),
+        ];
+        for (a, want) in cases {
+            assert_eq!(super::shown_addr(a), want, "{a:?}");
+        }
+    }
 }
