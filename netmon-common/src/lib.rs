@@ -18,6 +18,14 @@ pub mod maps {
     pub const WIRE: &str = "WIRE";
     /// `PerCpuArray<u64>` indexed by [`crate::counter`].
     pub const COUNTERS: &str = "COUNTERS";
+    /// `HashMap<u64 cookie, TcpStats>`: retransmits, resets and RTT samples per TCP socket.
+    pub const TCP_STATS: &str = "TCP_STATS";
+    /// `RingBuf` of [`crate::CaptureRecord`]: packet header snapshots for `netmon capture`.
+    pub const CAPTURE: &str = "CAPTURE";
+    /// `Array<CaptureConfig>` with one entry: what the capture programs copy and skip.
+    pub const CAPTURE_CONFIG: &str = "CAPTURE_CONFIG";
+    /// `HashMap<u64 (ifindex << 1 | egress), IfaceStats>`: every packet the capture programs saw.
+    pub const IFACE_STATS: &str = "IFACE_STATS";
 }
 
 /// Indexes into the `COUNTERS` per-CPU array: things the kernel saw but could not record or
@@ -40,6 +48,20 @@ pub mod counter {
     pub const PAYLOAD_FULL_BYTES: u32 = 7;
     /// Wire bytes lost because WIRE was full.
     pub const WIRE_FULL_BYTES: u32 = 8;
+    /// A TCP_STATS insert failed (map full): that socket's retransmits/resets/RTT are missing.
+    pub const TCP_STATS_FULL: u32 = 9;
+    /// RSTs the kernel sent with no socket at all (a closed port answering a SYN or stray segment).
+    pub const RST_NO_SOCKET: u32 = 10;
+    /// Capture: packets not copied because of `--sample` (1 in N kept).
+    pub const CAPTURE_SAMPLED_OUT: u32 = 11;
+    /// Capture: packets not copied because the per-CPU rate limit was reached.
+    pub const CAPTURE_RATE_LIMITED: u32 = 12;
+    /// Capture: packets a copy was wanted for but the ring buffer was full.
+    pub const CAPTURE_RING_FULL: u32 = 13;
+    /// Capture: packets the in-kernel filter rejected (not a loss: the user asked for that).
+    pub const CAPTURE_FILTERED: u32 = 14;
+    /// Capture: netmon's own packets, skipped unless --include-self.
+    pub const CAPTURE_SELF: u32 = 15;
     pub const COUNT: u32 = 16;
 }
 
@@ -132,6 +154,141 @@ pub struct WireStats {
     pub rx_packets: u64,
 }
 
+/// Log2 buckets of smoothed RTT in microseconds: bucket `i` holds samples of at most `2^i` µs
+/// (and more than `2^(i-1)`), so a Prometheus `le` bound of `2^i` µs is exact; the last bucket
+/// also takes everything larger. Index with `rtt_bucket(us - 1)`.
+pub const RTT_BUCKETS: usize = 24;
+
+/// TCP behaviour of one socket, cumulative.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Segments retransmitted (tcp_retransmit_skb, successful ones where the kernel says).
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    /// RTT samples (sock_ops RTT callback: one per ACK that measured the RTT).
+    pub rtt_count: u64,
+    pub rtt_sum_us: u64,
+    pub rtt_buckets: [u64; RTT_BUCKETS],
+}
+
+/// The number of significant bits of `us`, capped at the last bucket; `rtt_bucket(x - 1)` is
+/// the bucket whose upper bound `2^i` is the smallest power of two at least `x`.
+/// Written as a fixed ladder of comparisons because the eBPF side has no count-leading-zeros.
+#[inline(always)]
+pub fn rtt_bucket(us: u32) -> usize {
+    let mut v = us;
+    let mut bits = 0usize;
+    if v >= 1 << 16 {
+        v >>= 16;
+        bits += 16;
+    }
+    if v >= 1 << 8 {
+        v >>= 8;
+        bits += 8;
+    }
+    if v >= 1 << 4 {
+        v >>= 4;
+        bits += 4;
+    }
+    if v >= 1 << 2 {
+        v >>= 2;
+        bits += 2;
+    }
+    if v >= 1 << 1 {
+        v >>= 1;
+        bits += 1;
+    }
+    if v >= 1 {
+        bits += 1;
+    }
+    if bits >= RTT_BUCKETS {
+        RTT_BUCKETS - 1
+    } else {
+        bits
+    }
+}
+
+/// Largest header snapshot a capture record carries.
+pub const MAX_SNAPLEN: usize = 256;
+
+/// Capture direction, in [`CaptureRecord::direction`].
+pub mod direction {
+    pub const INGRESS: u8 = 0;
+    pub const EGRESS: u8 = 1;
+}
+
+/// Which program took a capture record, in [`CaptureRecord::hook`].
+pub mod capture_hook {
+    pub const TC: u8 = 1;
+    pub const XDP: u8 = 2;
+}
+
+/// A simple filter the kernel can evaluate before copying: every non-zero part must match.
+/// Addresses in network byte order (IPv4 in the first 4 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct KernelFilter {
+    /// 0: off (every packet passes).
+    pub enabled: u8,
+    /// IP protocol (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6); 0 any.
+    pub ip_proto: u8,
+    /// 4 or 6 when an address is given (or only that family is wanted); 0 any.
+    pub family: u8,
+    /// Prefix length of `addr`; 0 with family set means "any address of this family".
+    pub prefix_len: u8,
+    /// Source or destination port (host order); 0 any.
+    pub port: u16,
+    pub _pad: [u8; 2],
+    /// Source or destination address within the prefix.
+    pub addr: [u8; 16],
+}
+
+/// What the capture programs do; user space writes it once before attaching.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// Bytes copied from the start of each packet (<= MAX_SNAPLEN); 0 disables capture.
+    pub snaplen: u32,
+    /// Keep 1 packet in `sample` (0 or 1: all).
+    pub sample: u32,
+    /// Packets per second per CPU copied at most (0: no limit).
+    pub rate_per_cpu: u32,
+    /// netmon's own tgid: its sockets' packets are skipped unless `include_self`.
+    pub self_tgid: u32,
+    pub include_self: u8,
+    pub _pad: [u8; 7],
+    pub filter: KernelFilter,
+}
+
+/// Packets and bytes per interface and direction, as the capture programs saw them.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct IfaceStats {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// One captured packet: metadata, then the first `cap_len` bytes of the frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CaptureRecord {
+    pub ts_ns: u64,
+    /// Socket cookie when the hook knows the socket (TC egress of local traffic), else 0.
+    pub cookie: u64,
+    pub ifindex: u32,
+    /// Length of the whole packet.
+    pub orig_len: u32,
+    /// Owner of `cookie` from the OWNERS map (0 when unknown).
+    pub tgid: u32,
+    pub cap_len: u16,
+    pub direction: u8,
+    pub hook: u8,
+    pub comm: [u8; COMM_LEN],
+    pub data: [u8; MAX_SNAPLEN],
+}
+
 /// One ring-buffer record. Fixed size so the reader never has to guess.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
@@ -159,6 +316,10 @@ mod pod {
     unsafe impl aya::Pod for PayloadStats {}
     unsafe impl aya::Pod for WireStats {}
     unsafe impl aya::Pod for KernelEvent {}
+    unsafe impl aya::Pod for TcpStats {}
+    unsafe impl aya::Pod for KernelFilter {}
+    unsafe impl aya::Pod for CaptureConfig {}
+    unsafe impl aya::Pod for IfaceStats {}
 }
 
 #[cfg(test)]
@@ -174,5 +335,30 @@ mod tests {
         assert_eq!(size_of::<PayloadStats>(), 32);
         assert_eq!(size_of::<WireStats>(), 32);
         assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8);
+        assert_eq!(size_of::<TcpStats>(), 8 * (5 + RTT_BUCKETS));
+        assert_eq!(size_of::<KernelFilter>(), 24);
+        assert_eq!(size_of::<CaptureConfig>(), 24 + 24);
+        assert_eq!(
+            size_of::<CaptureRecord>(),
+            8 + 8 + 12 + 4 + 16 + MAX_SNAPLEN
+        );
+    }
+
+    #[test]
+    fn rtt_buckets_count_significant_bits() {
+        assert_eq!(rtt_bucket(0), 0);
+        assert_eq!(rtt_bucket(1), 1);
+        assert_eq!(rtt_bucket(2), 2);
+        assert_eq!(rtt_bucket(3), 2);
+        assert_eq!(rtt_bucket(4), 3);
+        assert_eq!(rtt_bucket(1023), 10);
+        assert_eq!(rtt_bucket(1024), 11);
+        assert_eq!(rtt_bucket((1 << 22) - 1), 22);
+        assert_eq!(rtt_bucket(1 << 22), 23);
+        assert_eq!(rtt_bucket(u32::MAX), 23);
+        for us in [5u32, 100, 70_000, 3_000_000] {
+            let b = rtt_bucket(us);
+            assert!(us < (1u32 << b) && us >= (1u32 << (b - 1)), "{us} in {b}");
+        }
     }
 }

@@ -5,11 +5,13 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod capture;
 mod lifecycle;
 mod maps;
 mod payload;
 mod skb;
 mod sock;
+mod tcp;
 
 #[cfg(not(test))]
 #[panic_handler]

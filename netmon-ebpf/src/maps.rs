@@ -9,7 +9,7 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
 };
 use netmon_common::{
-    KernelEvent, PayloadStats, PidSockKey, SockOwner, WireStats, counter, event_kind,
+    KernelEvent, PayloadStats, PidSockKey, SockOwner, TcpStats, WireStats, counter, event_kind,
 };
 
 /// 4 MiB: about 40k events between two reads of user space.
@@ -24,6 +24,9 @@ pub static PAYLOAD: HashMap<PidSockKey, PayloadStats> = HashMap::with_max_entrie
 
 #[map(name = "WIRE")]
 pub static WIRE: HashMap<u64, WireStats> = HashMap::with_max_entries(131_072, 0);
+
+#[map(name = "TCP_STATS")]
+pub static TCP_STATS: HashMap<u64, TcpStats> = HashMap::with_max_entries(65_536, 0);
 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);

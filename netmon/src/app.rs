@@ -4,6 +4,7 @@ use std::{
     fs::File,
     io::{BufWriter, IsTerminal, Write},
     process::ExitCode,
+    sync::Arc,
     time::Duration,
 };
 
@@ -22,7 +23,12 @@ use crate::{
     cli::{Cli, Command, RunArgs},
     error::{AppError, Exit, exit_code_of, is_broken_pipe, one_line},
     event::Event,
-    sink::{json::render_json, table},
+    sink::{
+        http::Published,
+        json::render_json,
+        prometheus::{MetricsOptions, MetricsState, render_metrics},
+        table,
+    },
     source::{
         kernel::{KernelOptions, KernelSource},
         procfs::{self, Liveness, ProcfsSource},
@@ -50,6 +56,9 @@ pub fn main() -> ExitCode {
             run(args, true)
         }
         Command::Doctor(args) => crate::doctor::run(&args),
+        Command::Capture(args) => crate::capture::capture(args),
+        Command::Interfaces(args) => crate::capture::interfaces(&args),
+        Command::Routes(args) => crate::capture::routes(&args),
     };
     match result {
         Ok(code) => code,
@@ -150,6 +159,7 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
         backend: args.backend,
         // Poll maps faster than we print so a snapshot is never a whole interval stale.
         poll: (args.interval / 4).clamp(Duration::from_millis(50), Duration::from_millis(250)),
+        capture: None,
     };
     let kernel = KernelSource::load(&opts)?;
     let backend = kernel.backend().to_string();
@@ -177,7 +187,13 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
 }
 
 async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
-    // Bind first: a taken port is reported before the kernel programs load.
+    // Read the web config and bind first: a bad file or a taken port is reported before the
+    // kernel programs load.
+    let web = match &args.web_config {
+        Some(path) => crate::sink::web_config::WebConfig::load(path)
+            .map_err(|e| AppError::new(Exit::Usage, e.to_string()))?,
+        None => Default::default(),
+    };
     let listener = match args.listen {
         Some(addr) => Some(crate::sink::http::bind(addr).await?),
         None => None,
@@ -195,22 +211,32 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     let mut agg = Aggregator::new(Filter {
         pids: args.pids.clone(),
         follow_children: args.follow_children,
-    });
+        comms: args.comms.clone(),
+        cgroups: args.cgroups.clone(),
+    })
+    .with_networks(args.watch_networks.clone());
     let mut out = Output::new(&args);
     out.quiet = serving;
     let _server = listener.map(|l| {
-        let (publish, snapshots) = watch::channel(std::sync::Arc::new(Snapshot::default()));
-        out.publish = Some(publish);
+        let mut metrics = MetricsState::new(
+            MetricsOptions {
+                top_k: args.metrics_top_k,
+                pid_label: args.metrics_pid_label,
+                ttl: args.metrics_ttl,
+            },
+            args.watch_networks.iter().map(|n| n.name.clone()).collect(),
+        );
+        let first = publishable(&mut metrics, Snapshot::default());
+        let (publish, published) = watch::channel(first);
+        out.publish = Some((publish, metrics));
         if let Ok(addr) = l.local_addr() {
-            eprintln!("netmon: serving /metrics on http://{addr}/metrics");
+            let scheme = if web.tls.is_some() { "https" } else { "http" };
+            eprintln!("netmon: serving /metrics on {scheme}://{addr}/metrics");
         }
         AbortOnDrop(tokio::spawn(crate::sink::http::serve(
             l,
-            snapshots,
-            crate::sink::prometheus::MetricsOptions {
-                top_k: args.metrics_top_k,
-                pid_label: args.metrics_pid_label,
-            },
+            published,
+            web.clone(),
         )))
     });
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -334,6 +360,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Folds a snapshot into the metrics state and renders what the endpoint serves.
+fn publishable(metrics: &mut MetricsState, snapshot: Snapshot) -> Arc<Published> {
+    let folded = metrics.update(&snapshot, std::time::Instant::now());
+    let text = render_metrics(&folded, &snapshot).map_err(|e| e.to_string());
+    Arc::new(Published {
+        snapshot,
+        metrics: text,
+    })
+}
+
 /// Prints snapshots as a live table (terminal), plain tables (pipe) or JSON lines, and hands
 /// them to the HTTP endpoint when there is one.
 struct Output {
@@ -341,7 +377,7 @@ struct Output {
     live: bool,
     width: usize,
     quiet: bool,
-    publish: Option<watch::Sender<std::sync::Arc<Snapshot>>>,
+    publish: Option<(watch::Sender<Arc<Published>>, MetricsState)>,
     /// The tabbed UI, which then gets every snapshot but the last.
     tui: Option<Tui>,
 }
@@ -388,8 +424,8 @@ impl Output {
         let mut snap: Snapshot = agg.snapshot();
         snap.backend = backend.to_string();
         snap.r#final = last;
-        if let Some(p) = &self.publish {
-            p.send_replace(std::sync::Arc::new(snap.clone()));
+        if let Some((tx, metrics)) = &mut self.publish {
+            tx.send_replace(publishable(metrics, snap.clone()));
         }
         if self.quiet {
             return Ok(());

@@ -3,6 +3,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::aggregate::WatchedNetwork;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "netmon",
@@ -26,6 +28,56 @@ pub enum Command {
     Serve(RunArgs),
     /// Which kernel hooks work here and which backend `run` would use.
     Doctor(DoctorArgs),
+    /// One line per packet, with the process that sent or received it (like tcpdump).
+    Capture(CaptureArgs),
+    /// Network interfaces: index, name, state, MTU, MAC, promiscuous, addresses.
+    Interfaces(ListArgs),
+    /// Default gateways and routes (IPv4 and IPv6).
+    Routes(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Capture on this interface (repeatable). Default: every interface that is up.
+    #[arg(short, long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Bytes copied from the start of each packet (1-256).
+    #[arg(long, default_value = "128", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub snaplen: u32,
+    /// Keep one packet in N (the rest are counted as sampled out).
+    #[arg(long, default_value = "1", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sample: u32,
+    /// Copy at most this many packets per second per CPU (0: no limit); the rest are counted.
+    #[arg(long, default_value = "0", value_name = "PPS", value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub rate_limit: u32,
+    /// Use XDP (driver mode, else generic) instead of TC for received packets.
+    #[arg(long)]
+    pub xdp: bool,
+    /// Put the interfaces in promiscuous mode while capturing (restored on exit).
+    #[arg(long)]
+    pub promisc: bool,
+    /// Also show netmon's own traffic (hidden by default).
+    #[arg(long)]
+    pub include_self: bool,
+    /// Only packets of these processes (repeatable).
+    #[arg(short, long = "pid", value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
+    pub pids: Vec<u32>,
+    /// Print JSON lines instead of text lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many packets were shown.
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Stop after this many seconds (0: until Ctrl-C).
+    #[arg(long, default_value = "0", value_name = "SECS", value_parser = parse_duration_secs, allow_negative_numbers = true)]
+    pub duration: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +141,23 @@ pub struct RunArgs {
     /// Add a `pid` label to per-process metrics (more series).
     #[arg(long)]
     pub metrics_pid_label: bool,
+    /// Only processes with this name (comm, repeatable).
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+    /// Only processes in this cgroup: a path prefix (/system.slice), a unit (nginx.service) or
+    /// a container id (repeatable).
+    #[arg(long = "cgroup", value_name = "PATTERN")]
+    pub cgroups: Vec<String>,
+    /// Count connections to these address ranges per process: NAME=CIDR[,CIDR...] (repeatable),
+    /// e.g. intranet=10.0.0.0/8,192.168.0.0/16.
+    #[arg(long = "watch-network", value_name = "NAME=CIDRS", value_parser = parse_watch_network)]
+    pub watch_networks: Vec<WatchedNetwork>,
+    /// Exited processes keep their own metric series this long, then fold into comm="other".
+    #[arg(long, default_value = "300", value_name = "SECS", value_parser = parse_duration_secs)]
+    pub metrics_ttl: Duration,
+    /// TLS and basic-auth settings for the HTTP endpoint (see README "Securing the endpoint").
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
     /// Record every event the sources produce to FILE (JSON lines), for --replay.
     #[arg(long, value_name = "FILE", hide = true)]
     pub record: Option<PathBuf>,
@@ -140,6 +209,41 @@ pub fn parse_duration_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `NAME=CIDR[,CIDR...]`; a bare address counts as a single-host range.
+pub fn parse_watch_network(s: &str) -> Result<WatchedNetwork, String> {
+    let (name, list) = s
+        .split_once('=')
+        .ok_or("expected NAME=CIDR[,CIDR...], e.g. intranet=10.0.0.0/8")?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "network name {name:?} must be letters, digits, '_' or '-'"
+        ));
+    }
+    let mut ranges = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let net = match part.parse::<ipnet::IpNet>() {
+            Ok(n) => n,
+            Err(_) => part
+                .parse::<std::net::IpAddr>()
+                .map(ipnet::IpNet::from)
+                .map_err(|_| format!("{part:?} is not an address range like 10.0.0.0/8"))?,
+        };
+        ranges.push(net.trunc());
+    }
+    if ranges.is_empty() {
+        return Err(format!("network {name} has no address ranges"));
+    }
+    Ok(WatchedNetwork {
+        name: name.to_string(),
+        ranges,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +268,37 @@ mod tests {
         assert!(parse_interval("x").is_err());
         assert!(parse_duration_secs("0").is_ok());
         assert!(parse_duration_secs("-1").is_err());
+    }
+
+    #[test]
+    fn watched_networks() {
+        let n = parse_watch_network("intranet=10.0.0.0/8, 192.168.1.7").unwrap();
+        assert_eq!(n.name, "intranet");
+        assert!(n.contains("10.200.0.1".parse().unwrap()));
+        assert!(n.contains("192.168.1.7".parse().unwrap()));
+        assert!(!n.contains("192.168.1.8".parse().unwrap()));
+        let v6 = parse_watch_network("ula=fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(
+            parse_watch_network("10.0.0.0/8")
+                .unwrap_err()
+                .contains("NAME=CIDR")
+        );
+        assert!(
+            parse_watch_network("x=10.0.0.0/33")
+                .unwrap_err()
+                .contains("address range")
+        );
+        assert!(
+            parse_watch_network("bad name=10.0.0.0/8")
+                .unwrap_err()
+                .contains("letters")
+        );
+        assert!(
+            parse_watch_network("x=")
+                .unwrap_err()
+                .contains("no address ranges")
+        );
     }
 
     #[test]

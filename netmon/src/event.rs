@@ -167,6 +167,10 @@ pub enum LossSource {
     OwnersMap,
     PayloadMap,
     WireMap,
+    /// The per-socket TCP statistics map was full.
+    TcpStatsMap,
+    /// The packet-capture ring buffer was full (`netmon capture`).
+    CaptureRing,
     /// The source → aggregator channel was full.
     Channel,
 }
@@ -178,6 +182,8 @@ impl LossSource {
             LossSource::OwnersMap => "owners_map",
             LossSource::PayloadMap => "payload_map",
             LossSource::WireMap => "wire_map",
+            LossSource::TcpStatsMap => "tcp_stats_map",
+            LossSource::CaptureRing => "capture_ring",
             LossSource::Channel => "channel",
         }
     }
@@ -246,6 +252,15 @@ pub enum Event {
         comm: String,
         cmdline: String,
         uid: u32,
+        /// Executable path; empty when unknown (kernel-only or unreadable).
+        #[serde(default)]
+        exe: String,
+        /// cgroup v2 path (`/system.slice/nginx.service`); empty when unknown.
+        #[serde(default)]
+        cgroup: String,
+        /// Network namespace inode; 0 when unknown.
+        #[serde(default)]
+        netns: u64,
     },
     ProcessForked {
         parent: Pid,
@@ -253,6 +268,20 @@ pub enum Event {
     },
     ProcessExited {
         pid: Pid,
+    },
+    /// Cumulative TCP behaviour of socket `cookie` (retransmits, resets, RTT samples).
+    TcpStats {
+        cookie: Cookie,
+        #[serde(flatten)]
+        stats: TcpCounts,
+    },
+    /// One captured packet (`netmon capture`): header snapshot and where it was seen.
+    Packet(PacketRecord),
+    /// Capture programs' cumulative counters: what they skipped, and per-interface totals.
+    CaptureStats(CaptureStats),
+    /// Cumulative RSTs the kernel sent for segments that matched no socket.
+    ResetsWithoutSocket {
+        count: u64,
     },
     /// Cumulative bytes/packets the kernel saw but could not attribute.
     Unattributed {
@@ -265,4 +294,62 @@ pub enum Event {
         source: LossSource,
         count: u64,
     },
+}
+
+/// A socket's TCP counters as the kernel keeps them: cumulative.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpCounts {
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    pub rtt_count: u64,
+    pub rtt_sum_us: u64,
+    /// `netmon_common::RTT_BUCKETS` log2 buckets of microseconds (bucket i: below 2^i µs).
+    pub rtt_buckets: Vec<u64>,
+}
+
+impl TcpCounts {
+    pub fn add(&mut self, o: &TcpCounts) {
+        self.retransmits += o.retransmits;
+        self.resets_sent += o.resets_sent;
+        self.resets_received += o.resets_received;
+        self.rtt_count += o.rtt_count;
+        self.rtt_sum_us += o.rtt_sum_us;
+        if self.rtt_buckets.len() < o.rtt_buckets.len() {
+            self.rtt_buckets.resize(o.rtt_buckets.len(), 0);
+        }
+        for (a, b) in self.rtt_buckets.iter_mut().zip(&o.rtt_buckets) {
+            *a += b;
+        }
+    }
+}
+
+/// A captured packet as the kernel handed it over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketRecord {
+    /// Wall-clock nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Socket cookie where the hook knew the socket (TC egress of local traffic), else 0.
+    pub cookie: Cookie,
+    pub ifindex: u32,
+    /// Sent (egress) or received (ingress).
+    pub egress: bool,
+    /// "tc" or "xdp".
+    pub hook: String,
+    pub orig_len: u32,
+    /// Owner the kernel found for `cookie` (0 when none).
+    pub pid: Pid,
+    pub comm: String,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureStats {
+    pub sampled_out: u64,
+    pub rate_limited: u64,
+    pub ring_full: u64,
+    pub filtered: u64,
+    pub self_skipped: u64,
+    /// (ifindex, egress, packets, bytes) for every interface and direction seen.
+    pub interfaces: Vec<(u32, bool, u64, u64)>,
 }

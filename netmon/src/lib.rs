@@ -5,10 +5,13 @@
 //! watched namespace's `/proc/<pid>/net` through `procnet`.
 pub mod aggregate;
 pub mod app;
+pub mod capture;
 pub mod cli;
 pub mod doctor;
 pub mod error;
 pub mod event;
+pub mod identity;
+pub mod netinfo;
 pub mod procnet;
 pub mod sink;
 pub mod source;

@@ -200,10 +200,10 @@ fn serve_exposes_metrics_health_and_processes() {
     assert_eq!(curl["rx_bytes"], 3_145_728);
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     for want in [
-        "netmon_process_network_receive_bytes_total{comm=\"curl\"} 3145728",
-        "netmon_process_network_transmit_bytes_total{comm=\"resolved\"} 300",
+        "netmon_process_network_receive_bytes_total{comm=\"curl\",unit=\"\",container=\"\"} 3145728",
+        "netmon_process_network_transmit_bytes_total{comm=\"resolved\",unit=\"\",container=\"\"} 300",
         "netmon_unattributed_bytes_total{reason=\"no_socket\"} 80",
-        "netmon_build_info{backend=\"replay\"",
+        "backend=\"replay\"} 1",
     ] {
         assert!(metrics.contains(want), "missing {want:?} in\n{metrics}");
     }
@@ -227,4 +227,135 @@ fn serve_on_a_taken_port_is_one_line() {
         2,
         "not-an-address",
     );
+}
+
+/// Starts `serve` on a replay and returns it with the address it printed.
+fn serve_replay(extra: &[&str], scheme: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/two_procs.jsonl"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netmon"))
+        .args(["serve", "--replay", fixture, "--listen", "127.0.0.1:0"])
+        .args(["--interval", "0.05", "--duration", "20"])
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let prefix = format!("netmon: serving /metrics on {scheme}://");
+    let addr = line
+        .trim()
+        .strip_prefix(&prefix)
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
+/// HTTP status code curl saw, and the body.
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl (installed by scripts/setup.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_string(), body.to_string())
+}
+
+/// `--web-config`: TLS with the given certificate and bcrypt basic auth, as Prometheus'
+/// exporter toolkit configures them.
+#[test]
+fn web_config_serves_tls_and_checks_basic_auth() {
+    let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    let dir = std::env::temp_dir().join(format!("netmon-web-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let cfg = dir.join("web.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tls_server_config:\n  cert_file: {tls}/cert.pem\n  key_file: {tls}/key.pem\nbasic_auth_users:\n  prom: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    let (mut child, addr) = serve_replay(&["--web-config", cfg.to_str().unwrap()], "https");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let url = format!("https://{addr}/metrics");
+    let ca = format!("{tls}/cert.pem");
+    let ok = curl(&["--cacert", &ca, "-u", "prom:s3cret", &url]);
+    let wrong = curl(&["--cacert", &ca, "-u", "prom:nope", &url]);
+    let anonymous = curl(&["--cacert", &ca, &url]);
+    let plain = curl(&[&format!("http://{addr}/metrics")]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ok.0, "200", "{ok:?}");
+    assert!(
+        ok.1.contains("netmon_process_network_receive_bytes_total{comm=\"curl\""),
+        "{}",
+        ok.1
+    );
+    assert_eq!(wrong.0, "401");
+    assert_eq!(anonymous.0, "401");
+    assert_ne!(
+        plain.0, "200",
+        "plain HTTP must not be served on a TLS port"
+    );
+}
+
+#[test]
+fn a_bad_web_config_is_one_line() {
+    let dir = std::env::temp_dir().join(format!("netmon-badweb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/two_procs.jsonl"
+    );
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/key.pem");
+    let cases = [
+        (
+            "tls_server_config:\n  cert_file: missing.pem\n  key_file: k.pem\n",
+            "cert_file",
+        ),
+        (
+            &*format!("tls_server_config:\n  cert_file: {key}\n  key_file: {key}\n"),
+            "no PEM certificate",
+        ),
+        ("basic_auth_users:\n  prom: hunter2\n", "bcrypt"),
+        ("listen: 1\n", "unknown field"),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let f = dir.join(format!("web{i}.yml"));
+        std::fs::write(&f, text).unwrap();
+        assert_clean_error(
+            &[
+                "serve",
+                "--replay",
+                fixture,
+                "--web-config",
+                f.to_str().unwrap(),
+            ],
+            2,
+            want,
+        );
+    }
+    assert_clean_error(
+        &[
+            "serve",
+            "--replay",
+            fixture,
+            "--web-config",
+            "/nonexistent/web.yml",
+        ],
+        2,
+        "reading --web-config",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod prom;
+
 /// Root tests run only under `cargo xtask test` (which sets this); elsewhere they say so and
 /// pass. Under xtask a failure to get privileges is a failure, never a skip.
 pub fn privileged() -> bool {
@@ -75,24 +77,28 @@ impl Drop for Netns {
     }
 }
 
-/// `Tcp: RetransSegs` of the namespace's /proc/net/snmp.
-fn retrans_segs(ns: &Netns) -> u64 {
+/// One counter of the namespace's /proc/net/snmp or netstat (`file`), e.g. `Tcp:` `RetransSegs`.
+fn mib_counter(ns: &Netns, file: &str, section: &str, name: &str) -> u64 {
     let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "cat", "/proc/net/snmp"])
+        .args(["netns", "exec", &ns.name, "cat", file])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    let tcp: Vec<&str> = out.lines().filter(|l| l.starts_with("Tcp:")).collect();
-    if tcp.len() < 2 {
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with(section)).collect();
+    if rows.len() < 2 {
         return 0;
     }
-    let names = tcp[0].split_whitespace();
-    let values = tcp[1].split_whitespace();
+    let names = rows[0].split_whitespace();
+    let values = rows[1].split_whitespace();
     names
         .zip(values)
-        .find(|(n, _)| *n == "RetransSegs")
+        .find(|(n, _)| *n == name)
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0)
+}
+
+fn retrans_segs(ns: &Netns) -> u64 {
+    mib_counter(ns, "/proc/net/snmp", "Tcp:", "RetransSegs")
 }
 
 /// A child process killed (and reaped) on drop.
@@ -143,6 +149,8 @@ impl Lines {
 pub struct Outcome {
     /// TCP segments the test's namespace retransmitted (they are on the wire twice).
     pub tcp_retrans_segs: u64,
+    /// Retransmissions the kernel attempted but could not send (`TcpExt: TCPRetransFail`).
+    pub tcp_retrans_fail: u64,
     pub truth: Value,
     pub snapshot: Value,
     pub netmon_exit: Option<i32>,
@@ -189,16 +197,38 @@ impl Outcome {
 /// Runs `trafficgen args` in a fresh netns while `netmon run --pid <it> --follow-children`
 /// watches, and returns both sides once trafficgen exits and netmon prints its final totals.
 pub fn scenario(tag: &str, args: &[&str], extra_netmon: &[&str]) -> Outcome {
+    let bin = trafficgen_bin();
+    let mut program = vec![bin.to_str().expect("utf-8 path")];
+    program.extend_from_slice(args);
+    scenario_with(tag, &[], &program, extra_netmon)
+}
+
+/// Like [`scenario`], for any program speaking trafficgen's protocol (prints `{"ready":PID}`,
+/// waits for a line on stdin, does its traffic, prints its ground truth as one JSON line).
+/// `setup` commands run inside the namespace first (e.g. `tc qdisc add dev lo root netem ...`).
+pub fn scenario_with(
+    tag: &str,
+    setup: &[&[&str]],
+    program: &[&str],
+    extra_netmon: &[&str],
+) -> Outcome {
     let ns = Netns::new(tag);
+    for cmd in setup {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .args(*cmd)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "setup command {cmd:?} failed in {}", ns.name);
+    }
     let mut traffic = Guard(
         Command::new("ip")
             .args(["netns", "exec", &ns.name])
-            .arg(trafficgen_bin())
-            .args(args)
+            .args(program)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("starting trafficgen"),
+            .expect("starting the traffic program"),
     );
     let gen_out = Lines::new(traffic.0.stdout.take().unwrap());
     let ready: Value = serde_json::from_str(
@@ -249,6 +279,7 @@ pub fn scenario(tag: &str, args: &[&str], extra_netmon: &[&str]) -> Outcome {
         .unwrap_or_else(|| panic!("no final snapshot from netmon; stderr: {netmon_stderr}"));
     Outcome {
         tcp_retrans_segs: retrans_segs(&ns),
+        tcp_retrans_fail: mib_counter(&ns, "/proc/net/netstat", "TcpExt:", "TCPRetransFail"),
         truth,
         snapshot: serde_json::from_str(last).unwrap(),
         netmon_exit: status.and_then(|s| s.code()),

@@ -12,8 +12,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use log::debug;
 
 use self::counter::Counter;
-pub use self::snapshot::{ConnectionRow, LostRow, ProcessRow, Snapshot, Totals, UnattributedRow};
-use crate::event::{Cookie, Event, LossSource, Origin, Pid, Proto, TcpState, UnattributedReason};
+pub use self::snapshot::{
+    ConnectionRow, ConnectionsOpened, LostRow, ProcessRow, Snapshot, Totals, UnattributedRow,
+};
+use crate::event::{
+    Cookie, Event, LossSource, Origin, Pid, Proto, TcpCounts, TcpState, UnattributedReason,
+};
 
 /// Which processes a snapshot shows.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +26,24 @@ pub struct Filter {
     pub pids: Vec<u32>,
     /// Also every descendant of `pids`, learned from fork events and parent pids.
     pub follow_children: bool,
+    /// Empty: any name. Otherwise the process's comm must be one of these.
+    pub comms: Vec<String>,
+    /// Empty: any cgroup. Otherwise one pattern must match (see `identity::cgroup_matches`).
+    pub cgroups: Vec<String>,
+}
+
+/// A named set of address ranges: connections to them are counted per process
+/// (`--watch-network intranet=10.0.0.0/8,192.168.0.0/16`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedNetwork {
+    pub name: String,
+    pub ranges: Vec<ipnet::IpNet>,
+}
+
+impl WatchedNetwork {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.ranges.iter().any(|r| r.contains(&ip))
+    }
 }
 
 /// How long rows outlive their socket or process, in snapshots.
@@ -53,6 +75,46 @@ struct Socket {
     closed_at: Option<u64>,
     kernel: bool,
     wire: Wire,
+    tcp: TcpCounters,
+}
+
+/// A socket's TCP counters, each turned monotonic like the byte counters.
+#[derive(Debug, Default, Clone)]
+struct TcpCounters {
+    retransmits: Counter,
+    resets_sent: Counter,
+    resets_received: Counter,
+    rtt_count: Counter,
+    rtt_sum_us: Counter,
+    rtt_buckets: Vec<Counter>,
+}
+
+impl TcpCounters {
+    fn set(&mut self, c: &TcpCounts) {
+        self.retransmits.set(c.retransmits);
+        self.resets_sent.set(c.resets_sent);
+        self.resets_received.set(c.resets_received);
+        self.rtt_count.set(c.rtt_count);
+        self.rtt_sum_us.set(c.rtt_sum_us);
+        if self.rtt_buckets.len() < c.rtt_buckets.len() {
+            self.rtt_buckets
+                .resize(c.rtt_buckets.len(), Counter::default());
+        }
+        for (b, &v) in self.rtt_buckets.iter_mut().zip(&c.rtt_buckets) {
+            b.set(v);
+        }
+    }
+
+    fn totals(&self) -> TcpCounts {
+        TcpCounts {
+            retransmits: self.retransmits.total(),
+            resets_sent: self.resets_sent.total(),
+            resets_received: self.resets_received.total(),
+            rtt_count: self.rtt_count.total(),
+            rtt_sum_us: self.rtt_sum_us.total(),
+            rtt_buckets: self.rtt_buckets.iter().map(Counter::total).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -80,13 +142,26 @@ struct Retired {
     rx_packets: u64,
 }
 
+/// Per-process counts of sockets folded away: connections, TCP behaviour, watched networks.
+#[derive(Debug, Default, Clone)]
+struct RetiredSockets {
+    opened: ConnectionsOpened,
+    tcp: TcpCounts,
+    /// Indexed like `Aggregator::networks`.
+    networks: Vec<u64>,
+}
+
 #[derive(Debug, Default)]
 struct Process {
     ppid: Option<Pid>,
     comm: String,
     cmdline: String,
+    exe: String,
+    cgroup: String,
+    netns: u64,
     exited_at: Option<u64>,
     retired: Retired,
+    retired_sockets: RetiredSockets,
 }
 
 /// Owners of sockets folded away, so packets that arrive after (a late FIN/ACK) still find their
@@ -123,6 +198,8 @@ pub struct Aggregator {
     children: HashMap<Pid, HashSet<Pid>>,
     unattributed: BTreeMap<UnattributedReason, (u64, u64)>,
     lost: BTreeMap<LossSource, u64>,
+    resets_without_socket: u64,
+    networks: Vec<WatchedNetwork>,
     /// Bytes of forgotten processes, so the all-process totals stay monotonic.
     forgotten: Retired,
     now_ms: u64,
@@ -140,6 +217,14 @@ impl Aggregator {
 
     pub fn with_retention(mut self, retention: Retention) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// Count connections to these networks per process.
+    pub fn with_networks(mut self, mut networks: Vec<WatchedNetwork>) -> Self {
+        // Sorted by name: rows keep their counts in a map ordered the same way.
+        networks.sort_by(|a, b| a.name.cmp(&b.name));
+        self.networks = networks;
         self
     }
 
@@ -220,6 +305,9 @@ impl Aggregator {
                 ppid,
                 comm,
                 cmdline,
+                exe,
+                cgroup,
+                netns,
                 ..
             } => {
                 let p = self.processes.entry(pid).or_default();
@@ -227,13 +315,24 @@ impl Aggregator {
                     p.ppid = Some(ppid);
                     self.children.entry(ppid).or_default().insert(pid);
                 }
-                if !comm.is_empty() {
-                    p.comm = comm;
+                for (field, new) in [
+                    (&mut p.comm, comm),
+                    (&mut p.cmdline, cmdline),
+                    (&mut p.exe, exe),
+                    (&mut p.cgroup, cgroup),
+                ] {
+                    if !new.is_empty() {
+                        *field = new;
+                    }
                 }
-                if !cmdline.is_empty() {
-                    p.cmdline = cmdline;
+                if netns != 0 {
+                    p.netns = netns;
                 }
             }
+            Event::TcpStats { cookie, stats } => self.socket(cookie).tcp.set(&stats),
+            Event::ResetsWithoutSocket { count } => self.resets_without_socket = count,
+            // Packets are decoded and printed by `netmon capture`, not aggregated.
+            Event::Packet(_) | Event::CaptureStats(_) => {}
             Event::ProcessForked { parent, child } => {
                 if parent != child {
                     self.children.entry(parent).or_default().insert(child);
@@ -265,10 +364,60 @@ impl Aggregator {
     /// back from the tombstones.
     fn socket(&mut self, cookie: Cookie) -> &mut Socket {
         let tomb = &self.tombstones;
-        self.sockets.entry(cookie).or_insert_with(|| Socket {
-            owner: tomb.owners.get(&cookie).copied(),
-            ..Socket::default()
+        let now = self.snapshots;
+        self.sockets.entry(cookie).or_insert_with(|| {
+            let owner = tomb.owners.get(&cookie).copied();
+            Socket {
+                owner,
+                // A late count for a socket already folded away: fold it again soon.
+                closed_at: owner.map(|_| now),
+                ..Socket::default()
+            }
         })
+    }
+
+    /// Who owns socket `cookie` (pid, comm), from the kernel's hooks, /proc or a tombstone.
+    pub fn owner_of(&self, cookie: Cookie) -> Option<(Pid, String)> {
+        let (pid, _) = self
+            .sockets
+            .get(&cookie)
+            .and_then(|s| s.owner)
+            .or_else(|| self.tombstones.owners.get(&cookie).copied())?;
+        let comm = self
+            .processes
+            .get(&pid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default();
+        Some((pid, comm))
+    }
+
+    /// The socket a packet belongs to, from its addresses as seen by the host (`local` is the
+    /// host's end): a connected socket with exactly these ends, else a listening or
+    /// unconnected one bound to `local` or to the wildcard address on its port.
+    pub fn socket_for(
+        &self,
+        proto: Proto,
+        local: std::net::SocketAddr,
+        remote: std::net::SocketAddr,
+    ) -> Option<Cookie> {
+        let mut bound = None;
+        for (&cookie, s) in &self.sockets {
+            if s.proto != Some(proto) || s.closed_at.is_some() && s.remote != Some(remote) {
+                continue;
+            }
+            let Some(l) = s.local else { continue };
+            let same_port = l.port() == local.port();
+            let addr_ok = l.ip() == local.ip() || l.ip().is_unspecified();
+            if !same_port || !addr_ok {
+                continue;
+            }
+            match s.remote {
+                Some(r) if r == remote => return Some(cookie),
+                None => bound = Some(cookie),
+                Some(_) => {}
+            }
+        }
+        bound
     }
 
     /// Pids the snapshot shows; `None` means all.
@@ -290,6 +439,43 @@ impl Aggregator {
         Some(set)
     }
 
+    /// `--comm` and `--cgroup`: a process whose identity is not known yet is not shown.
+    fn selected_by_identity(&self, pid: Pid) -> bool {
+        let f = &self.filter;
+        if f.comms.is_empty() && f.cgroups.is_empty() {
+            return true;
+        }
+        let Some(p) = self.processes.get(&pid) else {
+            return false;
+        };
+        (f.comms.is_empty() || f.comms.contains(&p.comm))
+            && (f.cgroups.is_empty()
+                || f.cgroups
+                    .iter()
+                    .any(|pat| crate::identity::cgroup_matches(pat, &p.cgroup)))
+    }
+
+    /// What a socket adds to its owner beyond bytes: whether it counts as an opened
+    /// connection, its TCP counters, and the watched networks its peer is in.
+    fn socket_facts(&self, s: &Socket) -> RetiredSockets {
+        let mut opened = ConnectionsOpened::default();
+        match s.proto {
+            Some(Proto::Tcp) if s.remote.is_some() => opened.tcp = 1,
+            Some(Proto::Udp) => opened.udp = 1,
+            _ => {}
+        }
+        let networks = self
+            .networks
+            .iter()
+            .map(|n| u64::from(s.remote.is_some_and(|r| n.contains(r.ip()))))
+            .collect();
+        RetiredSockets {
+            opened,
+            tcp: s.tcp.totals(),
+            networks,
+        }
+    }
+
     pub fn snapshot(&mut self) -> Snapshot {
         let interval_ms = self
             .prev_snapshot_ms
@@ -297,16 +483,35 @@ impl Aggregator {
         let secs = interval_ms as f64 / 1000.0;
         let rate = |c: &Counter| c.rate(secs);
         let watched = self.watched();
-        let shows = |pid: Pid| watched.as_ref().is_none_or(|w| w.contains(&pid));
+        let shows = |pid: Pid| {
+            watched.as_ref().is_none_or(|w| w.contains(&pid)) && self.selected_by_identity(pid)
+        };
 
         let mut rows: BTreeMap<Pid, ProcessRow> = BTreeMap::new();
+        let networks = &self.networks;
         let row_for = |pid: Pid, processes: &HashMap<Pid, Process>| -> ProcessRow {
             let p = processes.get(&pid);
             let retired = p.map(|p| p.retired).unwrap_or_default();
+            let text = |f: fn(&Process) -> &String| p.map(|p| f(p).clone()).unwrap_or_default();
+            let cgroup = text(|p| &p.cgroup);
+            let (unit, container) = crate::identity::unit_and_container(&cgroup);
+            let sockets = p.map(|p| p.retired_sockets.clone()).unwrap_or_default();
             ProcessRow {
                 pid,
-                comm: p.map(|p| p.comm.clone()).unwrap_or_default(),
-                cmdline: p.map(|p| p.cmdline.clone()).unwrap_or_default(),
+                comm: text(|p| &p.comm),
+                cmdline: text(|p| &p.cmdline),
+                exe: text(|p| &p.exe),
+                cgroup,
+                unit,
+                container,
+                netns: p.map_or(0, |p| p.netns),
+                opened: sockets.opened,
+                tcp: sockets.tcp,
+                networks: networks
+                    .iter()
+                    .zip(sockets.networks.iter().chain(std::iter::repeat(&0)))
+                    .map(|(n, &c)| (n.name.clone(), c))
+                    .collect(),
                 alive: p.is_none_or(|p| p.exited_at.is_none()),
                 tx_bytes: retired.tx_bytes,
                 rx_bytes: retired.rx_bytes,
@@ -346,6 +551,18 @@ impl Aggregator {
                 .or_insert_with(|| row_for(pid, &self.processes));
             let conn = connection_row(cookie, Some(s), true, secs);
             row.add(conn, self.retention.closed_snapshots, self.snapshots);
+        }
+        // Connections opened, TCP behaviour and watched networks of every owned socket.
+        for s in self.sockets.values() {
+            let Some((pid, _)) = s.owner else { continue };
+            if !shows(pid) {
+                continue;
+            }
+            let facts = self.socket_facts(s);
+            let row = rows
+                .entry(pid)
+                .or_insert_with(|| row_for(pid, &self.processes));
+            row.add_socket_facts(&facts.opened, &facts.tcp, &facts.networks);
         }
         // Processes whose sockets were all folded away keep their row (and totals) until the
         // process itself is forgotten.
@@ -410,6 +627,7 @@ impl Aggregator {
                 })
                 .collect(),
             backend: String::new(),
+            tcp_resets_without_socket: self.resets_without_socket,
         };
 
         for pl in self.payload.values_mut() {
@@ -463,29 +681,48 @@ impl Aggregator {
             .filter(|(_, s)| s.closed_at.is_some_and(|c| now > c + ttl) && s.owner.is_some())
             .map(|(&c, _)| c)
             .collect();
+        if dead.is_empty() && self.processes.is_empty() {
+            return;
+        }
+        // One pass over the payload map, not one per closed socket.
+        let dead_set: HashSet<Cookie> = dead.iter().copied().collect();
+        let keys: Vec<(Cookie, Pid)> = if dead_set.is_empty() {
+            Vec::new()
+        } else {
+            self.payload
+                .keys()
+                .filter(|(c, _)| dead_set.contains(c))
+                .copied()
+                .collect()
+        };
+        for key in keys {
+            if let Some(pl) = self.payload.remove(&key) {
+                let r = &mut self.processes.entry(key.1).or_default().retired;
+                r.tx_bytes += pl.tx.total();
+                r.rx_bytes += pl.rx.total();
+            }
+        }
         for cookie in dead {
             let Some(s) = self.sockets.remove(&cookie) else {
                 continue;
             };
             if let Some((owner, origin)) = s.owner {
                 self.tombstones.bury(cookie, (owner, origin));
-                let r = &mut self.processes.entry(owner).or_default().retired;
+                let facts = self.socket_facts(&s);
+                let p = self.processes.entry(owner).or_default();
+                let r = &mut p.retired;
                 r.tx_wire_bytes += s.wire.tx_bytes.total();
                 r.rx_wire_bytes += s.wire.rx_bytes.total();
                 r.tx_packets += s.wire.tx_packets.total();
                 r.rx_packets += s.wire.rx_packets.total();
-            }
-            let keys: Vec<(Cookie, Pid)> = self
-                .payload
-                .keys()
-                .filter(|(c, _)| *c == cookie)
-                .copied()
-                .collect();
-            for key in keys {
-                if let Some(pl) = self.payload.remove(&key) {
-                    let r = &mut self.processes.entry(key.1).or_default().retired;
-                    r.tx_bytes += pl.tx.total();
-                    r.rx_bytes += pl.rx.total();
+                let rs = &mut p.retired_sockets;
+                rs.opened.add(facts.opened);
+                rs.tcp.add(&facts.tcp);
+                if rs.networks.len() < facts.networks.len() {
+                    rs.networks.resize(facts.networks.len(), 0);
+                }
+                for (a, b) in rs.networks.iter_mut().zip(&facts.networks) {
+                    *a += b;
                 }
             }
             debug!("socket {cookie} closed and folded into its process");
@@ -501,14 +738,22 @@ impl Aggregator {
             })
             .map(|(&pid, _)| pid)
             .collect();
-        for pid in gone {
-            // Only forget a process once none of its sockets are left open.
-            let busy = self.payload.keys().any(|&(_, p)| p == pid)
-                || self
-                    .sockets
+        if gone.is_empty() {
+            return;
+        }
+        // Only forget a process once none of its sockets are left open.
+        let busy: HashSet<Pid> = self
+            .payload
+            .keys()
+            .map(|&(_, p)| p)
+            .chain(
+                self.sockets
                     .values()
-                    .any(|s| s.owner.map(|(p, _)| p) == Some(pid));
-            if busy {
+                    .filter_map(|s| s.owner.map(|(p, _)| p)),
+            )
+            .collect();
+        for pid in gone {
+            if busy.contains(&pid) {
                 continue;
             }
             if let Some(p) = self.processes.remove(&pid) {

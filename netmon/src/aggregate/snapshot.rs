@@ -2,7 +2,9 @@
 //! contract with `--json` users and the end-to-end tests.
 use serde::Serialize;
 
-use crate::event::Proto;
+use std::collections::BTreeMap;
+
+use crate::event::{Proto, TcpCounts};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {
@@ -17,6 +19,8 @@ pub struct Snapshot {
     pub totals: Totals,
     pub unattributed: Vec<UnattributedRow>,
     pub lost: Vec<LostRow>,
+    /// RSTs the kernel sent for segments that matched no socket (closed ports, scans).
+    pub tcp_resets_without_socket: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -24,6 +28,13 @@ pub struct ProcessRow {
     pub pid: u32,
     pub comm: String,
     pub cmdline: String,
+    pub exe: String,
+    pub cgroup: String,
+    /// systemd unit from the cgroup path (`nginx.service`); empty when none.
+    pub unit: String,
+    /// Container id (12 hex digits) from the cgroup path; empty when none.
+    pub container: String,
+    pub netns: u64,
     pub alive: bool,
     /// Exact payload since netmon started.
     pub tx_bytes: u64,
@@ -34,7 +45,27 @@ pub struct ProcessRow {
     pub rx_wire_bytes: u64,
     pub tx_packets: u64,
     pub rx_packets: u64,
+    /// Sockets this process owned since netmon started (closed ones included).
+    pub opened: ConnectionsOpened,
+    /// TCP retransmits, resets and RTT samples of the sockets it owned.
+    pub tcp: TcpCounts,
+    /// Connections to each `--watch-network`, by name.
+    pub networks: BTreeMap<String, u64>,
     pub connections: Vec<ConnectionRow>,
+}
+
+/// TCP sockets that had a peer (connected or accepted) and UDP sockets of any kind.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ConnectionsOpened {
+    pub tcp: u64,
+    pub udp: u64,
+}
+
+impl ConnectionsOpened {
+    pub fn add(&mut self, o: ConnectionsOpened) {
+        self.tcp += o.tcp;
+        self.udp += o.udp;
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -126,6 +157,20 @@ impl ProcessRow {
         self.rx_packets += c.rx_packets;
         if c.closed_since.is_none_or(|at| now <= at + closed_ttl) {
             self.connections.push(c);
+        }
+    }
+
+    /// Adds a live socket's connection count, TCP counters and watched-network hits.
+    pub(super) fn add_socket_facts(
+        &mut self,
+        opened: &ConnectionsOpened,
+        tcp: &TcpCounts,
+        networks: &[u64],
+    ) {
+        self.opened.add(*opened);
+        self.tcp.add(tcp);
+        for (count, hit) in self.networks.values_mut().zip(networks) {
+            *count += hit;
         }
     }
 

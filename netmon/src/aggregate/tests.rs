@@ -136,6 +136,7 @@ fn follow_children_even_when_the_fork_arrives_after_the_bytes() {
     let mut agg = Aggregator::new(Filter {
         pids: vec![100],
         follow_children: true,
+        ..Filter::default()
     });
     feed(
         &mut agg,
@@ -154,6 +155,9 @@ fn follow_children_even_when_the_fork_arrives_after_the_bytes() {
                 comm: "grandchild".into(),
                 cmdline: "grandchild --x".into(),
                 uid: 0,
+                exe: String::new(),
+                cgroup: String::new(),
+                netns: 0,
             },
             Event::Tick { at_ms: 500 },
         ],
@@ -172,6 +176,7 @@ fn follow_children_even_when_the_fork_arrives_after_the_bytes() {
     let mut plain = Aggregator::new(Filter {
         pids: vec![100],
         follow_children: false,
+        ..Filter::default()
     });
     feed(
         &mut plain,
@@ -256,6 +261,7 @@ fn a_watched_process_that_exited_stays() {
     let mut agg = Aggregator::new(Filter {
         pids: vec![100],
         follow_children: false,
+        ..Filter::default()
     })
     .with_retention(Retention {
         closed_snapshots: 0,

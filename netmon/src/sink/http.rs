@@ -9,8 +9,19 @@ use hyper::{Request, Response, StatusCode, body::Incoming, header, service::serv
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::watch};
 
-use super::prometheus::{MetricsOptions, render_metrics};
+use super::web_config::{BasicAuth, WebConfig};
 use crate::aggregate::Snapshot;
+
+/// A client that opens a connection and never finishes the TLS handshake is dropped after this.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the endpoint serves until the next interval: the snapshot and its metrics text,
+/// rendered once per interval however many scrapers there are.
+#[derive(Debug)]
+pub struct Published {
+    pub snapshot: Snapshot,
+    pub metrics: Result<String, String>,
+}
 
 /// The port README documents; loopback only unless the user says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9742";
@@ -43,40 +54,81 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 /// Serves until the task is dropped.
 pub async fn serve(
     listener: TcpListener,
-    snapshots: watch::Receiver<Arc<Snapshot>>,
-    opts: MetricsOptions,
+    published: watch::Receiver<Arc<Published>>,
+    web: WebConfig,
 ) {
-    let opts = Arc::new(opts);
+    let tls = web.tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
-        let snapshots = snapshots.clone();
-        let opts = opts.clone();
+        let published = published.clone();
+        let auth = web.auth.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let snap = snapshots.borrow().clone();
-                let opts = opts.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &snap, &opts)) }
+                let p = published.borrow().clone();
+                let auth = auth.clone();
+                async move { Ok::<_, Infallible>(handle(req, p, auth).await) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
+            let http = hyper::server::conn::http1::Builder::new();
+            let r = match tls {
+                None => http.serve_connection(TokioIo::new(stream), svc).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => http.serve_connection(TokioIo::new(s), svc).await,
+                        Ok(Err(e)) => {
+                            log::debug!("TLS handshake with {peer}: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            log::debug!("TLS handshake with {peer} timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = r {
                 log::debug!("http connection: {e}");
             }
         });
     }
 }
 
-fn respond(
-    req: &Request<Incoming>,
-    snap: &Snapshot,
-    opts: &MetricsOptions,
+/// Checks basic auth (bcrypt on the blocking pool, so a slow hash never stalls the event
+/// pipeline), then answers.
+async fn handle(
+    req: Request<Incoming>,
+    p: Arc<Published>,
+    auth: Option<Arc<BasicAuth>>,
 ) -> Response<Full<Bytes>> {
+    if let Some(auth) = auth {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let ok = tokio::task::spawn_blocking(move || auth.check(header.as_deref()))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            let mut resp = Response::new(Full::new(Bytes::from_static(b"unauthorized\n")));
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"netmon\""),
+            );
+            return resp;
+        }
+    }
+    respond(&req, &p)
+}
+
+fn respond(req: &Request<Incoming>, p: &Published) -> Response<Full<Bytes>> {
+    let snap = &p.snapshot;
     let (status, ctype, body) = match req.uri().path() {
-        "/metrics" => match render_metrics(snap, opts) {
-            Ok(text) => (StatusCode::OK, "text/plain; version=0.0.4", text),
+        "/metrics" => match &p.metrics {
+            Ok(text) => (StatusCode::OK, "text/plain; version=0.0.4", text.clone()),
             Err(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "text/plain",

@@ -4,6 +4,7 @@ pub mod human;
 pub mod json;
 pub mod prometheus;
 pub mod table;
+pub mod web_config;
 
 #[cfg(test)]
 mod tests;

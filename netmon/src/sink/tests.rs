@@ -71,6 +71,7 @@ fn table_snapshots() {
         Filter {
             pids: vec![77],
             follow_children: false,
+            ..Filter::default()
         },
     );
     insta::assert_snapshot!(

@@ -15,7 +15,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: trafficgen tcp FAMILY SEND RECV | udp FAMILY connected|unconnected SEND DGRAM RECV | \
          children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | preconnected SEND | sleep SECS | \
-         hold SEND"
+         swarm COUNT BYTES | steady SECS CHUNK | reset SEND | hold SEND"
     );
     exit(2)
 }
@@ -121,6 +121,9 @@ fn main() {
             Some((c, server, rd)) => preconnected(c, server, rd, num(args.get(1))),
             None => usage(),
         },
+        Some("swarm") => swarm(num(args.get(1)), num(args.get(2))),
+        Some("steady") => steady(num(args.get(1)), num(args.get(2))),
+        Some("reset") => reset(num(args.get(1))),
         Some("hold") => hold(num(args.get(1))),
         Some("sleep") => {
             std::thread::sleep(Duration::from_secs(num(args.get(1))));
@@ -129,6 +132,12 @@ fn main() {
         _ => usage(),
     };
     println!("{result}");
+    // A swarm stays alive until told, so a netmon watching its pid keeps serving while the
+    // test reads the endpoint.
+    if args.first().map(String::as_str) == Some("swarm") {
+        std::io::stdout().flush().unwrap();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    }
 }
 
 /// The parent serves: receives `send` bytes from a forked client, answers with `recv`.
@@ -331,6 +340,131 @@ fn shared(parent_bytes: u64, child_bytes: u64) -> String {
         "{{\"parent_pid\":{},\"child_pid\":{child},\"server_pid\":{server},\"parent_sent\":{parent_sent},\"child_sent\":{},\"server_received\":{}}}",
         std::process::id(),
         collect(crd),
+        collect(rd)
+    )
+}
+
+/// `count` short-lived children (10,000 and more: a bigger alarm than the other modes), each
+/// connecting, sending `bytes` and exiting; a forked server receives everything. Each child's
+/// exit status says whether `write` returned all its bytes, so the total sent is counted from
+/// the syscalls without a pipe that 10,000 reports would fill.
+fn swarm(count: u64, bytes: u64) -> String {
+    unsafe { libc::alarm(300) };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let server = fork(move || {
+        let mut total = 0;
+        for _ in 0..count {
+            let Ok((mut s, _)) = listener.accept() else {
+                break;
+            };
+            total += read_exact_count(&mut s, bytes);
+        }
+        report(wr, total);
+        0
+    });
+    let mut complete = 0u64;
+    let mut batch = Vec::with_capacity(8);
+    for i in 0..count {
+        batch.push(fork(move || {
+            let Ok(mut c) = TcpStream::connect(addr) else {
+                return 1;
+            };
+            if write_count(&mut c, bytes) == bytes {
+                0
+            } else {
+                1
+            }
+        }));
+        if batch.len() == 8 || i + 1 == count {
+            for p in batch.drain(..) {
+                let status = wait(p);
+                if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                    complete += 1;
+                }
+            }
+        }
+    }
+    wait(server);
+    format!(
+        "{{\"parent_pid\":{},\"server_pid\":{server},\"children\":{count},\"bytes_each\":{bytes},\"children_sent\":{},\"server_received\":{}}}",
+        std::process::id(),
+        complete * bytes,
+        collect(rd)
+    )
+}
+
+/// A forked client sends `chunk` bytes every 10 ms for `secs` seconds to the parent: traffic
+/// that keeps flowing while a test does something else.
+fn steady(secs: u64, chunk: u64) -> String {
+    unsafe { libc::alarm(secs as u32 + 60) };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let client = fork(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let end = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut sent = 0;
+        while std::time::Instant::now() < end {
+            sent += write_count(&mut c, chunk);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        report(wr, sent);
+        0
+    });
+    let (mut s, _) = listener.accept().unwrap();
+    let got = read_exact_count(&mut s, u64::MAX);
+    wait(client);
+    format!(
+        "{{\"server_pid\":{},\"client_pid\":{client},\"client_sent\":{},\"server_received\":{got}}}",
+        std::process::id(),
+        collect(rd)
+    )
+}
+
+/// A forked client connects, sends `send` bytes and aborts the connection (SO_LINGER 0: one
+/// RST instead of a FIN); the parent reads the bytes and then sees the reset.
+fn reset(send: u64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let (grd, gwr) = pipe();
+    let client = fork(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let sent = write_count(&mut c, send);
+        // Close only once the server has read everything, so the RST cannot discard data.
+        collect(grd);
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt reads one linger struct we own.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&c),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as u32,
+            )
+        };
+        drop(c);
+        report(wr, sent);
+        0
+    });
+    let (mut s, _) = listener.accept().unwrap();
+    let got = read_exact_count(&mut s, send);
+    report(gwr, got);
+    let mut b = [0u8; 1];
+    let reset_seen = matches!(
+        s.read(&mut b),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset
+    );
+    wait(client);
+    format!(
+        "{{\"server_pid\":{},\"client_pid\":{client},\"client_sent\":{},\"server_received\":{got},\"server_saw_reset\":{reset_seen}}}",
+        std::process::id(),
         collect(rd)
     )
 }

@@ -6,6 +6,14 @@
 //! type section itself (format: Documentation/bpf/btf.rst).
 use std::{collections::HashMap, path::Path};
 
+/// The kernel's BTF, or `NETMON_BTF_PATH` (for tests that simulate a kernel without BTF, and
+/// for kernels whose BTF ships as a separate file).
+pub fn vmlinux_path() -> std::path::PathBuf {
+    std::env::var_os("NETMON_BTF_PATH")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/sys/kernel/btf/vmlinux".into())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
     #[error("reading {path}")]
@@ -68,7 +76,7 @@ fn u32_at(b: &[u8], off: usize) -> Result<u32, BtfError> {
 
 impl Btf {
     pub fn from_sys_fs() -> Result<Self, BtfError> {
-        Self::from_path(Path::new("/sys/kernel/btf/vmlinux"))
+        Self::from_path(&vmlinux_path())
     }
 
     pub fn from_path(path: &Path) -> Result<Self, BtfError> {

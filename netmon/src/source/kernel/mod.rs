@@ -2,6 +2,7 @@
 //! one payload rung of the ladder, then turns ring-buffer records and map counters into
 //! [`crate::event::Event`]s (see `reader`).
 pub mod btf;
+pub mod capture;
 pub mod ladder;
 mod reader;
 pub mod system;
@@ -12,6 +13,7 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{
         CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, Program,
+        SockOps,
     },
 };
 use log::{debug, warn};
@@ -26,6 +28,8 @@ pub struct KernelOptions {
     pub backend: BackendChoice,
     /// How often maps are read.
     pub poll: Duration,
+    /// Also attach the packet-capture programs (`netmon capture`).
+    pub capture: Option<capture::CaptureSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +40,8 @@ pub enum KernelError {
     NoObject,
     #[error("{0}")]
     Privilege(String),
-    #[error(
-        "kernel BTF missing (/sys/kernel/btf/vmlinux): netmon needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
-    )]
-    NoBtf,
+    #[error("kernel BTF missing ({0}): netmon needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
+    NoBtf(String),
     #[error("{0}")]
     Btf(#[from] btf::BtfError),
     #[error(
@@ -82,46 +84,67 @@ enum Core {
     SockAddr,
     Skb(CgroupSkbAttachType),
     TpBtf(&'static str),
+    SockOps,
 }
 
-const CORE: &[(&str, Core, bool)] = &[
-    // (program, kind, required): without the cgroup hooks netmon cannot attribute anything.
-    ("netmon_sock_create", Core::Sock, true),
-    ("netmon_post_bind4", Core::Sock, true),
-    ("netmon_post_bind6", Core::Sock, true),
-    ("netmon_sock_release", Core::Sock, true),
-    ("netmon_connect4", Core::SockAddr, true),
-    ("netmon_connect6", Core::SockAddr, true),
-    ("netmon_sendmsg4", Core::SockAddr, true),
-    ("netmon_sendmsg6", Core::SockAddr, true),
-    ("netmon_recvmsg4", Core::SockAddr, true),
-    ("netmon_recvmsg6", Core::SockAddr, true),
+const CORE: &[(&[&str], Core, bool)] = &[
+    // (programs, kind, required): the first program of the list that loads is used (variants
+    // for kernels whose tracepoint has different arguments). Without the cgroup hooks netmon
+    // cannot attribute anything.
+    (&["netmon_sock_create"], Core::Sock, true),
+    (&["netmon_post_bind4"], Core::Sock, true),
+    (&["netmon_post_bind6"], Core::Sock, true),
+    (&["netmon_sock_release"], Core::Sock, true),
+    (&["netmon_connect4"], Core::SockAddr, true),
+    (&["netmon_connect6"], Core::SockAddr, true),
+    (&["netmon_sendmsg4"], Core::SockAddr, true),
+    (&["netmon_sendmsg6"], Core::SockAddr, true),
+    (&["netmon_recvmsg4"], Core::SockAddr, true),
+    (&["netmon_recvmsg6"], Core::SockAddr, true),
     (
-        "netmon_skb_egress",
+        &["netmon_skb_egress"],
         Core::Skb(CgroupSkbAttachType::Egress),
         true,
     ),
     (
-        "netmon_skb_ingress",
+        &["netmon_skb_ingress"],
         Core::Skb(CgroupSkbAttachType::Ingress),
         true,
     ),
     // Lifecycle: helpful, not essential (kernels without tp_btf fall back to /proc polling).
     (
-        "netmon_inet_sock_set_state",
+        &["netmon_inet_sock_set_state"],
         Core::TpBtf("inet_sock_set_state"),
         false,
     ),
     (
-        "netmon_sched_process_fork",
+        &["netmon_sched_process_fork"],
         Core::TpBtf("sched_process_fork"),
         false,
     ),
     (
-        "netmon_sched_process_exit",
+        &["netmon_sched_process_exit"],
         Core::TpBtf("sched_process_exit"),
         false,
     ),
+    // TCP behaviour (retransmits, resets, RTT) for the metrics: optional, the counts are then
+    // simply absent.
+    (
+        &["netmon_tcp_retransmit_err", "netmon_tcp_retransmit"],
+        Core::TpBtf("tcp_retransmit_skb"),
+        false,
+    ),
+    (
+        &["netmon_tcp_send_reset"],
+        Core::TpBtf("tcp_send_reset"),
+        false,
+    ),
+    (
+        &["netmon_tcp_receive_reset"],
+        Core::TpBtf("tcp_receive_reset"),
+        false,
+    ),
+    (&["netmon_sock_ops"], Core::SockOps, false),
 ];
 
 /// A program's name and whether it attached (Err: one-line reason).
@@ -129,6 +152,7 @@ pub type HookOutcome = (String, Result<(), String>);
 
 pub struct KernelSource {
     ebpf: Ebpf,
+    capture: Option<capture::CaptureAttachment>,
     backend: Rung,
     attached: Vec<HookOutcome>,
     reports: Vec<RungReport>,
@@ -140,8 +164,9 @@ pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'st
 {
     let obj = ebpf_object()?;
     system::check_privileges().map_err(KernelError::Privilege)?;
-    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Err(KernelError::NoBtf);
+    let btf_path = btf::vmlinux_path();
+    if !btf_path.exists() {
+        return Err(KernelError::NoBtf(btf_path.display().to_string()));
     }
     system::raise_memlock();
     let btf = Btf::from_sys_fs()?;
@@ -163,7 +188,7 @@ pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'st
     let ebpf = loader
         .load(obj)
         .map_err(|e| KernelError::Load(first_line(&e)))?;
-    let aya_btf = aya::Btf::from_sys_fs().ok();
+    let aya_btf = aya::Btf::parse_file(&btf_path, aya::Endianness::default()).ok();
     Ok((
         ebpf,
         aya_btf,
@@ -195,8 +220,17 @@ pub(crate) fn attach_core(
         source,
     })?;
     let mut out = Vec::new();
-    for (name, kind, required) in CORE {
-        let r = attach_core_one(ebpf, name, kind, &cg, btf);
+    for (names, kind, required) in CORE {
+        let mut r = Err(String::new());
+        let mut name = names[0];
+        for candidate in names.iter() {
+            name = candidate;
+            r = attach_core_one(ebpf, name, kind, &cg, btf);
+            if r.is_ok() {
+                break;
+            }
+            debug!("{name}: {}", r.as_ref().err().map_or("", String::as_str));
+        }
         if let Err(reason) = &r {
             if *required {
                 return Err(KernelError::Attach {
@@ -226,6 +260,7 @@ fn attach_core_one(
         (Program::CgroupSock(p), Core::Sock) => attach_sock(p, cg, mode),
         (Program::CgroupSockAddr(p), Core::SockAddr) => attach_sock_addr(p, cg, mode),
         (Program::CgroupSkb(p), Core::Skb(t)) => attach_skb(p, cg, *t, mode),
+        (Program::SockOps(p), Core::SockOps) => attach_sock_ops(p, cg, mode),
         (Program::BtfTracePoint(p), Core::TpBtf(tp)) => match btf {
             Some(btf) => p.load(tp, btf).and_then(|_| p.attach()).map(|_| ()),
             None => return Err("kernel BTF missing".into()),
@@ -243,6 +278,11 @@ fn attach_sock(p: &mut CgroupSock, cg: &File, mode: CgroupAttachMode) -> AttachR
 }
 
 fn attach_sock_addr(p: &mut CgroupSockAddr, cg: &File, mode: CgroupAttachMode) -> AttachResult {
+    p.load()?;
+    p.attach(cg, mode).map(|_| ())
+}
+
+fn attach_sock_ops(p: &mut SockOps, cg: &File, mode: CgroupAttachMode) -> AttachResult {
     p.load()?;
     p.attach(cg, mode).map(|_| ())
 }
@@ -281,8 +321,13 @@ impl KernelSource {
                 Err(e) => debug!("payload backend {} unavailable: {e}", r.rung.name()),
             }
         }
+        let capture = match &opts.capture {
+            Some(spec) => Some(capture::attach(&mut ebpf, spec)?),
+            None => None,
+        };
         Ok(KernelSource {
             ebpf,
+            capture,
             backend,
             attached,
             reports,
@@ -292,6 +337,14 @@ impl KernelSource {
 
     pub fn backend(&self) -> &str {
         self.backend.name()
+    }
+
+    /// How capture attached on each interface (empty without capture).
+    pub fn capture_attachment(&self) -> Vec<String> {
+        self.capture
+            .as_ref()
+            .map(|c| c.how.clone())
+            .unwrap_or_default()
     }
 
     /// Every core program and its attach outcome.
@@ -309,8 +362,12 @@ impl KernelSource {
         tx: tokio::sync::mpsc::Sender<crate::event::Event>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), KernelError> {
-        reader::Reader::new(self.ebpf, self.poll)?
+        let capturing = self.capture.is_some();
+        let r = reader::Reader::new(self.ebpf, self.poll, capturing)?
             .run(tx, stop)
-            .await
+            .await;
+        // Interfaces are restored once the programs are gone.
+        drop(self.capture);
+        r
     }
 }

@@ -194,6 +194,9 @@ fn process_event_of(p: &ProcessInfo) -> Event {
         comm: p.comm.clone(),
         cmdline: p.cmdline.clone(),
         uid: p.uid,
+        exe: p.exe.clone(),
+        cgroup: p.cgroup.clone(),
+        netns: p.netns,
     }
 }
 

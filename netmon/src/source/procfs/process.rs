@@ -102,6 +102,18 @@ pub struct ProcessInfo {
     pub start_time: u64,
     /// The `stat` state letter: R, S, D, Z, T, t, X, I, ...
     pub state: char,
+    /// `exe` link target; empty when unreadable (kernel threads, other users without
+    /// CAP_SYS_PTRACE).
+    pub exe: String,
+    /// The cgroup v2 path (the `0::` line of `cgroup`); empty on v1-only systems.
+    pub cgroup: String,
+    /// Network namespace inode; 0 when unreadable.
+    pub netns: u64,
+}
+
+/// The unified-hierarchy path from a `/proc/PID/cgroup` file (`0::/system.slice/x.service`).
+pub fn parse_cgroup_v2(text: &str) -> Option<&str> {
+    text.lines().find_map(|l| l.strip_prefix("0::"))
 }
 
 /// Whether a pid still names a running process.
@@ -184,6 +196,16 @@ pub fn read_process(root: &Path, pid: u32) -> Result<ProcessInfo, ProcError> {
         Err(e) => return Err(ProcError::from_io(pid, &dir.join("comm"), e)),
     };
 
+    // Identity extras are best effort: a process we may not ptrace still has bytes to show.
+    let exe = std::fs::read_link(dir.join("exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cgroup = std::fs::read_to_string(dir.join("cgroup"))
+        .ok()
+        .and_then(|t| parse_cgroup_v2(&t).map(str::to_string))
+        .unwrap_or_default();
+    let netns = super::sockets::netns_inode(root, pid).unwrap_or(0);
+
     Ok(ProcessInfo {
         pid,
         ppid: u32::try_from(stat.ppid).unwrap_or(0),
@@ -192,6 +214,9 @@ pub fn read_process(root: &Path, pid: u32) -> Result<ProcessInfo, ProcError> {
         uid: status.ruid,
         start_time: stat.starttime,
         state: stat.state,
+        exe,
+        cgroup,
+        netns,
     })
 }
 

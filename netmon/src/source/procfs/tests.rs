@@ -36,8 +36,21 @@ fn reads_a_normal_process() {
             uid: 1000,
             start_time: 5000,
             state: 'S',
+            exe: String::new(),
+            cgroup: String::new(),
+            netns: 4026531840,
         }
     );
+}
+
+#[test]
+fn cgroup_v2_line_is_the_unified_path() {
+    let text = "12:cpuset:/\n0::/system.slice/nginx.service\n";
+    assert_eq!(
+        process::parse_cgroup_v2(text),
+        Some("/system.slice/nginx.service")
+    );
+    assert_eq!(process::parse_cgroup_v2("3:memory:/x\n"), None);
 }
 
 #[test]
@@ -223,6 +236,9 @@ fn process_event_from_fixture() {
             comm: "curl".to_string(),
             cmdline: "curl http://127.0.0.1:8000/".to_string(),
             uid: 1000,
+            exe: "/usr/bin/curl".to_string(),
+            cgroup: "/user.slice/user-1000.slice/session-3.scope".to_string(),
+            netns: 4026531840,
         })
     );
     assert_eq!(src.process_event(999), None);

@@ -1,0 +1,277 @@
+//! Prometheus text exposition: per-process series folded by [`MetricsState`] (bounded, monotonic)
+//! plus netmon's own counters from the [`Snapshot`]. Families are built directly (like
+//! ebpf_exporter's const metrics) since the values already are cumulative totals.
+//!
+//! Processes are labelled by identity (`comm`, systemd `unit`, `container`); `pid` only when
+//! asked for, since it churns.
+mod fold;
+
+use prometheus::{
+    Encoder, TextEncoder,
+    proto::{self, MetricFamily, MetricType},
+};
+
+pub use self::fold::{Folded, GroupKey, MetricsOptions, MetricsState, Series, Values};
+use self::fold::{
+    NETWORK0, OPENED_TCP, OPENED_UDP, RESETS_RECEIVED, RESETS_SENT, RETRANSMITS, RTT_BUCKET0,
+    RTT_COUNT, RTT_SUM_US, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS,
+};
+use crate::aggregate::Snapshot;
+
+/// RTT histogram bounds exported, as bucket indexes: `2^i` µs for every other power of two
+/// from 64 µs to 4.2 s (finer buckets exist in the kernel; ten keep the series count sane).
+const RTT_EXPORTED: [usize; 9] = [6, 8, 10, 12, 14, 16, 18, 20, 22];
+
+fn label(name: &str, value: &str) -> proto::LabelPair {
+    let mut l = proto::LabelPair::default();
+    l.set_name(name.to_string());
+    l.set_value(value.to_string());
+    l
+}
+
+fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<proto::Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_string());
+    f.set_help(help.to_string());
+    f.set_field_type(kind);
+    f.set_metric(metrics);
+    f
+}
+
+fn counter(labels: Vec<proto::LabelPair>, v: u64) -> proto::Metric {
+    let mut c = proto::Counter::default();
+    c.set_value(v as f64);
+    let mut m = proto::Metric::default();
+    m.set_label(labels);
+    m.set_counter(c);
+    m
+}
+
+fn gauge(labels: Vec<proto::LabelPair>, v: f64) -> proto::Metric {
+    let mut g = proto::Gauge::default();
+    g.set_value(v);
+    let mut m = proto::Metric::default();
+    m.set_label(labels);
+    m.set_gauge(g);
+    m
+}
+
+/// Identity labels of a series; `pid` only when the series carries one ("" for other).
+fn identity(k: &GroupKey) -> Vec<proto::LabelPair> {
+    let mut l = vec![
+        label("comm", &k.comm),
+        label("unit", &k.unit),
+        label("container", &k.container),
+    ];
+    if let Some(pid) = k.pid {
+        let text = if pid == 0 {
+            String::new()
+        } else {
+            pid.to_string()
+        };
+        l.push(label("pid", &text));
+    }
+    l
+}
+
+fn with(mut l: Vec<proto::LabelPair>, name: &str, value: &str) -> Vec<proto::LabelPair> {
+    l.push(label(name, value));
+    l
+}
+
+/// One counter family with a value per series.
+fn per_series(f: &Folded, name: &str, help: &str, idx: usize) -> MetricFamily {
+    let metrics = f
+        .series
+        .iter()
+        .map(|s| counter(identity(&s.key), s.values.get(idx)))
+        .collect();
+    family(name, help, MetricType::COUNTER, metrics)
+}
+
+fn rtt_histogram(s: &Series) -> proto::Metric {
+    let mut buckets = Vec::new();
+    let mut cumulative = 0;
+    let mut next = 0;
+    for &bound in &RTT_EXPORTED {
+        while next <= bound {
+            cumulative += s.values.get(RTT_BUCKET0 + next);
+            next += 1;
+        }
+        let mut b = proto::Bucket::default();
+        b.set_cumulative_count(cumulative);
+        b.set_upper_bound((1u64 << bound) as f64 / 1e6);
+        buckets.push(b);
+    }
+    let mut h = proto::Histogram::default();
+    h.set_sample_count(s.values.get(RTT_COUNT));
+    h.set_sample_sum(s.values.get(RTT_SUM_US) as f64 / 1e6);
+    h.set_bucket(buckets);
+    let mut m = proto::Metric::default();
+    m.set_label(identity(&s.key));
+    m.set_histogram(h);
+    m
+}
+
+/// The `/metrics` body: the folded per-process series plus netmon's own counters.
+pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Error> {
+    let mut fams = vec![
+        per_series(
+            f,
+            "netmon_process_network_transmit_bytes_total",
+            "Payload bytes the process sent (exact, what send returned), since netmon started",
+            TX_BYTES,
+        ),
+        per_series(
+            f,
+            "netmon_process_network_receive_bytes_total",
+            "Payload bytes the process received (exact, what recv returned), since netmon started",
+            RX_BYTES,
+        ),
+        per_series(
+            f,
+            "netmon_process_network_transmit_packets_total",
+            "IP packets sent on sockets the process owns",
+            TX_PACKETS,
+        ),
+        per_series(
+            f,
+            "netmon_process_network_receive_packets_total",
+            "IP packets received on sockets the process owns",
+            RX_PACKETS,
+        ),
+        per_series(
+            f,
+            "netmon_process_tcp_retransmits_total",
+            "TCP segments retransmitted on sockets the process owns",
+            RETRANSMITS,
+        ),
+    ];
+    let mut opened = Vec::new();
+    let mut resets = Vec::new();
+    let mut networks = Vec::new();
+    for sr in &f.series {
+        let id = identity(&sr.key);
+        opened.push(counter(
+            with(id.clone(), "proto", "tcp"),
+            sr.values.get(OPENED_TCP),
+        ));
+        opened.push(counter(
+            with(id.clone(), "proto", "udp"),
+            sr.values.get(OPENED_UDP),
+        ));
+        resets.push(counter(
+            with(id.clone(), "direction", "sent"),
+            sr.values.get(RESETS_SENT),
+        ));
+        resets.push(counter(
+            with(id.clone(), "direction", "received"),
+            sr.values.get(RESETS_RECEIVED),
+        ));
+        for (i, n) in f.networks.iter().enumerate() {
+            networks.push(counter(
+                with(id.clone(), "network", n),
+                sr.values.get(NETWORK0 + i),
+            ));
+        }
+    }
+    fams.push(family(
+        "netmon_process_connections_opened_total",
+        "Sockets the process opened: TCP with a peer (connected or accepted), UDP of any kind",
+        MetricType::COUNTER,
+        opened,
+    ));
+    fams.push(family(
+        "netmon_process_tcp_resets_total",
+        "TCP resets on sockets the process owns, sent by this host or received from the peer",
+        MetricType::COUNTER,
+        resets,
+    ));
+    if !f.networks.is_empty() {
+        fams.push(family(
+            "netmon_process_watched_network_connections_total",
+            "Connections the process opened to a --watch-network address range",
+            MetricType::COUNTER,
+            networks,
+        ));
+    }
+    fams.push(family(
+        "netmon_process_tcp_rtt_seconds",
+        "Smoothed TCP round-trip time, one sample per RTT measurement (connections established while netmon runs)",
+        MetricType::HISTOGRAM,
+        f.series.iter().map(rtt_histogram).collect(),
+    ));
+    fams.push(family(
+        "netmon_process_info",
+        "Identity of the processes behind each series (for joins); always 1",
+        MetricType::GAUGE,
+        f.series
+            .iter()
+            .filter(|sr| sr.key.comm != "other" || !sr.exe.is_empty())
+            .map(|sr| {
+                let l = with(identity(&sr.key), "exe", &sr.exe);
+                let ns = if sr.netns == 0 {
+                    String::new()
+                } else {
+                    sr.netns.to_string()
+                };
+                gauge(with(l, "netns", &ns), 1.0)
+            })
+            .collect(),
+    ));
+    fams.push(family(
+        "netmon_unattributed_bytes_total",
+        "Bytes the kernel saw but netmon could not give to a process, by reason",
+        MetricType::COUNTER,
+        s.unattributed
+            .iter()
+            .map(|u| counter(vec![label("reason", &u.reason)], u.bytes))
+            .collect(),
+    ));
+    fams.push(family(
+        "netmon_events_lost_total",
+        "Kernel records lost, by where they were lost",
+        MetricType::COUNTER,
+        s.lost
+            .iter()
+            .map(|l| counter(vec![label("source", &l.source)], l.count))
+            .collect(),
+    ));
+    fams.push(family(
+        "netmon_tcp_resets_without_socket_total",
+        "TCP resets the kernel sent for segments that matched no socket (closed ports, scans)",
+        MetricType::COUNTER,
+        vec![counter(Vec::new(), s.tcp_resets_without_socket)],
+    ));
+    fams.push(family(
+        "netmon_tracked_processes",
+        "Processes netmon currently has a row for",
+        MetricType::GAUGE,
+        vec![gauge(Vec::new(), f.tracked_processes as f64)],
+    ));
+    fams.push(family(
+        "netmon_other_processes",
+        "Processes whose traffic is summed under comm=\"other\" (beyond --metrics-top-k)",
+        MetricType::GAUGE,
+        vec![gauge(Vec::new(), f.other_processes as f64)],
+    ));
+    fams.push(family(
+        "netmon_build_info",
+        "netmon's version and payload backend; always 1",
+        MetricType::GAUGE,
+        vec![gauge(
+            vec![
+                label("version", env!("CARGO_PKG_VERSION")),
+                label("backend", &s.backend),
+            ],
+            1.0,
+        )],
+    ));
+    fams.retain(|f| !f.get_metric().is_empty());
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&fams, &mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! Retransmits, resets, RTT samples and connections per process, against what the kernel's own
+//! counters and a script with a known outcome say (tests/scripts/tcp_behaviour.py).
+use std::path::PathBuf;
+
+use netmon_tests::{Outcome, privileged, scenario_with};
+use serde_json::Value;
+
+const ROOT: &str = "needs root: run under cargo xtask test";
+
+fn script() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/tcp_behaviour.py")
+        .display()
+        .to_string()
+}
+
+fn tcp(o: &Outcome) -> (&Value, &Value) {
+    let pid = o.truth["pid"].as_u64().unwrap_or_default();
+    let p = o.process(pid);
+    (&p["tcp"], &p["opened"])
+}
+
+fn run(tag: &str, setup: &[&[&str]], args: &[&str]) -> Outcome {
+    let s = script();
+    let mut program = vec!["python3", s.as_str()];
+    program.extend_from_slice(args);
+    let mut o = scenario_with(tag, setup, &program, &[]);
+    // The script's pid is the one it announced; keep it next to its ground truth.
+    let pid = o.snapshot["processes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["comm"] == "python3"))
+        .map(|p| p["pid"].clone())
+        .unwrap_or(Value::Null);
+    o.truth["pid"] = pid;
+    o
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn resets_rtt_and_connections_are_counted_per_process() {
+    assert!(privileged(), "{ROOT}");
+    let o = run("tcp-rst", &[], &["resets"]);
+    assert_eq!(o.truth["refused"], true, "{}", o.truth);
+    let (t, opened) = tcp(&o);
+    assert_eq!(t["resets_sent"], o.truth["resets_sent"], "{t}");
+    assert_eq!(t["resets_received"], o.truth["resets_received"], "{t}");
+    // Machine-wide (every namespace), so other traffic may add to it; ours is at least there.
+    assert!(
+        o.snapshot["tcp_resets_without_socket"].as_u64()
+            >= o.truth["resets_without_socket"].as_u64(),
+        "RST for the closed port: {}",
+        o.snapshot["tcp_resets_without_socket"]
+    );
+    assert_eq!(opened["tcp"], o.truth["tcp_opened"], "{opened}");
+    let count = t["rtt_count"].as_u64().unwrap();
+    assert!(count > 10, "RTT samples: {t}");
+    let buckets: Vec<u64> = t["rtt_buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(buckets.iter().sum::<u64>(), count, "{t}");
+    // The bulk client's last RTT callback recorded the srtt TCP_INFO reports afterwards, so
+    // its bucket (i holds samples of at most 2^i µs, > 2^(i-1)) has a sample.
+    let srtt = o.truth["client_srtt_us"].as_u64().unwrap();
+    let b = (64 - srtt.saturating_sub(1).leading_zeros()) as usize;
+    eprintln!("RTT: {count} samples, client srtt {srtt} µs, buckets {buckets:?}");
+    assert!(
+        buckets[b.min(23)] > 0,
+        "srtt {srtt} µs: bucket {b} empty in {buckets:?}"
+    );
+    // Loopback: no sample above 65.536 ms (bucket 16).
+    assert_eq!(buckets[17..].iter().sum::<u64>(), 0, "{buckets:?}");
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn retransmits_match_the_kernels_count() {
+    assert!(privileged(), "{ROOT}");
+    // Drop 5% of arriving data segments (not handshakes or ACKs). At input, not output: a
+    // segment dropped on its way out is not lost, TCP just sends it again as new data.
+    let o = run(
+        "tcp-loss",
+        &[
+            &["nft", "add", "table", "inet", "nmloss"],
+            &[
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "nmloss",
+                "in",
+                "{ type filter hook input priority 0 ; }",
+            ],
+            &[
+                "nft", "add", "rule", "inet", "nmloss", "in", "meta", "l4proto", "tcp", "meta",
+                "length", ">", "500", "numgen", "random", "mod", "100", "<", "5", "drop",
+            ],
+        ],
+        &["loss"],
+    );
+    let sent = o.truth["sent"].as_u64().unwrap();
+    let received: u64 = o.truth["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(received, sent, "every byte arrived despite the loss");
+    let (t, _) = tcp(&o);
+    let seen = t["retransmits"].as_u64().unwrap();
+    assert!(
+        o.tcp_retrans_segs > 0,
+        "5% loss on 2000 segments retransmitted nothing"
+    );
+    assert!(seen > 0, "{t}");
+    eprintln!(
+        "retransmits: netmon {seen}, kernel RetransSegs {} (failed {})",
+        o.tcp_retrans_segs, o.tcp_retrans_fail
+    );
+    // One segment per retransmission (1000-byte writes, TCP_NODELAY, 64 KiB MSS on lo); the
+    // kernel's RetransSegs also counts attempts that failed to send, netmon does not.
+    assert_eq!(
+        seen,
+        o.tcp_retrans_segs - o.tcp_retrans_fail,
+        "netmon {t} vs RetransSegs {} - TCPRetransFail {}",
+        o.tcp_retrans_segs,
+        o.tcp_retrans_fail
+    );
+}
