@@ -5,7 +5,7 @@ use std::{
     collections::BTreeMap,
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -289,7 +289,22 @@ pub struct Prometheus {
     dir: TempDir,
 }
 
-pub const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
+/// An external program on PATH (or in /usr/sbin, /sbin), or a failure naming the package that
+/// provides it. Root tests fail rather than skip without their tools: a skipped run would look
+/// like a passed one.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found: install Debian's {package} (scripts/setup.sh does); under \
+                 `cargo xtask vm-test` it must be among the guest's host tools"
+            )
+        })
+}
 
 impl Prometheus {
     pub fn start(target: SocketAddr) -> Prometheus {
@@ -300,10 +315,7 @@ impl Prometheus {
 
     /// `jobs`: the YAML list under `scrape_configs:` (items indented two spaces).
     pub fn start_with_jobs(jobs: &str) -> Prometheus {
-        assert!(
-            Path::new(PROMETHEUS_BIN).exists(),
-            "{PROMETHEUS_BIN} missing: run scripts/setup.sh (Debian package prometheus)"
-        );
+        let bin = require_tool("prometheus", "prometheus");
         let dir = TempDir::new("prometheus");
         let config = dir.0.join("prometheus.yml");
         std::fs::write(
@@ -315,7 +327,7 @@ impl Prometheus {
         .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(dir.0.join("log")).unwrap();
-        let child = Command::new(PROMETHEUS_BIN)
+        let child = Command::new(bin)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",

@@ -12,7 +12,10 @@ use std::{
 
 use netmon_tests::{
     privileged,
-    prom::{Prometheus, Sample, Serve, TempDir, Traffic, contrib_dir, http_get, snmp, wait_for},
+    prom::{
+        Prometheus, Sample, Serve, TempDir, Traffic, contrib_dir, http_get, require_tool, snmp,
+        wait_for,
+    },
 };
 use serde_json::Value;
 
@@ -43,13 +46,13 @@ fn for_pid(samples: &[Sample], name: &str, pid: u64) -> Option<f64> {
 /// `promtool check metrics` on a real /metrics body: the lint Prometheus itself applies.
 fn promtool_check_metrics(body: &str) {
     use std::io::Write;
-    let mut child = Command::new("promtool")
+    let mut child = Command::new(require_tool("promtool", "prometheus"))
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("promtool missing: run scripts/setup.sh");
+        .expect("running promtool");
     child
         .stdin
         .take()
@@ -256,8 +259,10 @@ fn serve_as_the_unit_would(tag: &str, sandbox: bool, backend: &str) {
             .collect::<Vec<_>>()
             .join(",")
     );
+    require_tool("setpriv", "util-linux");
     let mut wrapper: Vec<String> = Vec::new();
     if sandbox {
+        require_tool("unshare", "util-linux");
         // unshare execs (no fork), so the child's pid ends up being netmon's.
         for a in ["unshare", "--mount", "sh", "-c", SANDBOX, "sh"] {
             wrapper.push(a.into());
@@ -299,48 +304,38 @@ fn serve_as_the_unit_would(tag: &str, sandbox: bool, backend: &str) {
     }
     eprintln!("netmon serve runs as uid 65534 with {caps:?} only");
     if sandbox {
-        // The sandbox took: what netmon reads is read-only in its mount namespace. coreutils'
-        // test asks the kernel (faccessat: EROFS even for root); the shell builtin would not.
+        // The sandbox took: what netmon reads is read-only in its mount namespace. Paths
+        // through /proc/PID/root resolve in netmon's own root and mounts; access(2) answers
+        // EROFS there even to root.
         let cgroup2 = std::fs::read_to_string("/proc/self/mounts")
             .unwrap()
             .lines()
             .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
             .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
             .expect("a cgroup2 mount");
-        let paths = [
+        let mut writable = Vec::new();
+        for p in [
             "/",
             "/usr",
             "/sys/kernel/tracing",
             "/proc/sys/net",
             &cgroup2,
-        ];
-        assert!(
-            Path::new("/usr/bin/test").exists(),
-            "coreutils test missing"
-        );
-        // --root/--wd: the process's own root, which sees the read-only stack the sandbox
-        // mounted over /; the namespace's root mount alone does not.
-        let out = Command::new("nsenter")
-            .args([
-                "--mount",
-                "--root",
-                "--wd",
-                "--target",
-                &serve.pid().to_string(),
-                "--",
-                "sh",
-                "-c",
-            ])
-            .arg("for p in \"$@\"; do if /usr/bin/test -w \"$p\"; then echo \"$p\"; fi; done")
-            .arg("sh")
-            .args(paths)
-            .output()
-            .expect("running nsenter");
-        assert!(out.status.success(), "nsenter failed");
-        let writable = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            writable.trim().is_empty(),
-            "writable in the sandbox: {writable}"
+        ] {
+            let through = format!("/proc/{}/root{p}", serve.pid());
+            assert!(Path::new(&through).exists(), "{through} missing");
+            let c = std::ffi::CString::new(through).unwrap();
+            // SAFETY: access(2) reads a NUL-terminated path we own.
+            if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+                writable.push(p.to_string());
+            }
+        }
+        assert!(writable.is_empty(), "writable in the sandbox: {writable:?}");
+        let tmp = std::ffi::CString::new(format!("/proc/{}/root/tmp", serve.pid())).unwrap();
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libc::access(tmp.as_ptr(), libc::W_OK) },
+            0,
+            "the probe itself: /tmp is a private tmpfs and writable"
         );
     }
 
@@ -597,12 +592,12 @@ struct WrkReport {
 }
 
 fn wrk(url: &str, secs: u64) -> std::process::Child {
-    Command::new("wrk")
+    Command::new(require_tool("wrk", "wrk"))
         .args(["-t1", "-c4", &format!("-d{secs}s"), "--latency", url])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("wrk missing: run scripts/setup.sh")
+        .expect("running wrk")
 }
 
 fn wrk_report(child: std::process::Child) -> WrkReport {
@@ -782,6 +777,7 @@ fn tcp_health_metrics_follow_the_kernel_counters() {
         "health",
         &["tcp", "4", &send.to_string(), &answer.to_string()],
     );
+    require_tool("nft", "nftables");
     let nft = |rule: &str| {
         let ok = Command::new("ip")
             .args(["netns", "exec", &traffic.ns.name, "nft", rule])
@@ -1046,12 +1042,8 @@ fn every_syscall_serve_makes_is_in_the_unit_filter() {
     if !privileged() {
         return;
     }
-    for tool in ["strace", "systemd-analyze"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("skipping test - {tool} not installed");
-            return;
-        }
-    }
+    require_tool("strace", "strace");
+    require_tool("systemd-analyze", "systemd");
     let unit = std::fs::read_to_string(contrib_dir().join("systemd/netmon.service")).unwrap();
     let mut allowed = BTreeSet::new();
     for entry in unit
@@ -1245,7 +1237,7 @@ fn expired_processes_fold_into_other_without_a_counter_reset() {
 /// `curl` over TLS trusting the test certificate: the HTTP status code ("000" when TLS or the
 /// connection fails).
 fn curl_tls(cert: &Path, addr: SocketAddr, user: Option<&str>, path: &str) -> String {
-    let mut cmd = Command::new("curl");
+    let mut cmd = Command::new(require_tool("curl", "curl"));
     cmd.args([
         "-s",
         "-o",
@@ -1263,7 +1255,7 @@ fn curl_tls(cert: &Path, addr: SocketAddr, user: Option<&str>, path: &str) -> St
     let out = cmd
         .arg(format!("https://{addr}{path}"))
         .output()
-        .expect("curl missing");
+        .expect("running curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
