@@ -308,20 +308,43 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
 
 impl Prometheus {
     pub fn start(target: SocketAddr) -> Prometheus {
-        Prometheus::start_with_jobs(&format!(
-            "  - job_name: netmon\n    static_configs:\n      - targets: [\"{target}\"]\n"
-        ))
+        Prometheus::start_with_jobs(&Prometheus::job(target))
+    }
+
+    /// The plain scrape job `netmon` for `target`.
+    pub fn job(target: SocketAddr) -> String {
+        format!("  - job_name: netmon\n    static_configs:\n      - targets: [\"{target}\"]\n")
+    }
+
+    /// Alerts Prometheus currently holds (pending or firing), from /api/v1/alerts.
+    pub fn alerts(&self) -> Vec<Value> {
+        http_get(self.addr, "/api/v1/alerts")
+            .ok()
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .and_then(|v| v["data"]["alerts"].as_array().cloned())
+            .unwrap_or_default()
     }
 
     /// `jobs`: the YAML list under `scrape_configs:` (items indented two spaces).
     pub fn start_with_jobs(jobs: &str) -> Prometheus {
+        Prometheus::start_with(jobs, &[])
+    }
+
+    /// Scrape jobs as for [`Prometheus::start_with_jobs`], plus rule files to evaluate every
+    /// second.
+    pub fn start_with(jobs: &str, rule_files: &[PathBuf]) -> Prometheus {
         let bin = require_tool("prometheus", "prometheus");
         let dir = TempDir::new("prometheus");
         let config = dir.0.join("prometheus.yml");
+        let rules: String = rule_files
+            .iter()
+            .map(|r| format!("  - {}\n", r.display()))
+            .collect();
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}"
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n{rules}scrape_configs:\n{jobs}"
             ),
         )
         .unwrap();

@@ -1340,3 +1340,82 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
     );
     eprintln!("Prometheus scrapes netmon over TLS with basic auth; a wrong password is up=0");
 }
+
+/// The shipped rules against the real metrics: a process connecting to a watched network
+/// (loopback standing in for the intranet) makes Prometheus fire NetmonIntranetConnection with
+/// the process's identity and the network's name, through the "new series" branch of the rule.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn shipped_rule_fires_for_a_connection_to_a_watched_network() {
+    if !privileged() {
+        return;
+    }
+    // Held open after its work, so `--pid` keeps netmon serving; the filter keeps other tests'
+    // loopback connections on this host out of the alert.
+    let mut traffic = Traffic::start("alert", &["swarm", "3", "1000"]);
+    let parent = traffic.pid.to_string();
+    let serve = Serve::start(
+        "alert",
+        &[],
+        &[
+            "--pid",
+            &parent,
+            "--follow-children",
+            "--interval",
+            "0.2",
+            "--watch-network",
+            "intranet=127.0.0.0/8",
+            "--watch-network",
+            "elsewhere=192.0.2.0/24",
+        ],
+    );
+    let prom = Prometheus::start_with(
+        &Prometheus::job(serve.addr),
+        &[contrib_dir().join("prometheus/netmon-alerts.yml")],
+    );
+    let up = wait_for(Duration::from_secs(20), || {
+        (prom.scalar("up{job=\"netmon\"}") == Some(1.0)).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "Prometheus never scraped netmon: {}",
+        prom.log()
+    );
+    // Nothing connected yet: no such alert.
+    std::thread::sleep(Duration::from_secs(2));
+    let early: Vec<Value> = prom
+        .alerts()
+        .into_iter()
+        .filter(|a| a["labels"]["alertname"] == "NetmonIntranetConnection")
+        .collect();
+    assert!(early.is_empty(), "fired before any connection: {early:?}");
+
+    traffic.say("go");
+    traffic.result(Duration::from_secs(30));
+    let firing = wait_for(Duration::from_secs(20), || {
+        prom.alerts().into_iter().find(|a| {
+            a["labels"]["alertname"] == "NetmonIntranetConnection"
+                && a["labels"]["comm"] == "trafficgen"
+                && a["state"] == "firing"
+        })
+    })
+    .unwrap_or_else(|| panic!("NetmonIntranetConnection never fired: {:?}", prom.alerts()));
+    assert_eq!(firing["labels"]["network"], "intranet", "{firing}");
+    assert_eq!(firing["labels"]["job"], "netmon", "{firing}");
+    assert_eq!(firing["labels"]["severity"], "warning", "{firing}");
+    assert_eq!(
+        firing["annotations"]["summary"],
+        "trafficgen has new connections with watched network intranet"
+    );
+    let elsewhere = prom
+        .alerts()
+        .into_iter()
+        .any(|a| a["labels"]["network"] == "elsewhere");
+    assert!(!elsewhere, "a loopback connection fired for 192.0.2.0/24");
+    eprintln!(
+        "fired: {} ({})",
+        firing["annotations"]["summary"], firing["annotations"]["description"]
+    );
+    traffic.say("exit");
+    traffic.wait();
+}
