@@ -224,7 +224,8 @@ fn status_field(pid: u32, field: &str) -> String {
 /// The file-system side of the unit's sandbox, for `sh -c`: ProtectSystem=strict (all but
 /// /dev, /proc and /sys read-only), ProtectKernelTunables and ProtectControlGroups (/sys with
 /// cgroupfs, bpffs and tracefs, and /proc/sys read-only), PrivateTmp and ProtectHome. Runs
-/// "$@" in the mount namespace `unshare --mount` gave it, so nothing leaks out.
+/// "$@" in the mount namespace `unshare --mount --propagation private` gave it, so nothing
+/// leaks out. Only `-o` mount options, which util-linux and busybox (the vm-test guests) share.
 const SANDBOX: &str = r#"set -e
 ro_tree() {
   top=$1; shift
@@ -232,15 +233,14 @@ ro_tree() {
     case "$m" in "$top"|"${top%/}"/*) ;; *) continue ;; esac
     skip=
     for ex in "$@"; do case "$m" in "$ex"|"$ex"/*) skip=1 ;; esac; done
-    [ -n "$skip" ] || mount -o remount,bind,ro "$m"
+    [ -n "$skip" ] || mount -o remount,bind,ro "$m" "$m"
   done
 }
-mount --make-rprivate /
-mount --rbind / /
+mount -o rbind / /
 ro_tree / /dev /proc /sys
 ro_tree /sys
-mount --bind /proc/sys /proc/sys
-mount -o remount,bind,ro /proc/sys
+mount -o bind /proc/sys /proc/sys
+mount -o remount,bind,ro /proc/sys /proc/sys
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 for h in /home /root /run/user; do if [ -d "$h" ]; then mount -t tmpfs tmpfs "$h"; fi; done
 exec "$@"
@@ -264,7 +264,16 @@ fn serve_as_the_unit_would(tag: &str, sandbox: bool, backend: &str) {
     if sandbox {
         require_tool("unshare", "util-linux");
         // unshare execs (no fork), so the child's pid ends up being netmon's.
-        for a in ["unshare", "--mount", "sh", "-c", SANDBOX, "sh"] {
+        for a in [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            SANDBOX,
+            "sh",
+        ] {
             wrapper.push(a.into());
         }
     }
