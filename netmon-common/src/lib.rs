@@ -20,6 +20,12 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     /// `HashMap<u64 cookie, TcpStats>`: retransmits, resets and RTT samples per TCP socket.
     pub const TCP_STATS: &str = "TCP_STATS";
+    /// `RingBuf` of [`crate::CaptureRecord`]: packet header snapshots for `netmon capture`.
+    pub const CAPTURE: &str = "CAPTURE";
+    /// `Array<CaptureConfig>` with one entry: what the capture programs copy and skip.
+    pub const CAPTURE_CONFIG: &str = "CAPTURE_CONFIG";
+    /// `HashMap<u64 (ifindex << 1 | egress), IfaceStats>`: every packet the capture programs saw.
+    pub const IFACE_STATS: &str = "IFACE_STATS";
 }
 
 /// Indexes into the `COUNTERS` per-CPU array: things the kernel saw but could not record or
@@ -46,6 +52,16 @@ pub mod counter {
     pub const TCP_STATS_FULL: u32 = 9;
     /// RSTs the kernel sent with no socket at all (a closed port answering a SYN or stray segment).
     pub const RST_NO_SOCKET: u32 = 10;
+    /// Capture: packets not copied because of `--sample` (1 in N kept).
+    pub const CAPTURE_SAMPLED_OUT: u32 = 11;
+    /// Capture: packets not copied because the per-CPU rate limit was reached.
+    pub const CAPTURE_RATE_LIMITED: u32 = 12;
+    /// Capture: packets a copy was wanted for but the ring buffer was full.
+    pub const CAPTURE_RING_FULL: u32 = 13;
+    /// Capture: packets the in-kernel filter rejected (not a loss: the user asked for that).
+    pub const CAPTURE_FILTERED: u32 = 14;
+    /// Capture: netmon's own packets, skipped unless --include-self.
+    pub const CAPTURE_SELF: u32 = 15;
     pub const COUNT: u32 = 16;
 }
 
@@ -194,6 +210,85 @@ pub fn rtt_bucket(us: u32) -> usize {
     }
 }
 
+/// Largest header snapshot a capture record carries.
+pub const MAX_SNAPLEN: usize = 256;
+
+/// Capture direction, in [`CaptureRecord::direction`].
+pub mod direction {
+    pub const INGRESS: u8 = 0;
+    pub const EGRESS: u8 = 1;
+}
+
+/// Which program took a capture record, in [`CaptureRecord::hook`].
+pub mod capture_hook {
+    pub const TC: u8 = 1;
+    pub const XDP: u8 = 2;
+}
+
+/// A simple filter the kernel can evaluate before copying: every non-zero part must match.
+/// Addresses in network byte order (IPv4 in the first 4 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct KernelFilter {
+    /// 0: off (every packet passes).
+    pub enabled: u8,
+    /// IP protocol (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6); 0 any.
+    pub ip_proto: u8,
+    /// 4 or 6 when an address is given (or only that family is wanted); 0 any.
+    pub family: u8,
+    /// Prefix length of `addr`; 0 with family set means "any address of this family".
+    pub prefix_len: u8,
+    /// Source or destination port (host order); 0 any.
+    pub port: u16,
+    pub _pad: [u8; 2],
+    /// Source or destination address within the prefix.
+    pub addr: [u8; 16],
+}
+
+/// What the capture programs do; user space writes it once before attaching.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// Bytes copied from the start of each packet (<= MAX_SNAPLEN); 0 disables capture.
+    pub snaplen: u32,
+    /// Keep 1 packet in `sample` (0 or 1: all).
+    pub sample: u32,
+    /// Packets per second per CPU copied at most (0: no limit).
+    pub rate_per_cpu: u32,
+    /// netmon's own tgid: its sockets' packets are skipped unless `include_self`.
+    pub self_tgid: u32,
+    pub include_self: u8,
+    pub _pad: [u8; 7],
+    pub filter: KernelFilter,
+}
+
+/// Packets and bytes per interface and direction, as the capture programs saw them.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct IfaceStats {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// One captured packet: metadata, then the first `cap_len` bytes of the frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CaptureRecord {
+    pub ts_ns: u64,
+    /// Socket cookie when the hook knows the socket (TC egress of local traffic), else 0.
+    pub cookie: u64,
+    pub ifindex: u32,
+    /// Length of the whole packet.
+    pub orig_len: u32,
+    /// Owner of `cookie` from the OWNERS map (0 when unknown).
+    pub tgid: u32,
+    pub cap_len: u16,
+    pub direction: u8,
+    pub hook: u8,
+    pub comm: [u8; COMM_LEN],
+    pub data: [u8; MAX_SNAPLEN],
+}
+
 /// One ring-buffer record. Fixed size so the reader never has to guess.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
@@ -222,6 +317,9 @@ mod pod {
     unsafe impl aya::Pod for WireStats {}
     unsafe impl aya::Pod for KernelEvent {}
     unsafe impl aya::Pod for TcpStats {}
+    unsafe impl aya::Pod for KernelFilter {}
+    unsafe impl aya::Pod for CaptureConfig {}
+    unsafe impl aya::Pod for IfaceStats {}
 }
 
 #[cfg(test)]
@@ -238,6 +336,12 @@ mod tests {
         assert_eq!(size_of::<WireStats>(), 32);
         assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8);
         assert_eq!(size_of::<TcpStats>(), 8 * (5 + RTT_BUCKETS));
+        assert_eq!(size_of::<KernelFilter>(), 24);
+        assert_eq!(size_of::<CaptureConfig>(), 24 + 24);
+        assert_eq!(
+            size_of::<CaptureRecord>(),
+            8 + 8 + 12 + 4 + 16 + MAX_SNAPLEN
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod capture;
 mod lifecycle;
 mod maps;
 mod payload;

@@ -34,6 +34,7 @@ use crate::{
         procfs::{self, Liveness, ProcfsSource},
         replay,
     },
+    tui::{Tui, UiEvent},
 };
 
 /// Capacity of the source → aggregator channel. Sources block (never drop) when it is full,
@@ -55,6 +56,9 @@ pub fn main() -> ExitCode {
             run(args, true)
         }
         Command::Doctor(args) => crate::doctor::run(&args),
+        Command::Capture(args) => crate::capture::capture(args),
+        Command::Interfaces(args) => crate::capture::interfaces(&args),
+        Command::Routes(args) => crate::capture::routes(&args),
     };
     match result {
         Ok(code) => code,
@@ -155,6 +159,7 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
         backend: args.backend,
         // Poll maps faster than we print so a snapshot is never a whole interval stale.
         poll: (args.interval / 4).clamp(Duration::from_millis(50), Duration::from_millis(250)),
+        capture: None,
     };
     let kernel = KernelSource::load(&opts)?;
     let backend = kernel.backend().to_string();
@@ -236,11 +241,12 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     });
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut ticker = tokio::time::interval_at(Instant::now() + args.interval, args.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    out.start_tui(&args, &sources.backend)?;
+    let mut ticker = new_ticker(args.interval);
     let deadline = (!args.duration.is_zero()).then(|| Instant::now() + args.duration);
     let replaying = args.replay.is_some();
     let mut source_done = false;
+    let mut exited = false;
 
     let ending = loop {
         tokio::select! {
@@ -260,16 +266,27 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
                     break Ending::Done;
                 }
                 out.emit(&mut agg, &sources.backend, false)?;
-                if !replaying && watched_all_gone(&args) {
-                    break Ending::WatchedExited;
+                if !replaying && !exited && watched_all_gone(&args) {
+                    exited = true;
+                    if !out.hold_after_exit(args.exit_on_death)? {
+                        break Ending::WatchedExited;
+                    }
                 }
             }
+            ui = out.ui_event() => match ui? {
+                UiEvent::Quit if exited => break Ending::WatchedExited,
+                UiEvent::Quit => break Ending::Done,
+                UiEvent::Interval(d) => ticker = new_ticker(d),
+                UiEvent::Nothing => {}
+            },
             _ = sleep_until(deadline) => break Ending::Done,
             _ = sigint.recv() => break Ending::Done,
             _ = sigterm.recv() => break Ending::Done,
         }
     };
 
+    // Give the terminal back at once; the final totals are printed as a plain table below.
+    out.tui = None;
     // Stop the sources and drain what they still send (the kernel source polls its maps one
     // last time), so the final totals include every byte up to now.
     let _ = sources.stop.send(true);
@@ -304,6 +321,13 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
             Exit::ProcessExited
         }
     })
+}
+
+/// The refresh timer; the first tick comes one period from now.
+fn new_ticker(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(Instant::now() + period, period);
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
 }
 
 enum Ending {
@@ -354,6 +378,8 @@ struct Output {
     width: usize,
     quiet: bool,
     publish: Option<(watch::Sender<Arc<Published>>, MetricsState)>,
+    /// The tabbed UI, which then gets every snapshot but the last.
+    tui: Option<Tui>,
 }
 
 impl Output {
@@ -365,6 +391,32 @@ impl Output {
             width: terminal_width().unwrap_or(120),
             quiet: false,
             publish: None,
+            tui: None,
+        }
+    }
+
+    /// Opens the tabbed UI where a live table would be drawn and the user did not opt out.
+    fn start_tui(&mut self, args: &RunArgs, backend: &str) -> Result<()> {
+        if self.live && !self.quiet && !args.no_tui {
+            self.tui = Some(Tui::start(args, backend)?);
+        }
+        Ok(())
+    }
+
+    /// Whether the run goes on after the watched processes exited: the UI shows a banner and
+    /// waits for a key, unless `--exit-on-death`.
+    fn hold_after_exit(&mut self, exit_on_death: bool) -> Result<bool> {
+        match &mut self.tui {
+            Some(t) if !exit_on_death => t.mark_exited().map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// The user's next action in the UI; never resolves without one.
+    async fn ui_event(&mut self) -> Result<UiEvent> {
+        match &mut self.tui {
+            Some(t) => t.next_event().await,
+            None => std::future::pending().await,
         }
     }
 
@@ -377,6 +429,9 @@ impl Output {
         }
         if self.quiet {
             return Ok(());
+        }
+        if let Some(t) = &mut self.tui {
+            return t.update(snap);
         }
         let text = if self.json {
             render_json(&snap)

@@ -28,6 +28,56 @@ pub enum Command {
     Serve(RunArgs),
     /// Which kernel hooks work here and which backend `run` would use.
     Doctor(DoctorArgs),
+    /// One line per packet, with the process that sent or received it (like tcpdump).
+    Capture(CaptureArgs),
+    /// Network interfaces: index, name, state, MTU, MAC, promiscuous, addresses.
+    Interfaces(ListArgs),
+    /// Default gateways and routes (IPv4 and IPv6).
+    Routes(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Capture on this interface (repeatable). Default: every interface that is up.
+    #[arg(short, long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Bytes copied from the start of each packet (1-256).
+    #[arg(long, default_value = "128", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub snaplen: u32,
+    /// Keep one packet in N (the rest are counted as sampled out).
+    #[arg(long, default_value = "1", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sample: u32,
+    /// Copy at most this many packets per second per CPU (0: no limit); the rest are counted.
+    #[arg(long, default_value = "0", value_name = "PPS", value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub rate_limit: u32,
+    /// Use XDP (driver mode, else generic) instead of TC for received packets.
+    #[arg(long)]
+    pub xdp: bool,
+    /// Put the interfaces in promiscuous mode while capturing (restored on exit).
+    #[arg(long)]
+    pub promisc: bool,
+    /// Also show netmon's own traffic (hidden by default).
+    #[arg(long)]
+    pub include_self: bool,
+    /// Only packets of these processes (repeatable).
+    #[arg(short, long = "pid", value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
+    pub pids: Vec<u32>,
+    /// Print JSON lines instead of text lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many packets were shown.
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Stop after this many seconds (0: until Ctrl-C).
+    #[arg(long, default_value = "0", value_name = "SECS", value_parser = parse_duration_secs, allow_negative_numbers = true)]
+    pub duration: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,6 +113,13 @@ pub struct RunArgs {
     /// Print JSON lines (one object per interval) instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Print the plain table even on a terminal, instead of opening the tabbed UI.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// In the tabbed UI, exit (code 4) as soon as every watched process has exited, instead of
+    /// showing the final totals until a key is pressed.
+    #[arg(long, requires = "pids")]
+    pub exit_on_death: bool,
     /// Which kernel programs account payload bytes.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
@@ -242,6 +299,19 @@ mod tests {
                 .unwrap_err()
                 .contains("no address ranges")
         );
+    }
+
+    #[test]
+    fn tui_flags() {
+        assert!(Cli::try_parse_from(["netmon", "run", "--exit-on-death"]).is_err());
+        let Command::Run(a) =
+            Cli::try_parse_from(["netmon", "run", "-p", "1", "--exit-on-death", "--no-tui"])
+                .unwrap()
+                .command
+        else {
+            panic!("not run");
+        };
+        assert!(a.exit_on_death && a.no_tui);
     }
 
     #[test]

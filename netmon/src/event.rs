@@ -169,6 +169,8 @@ pub enum LossSource {
     WireMap,
     /// The per-socket TCP statistics map was full.
     TcpStatsMap,
+    /// The packet-capture ring buffer was full (`netmon capture`).
+    CaptureRing,
     /// The source → aggregator channel was full.
     Channel,
 }
@@ -181,6 +183,7 @@ impl LossSource {
             LossSource::PayloadMap => "payload_map",
             LossSource::WireMap => "wire_map",
             LossSource::TcpStatsMap => "tcp_stats_map",
+            LossSource::CaptureRing => "capture_ring",
             LossSource::Channel => "channel",
         }
     }
@@ -272,6 +275,10 @@ pub enum Event {
         #[serde(flatten)]
         stats: TcpCounts,
     },
+    /// One captured packet (`netmon capture`): header snapshot and where it was seen.
+    Packet(PacketRecord),
+    /// Capture programs' cumulative counters: what they skipped, and per-interface totals.
+    CaptureStats(CaptureStats),
     /// Cumulative RSTs the kernel sent for segments that matched no socket.
     ResetsWithoutSocket {
         count: u64,
@@ -315,4 +322,34 @@ impl TcpCounts {
             *a += b;
         }
     }
+}
+
+/// A captured packet as the kernel handed it over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketRecord {
+    /// Wall-clock nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Socket cookie where the hook knew the socket (TC egress of local traffic), else 0.
+    pub cookie: Cookie,
+    pub ifindex: u32,
+    /// Sent (egress) or received (ingress).
+    pub egress: bool,
+    /// "tc" or "xdp".
+    pub hook: String,
+    pub orig_len: u32,
+    /// Owner the kernel found for `cookie` (0 when none).
+    pub pid: Pid,
+    pub comm: String,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureStats {
+    pub sampled_out: u64,
+    pub rate_limited: u64,
+    pub ring_full: u64,
+    pub filtered: u64,
+    pub self_skipped: u64,
+    /// (ifindex, egress, packets, bytes) for every interface and direction seen.
+    pub interfaces: Vec<(u32, bool, u64, u64)>,
 }

@@ -1,14 +1,18 @@
 //! netmon: per-process network traffic from the kernel.
 //!
 //! Data flows one way: `source` → [`event::Event`] → `aggregate` → `Snapshot` → `sink`.
-//! `app` wires them; `cli` only parses flags.
+//! `app` wires them; `cli` only parses flags. `tui` is the interactive sink: it also reads the
+//! watched namespace's `/proc/<pid>/net` through `procnet`.
 pub mod aggregate;
 pub mod app;
+pub mod capture;
 pub mod cli;
 pub mod doctor;
 pub mod error;
 pub mod event;
 pub mod identity;
+pub mod netinfo;
 pub mod procnet;
 pub mod sink;
 pub mod source;
+pub mod tui;

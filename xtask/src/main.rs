@@ -168,10 +168,11 @@ fn build_ebpf(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The cargo that runs xtask, with the toolchain rustup chose for it kept: without
+/// RUSTUP_TOOLCHAIN, the rustc proxy would obey a dependency's own rust-toolchain.toml
+/// (convert_case 0.10 pins 1.83.0) and fail on a machine without that toolchain.
 fn cargo() -> Command {
-    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.env_remove("RUSTUP_TOOLCHAIN");
-    c
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 fn build(root: &Path) -> Result<()> {

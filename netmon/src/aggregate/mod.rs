@@ -331,6 +331,8 @@ impl Aggregator {
             }
             Event::TcpStats { cookie, stats } => self.socket(cookie).tcp.set(&stats),
             Event::ResetsWithoutSocket { count } => self.resets_without_socket = count,
+            // Packets are decoded and printed by `netmon capture`, not aggregated.
+            Event::Packet(_) | Event::CaptureStats(_) => {}
             Event::ProcessForked { parent, child } => {
                 if parent != child {
                     self.children.entry(parent).or_default().insert(child);
@@ -372,6 +374,50 @@ impl Aggregator {
                 ..Socket::default()
             }
         })
+    }
+
+    /// Who owns socket `cookie` (pid, comm), from the kernel's hooks, /proc or a tombstone.
+    pub fn owner_of(&self, cookie: Cookie) -> Option<(Pid, String)> {
+        let (pid, _) = self
+            .sockets
+            .get(&cookie)
+            .and_then(|s| s.owner)
+            .or_else(|| self.tombstones.owners.get(&cookie).copied())?;
+        let comm = self
+            .processes
+            .get(&pid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default();
+        Some((pid, comm))
+    }
+
+    /// The socket a packet belongs to, from its addresses as seen by the host (`local` is the
+    /// host's end): a connected socket with exactly these ends, else a listening or
+    /// unconnected one bound to `local` or to the wildcard address on its port.
+    pub fn socket_for(
+        &self,
+        proto: Proto,
+        local: std::net::SocketAddr,
+        remote: std::net::SocketAddr,
+    ) -> Option<Cookie> {
+        let mut bound = None;
+        for (&cookie, s) in &self.sockets {
+            if s.proto != Some(proto) || s.closed_at.is_some() && s.remote != Some(remote) {
+                continue;
+            }
+            let Some(l) = s.local else { continue };
+            let same_port = l.port() == local.port();
+            let addr_ok = l.ip() == local.ip() || l.ip().is_unspecified();
+            if !same_port || !addr_ok {
+                continue;
+            }
+            match s.remote {
+                Some(r) if r == remote => return Some(cookie),
+                None => bound = Some(cookie),
+                Some(_) => {}
+            }
+        }
+        bound
     }
 
     /// Pids the snapshot shows; `None` means all.

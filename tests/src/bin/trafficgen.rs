@@ -15,7 +15,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: trafficgen tcp FAMILY SEND RECV | udp FAMILY connected|unconnected SEND DGRAM RECV | \
          children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | preconnected SEND | sleep SECS | \
-         swarm COUNT BYTES | steady SECS CHUNK | reset SEND"
+         swarm COUNT BYTES | steady SECS CHUNK | reset SEND | hold SEND"
     );
     exit(2)
 }
@@ -124,6 +124,7 @@ fn main() {
         Some("swarm") => swarm(num(args.get(1)), num(args.get(2))),
         Some("steady") => steady(num(args.get(1)), num(args.get(2))),
         Some("reset") => reset(num(args.get(1))),
+        Some("hold") => hold(num(args.get(1))),
         Some("sleep") => {
             std::thread::sleep(Duration::from_secs(num(args.get(1))));
             format!("{{\"pid\":{}}}", std::process::id())
@@ -466,4 +467,65 @@ fn reset(send: u64) -> String {
         std::process::id(),
         collect(rd)
     )
+}
+
+/// A TCP pair on loopback that moves `send` bytes client → server, a bound UDP socket, a raw
+/// ICMP socket and (when `ping_group_range` allows) a bound ping socket. Prints what it has, then
+/// moves `send` bytes more for each further line on stdin (printing a line each time), and keeps
+/// everything open until it is killed (or the 60 s alarm fires). For the TUI test, which needs a
+/// live process with known sockets in every table.
+fn hold(send: u64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let transfer = || {
+        std::thread::scope(|s| {
+            let mut r = &server;
+            let reader = s.spawn(move || read_exact_count(&mut r, send));
+            let mut w = &client;
+            (write_count(&mut w, send), reader.join().unwrap())
+        })
+    };
+    let (sent, received) = transfer();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // SAFETY: plain socket(2) calls; the fds stay open until the process dies.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
+    let ping = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP) };
+    // A ping socket shows in /proc/net/icmp only once it is bound (its echo id chosen).
+    let ping = ping >= 0 && {
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: addr is a valid sockaddr_in of `len` bytes.
+        unsafe { libc::bind(ping, (&raw const addr).cast(), len) == 0 }
+    };
+    println!(
+        "{{\"pid\":{},\"client_port\":{},\"server_port\":{},\"client_sent\":{sent},\"server_received\":{received},\"udp_port\":{},\"raw\":{},\"ping\":{ping}}}",
+        std::process::id(),
+        client.local_addr().unwrap().port(),
+        listener.local_addr().unwrap().port(),
+        udp.local_addr().unwrap().port(),
+        raw >= 0,
+    );
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    while std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .is_ok_and(|n| n > 0)
+    {
+        let (sent, received) = transfer();
+        println!("{{\"client_sent\":{sent},\"server_received\":{received}}}");
+        std::io::stdout().flush().unwrap();
+        line.clear();
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

@@ -2,6 +2,7 @@
 //! one payload rung of the ladder, then turns ring-buffer records and map counters into
 //! [`crate::event::Event`]s (see `reader`).
 pub mod btf;
+pub mod capture;
 pub mod ladder;
 mod reader;
 pub mod system;
@@ -27,6 +28,8 @@ pub struct KernelOptions {
     pub backend: BackendChoice,
     /// How often maps are read.
     pub poll: Duration,
+    /// Also attach the packet-capture programs (`netmon capture`).
+    pub capture: Option<capture::CaptureSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +152,7 @@ pub type HookOutcome = (String, Result<(), String>);
 
 pub struct KernelSource {
     ebpf: Ebpf,
+    capture: Option<capture::CaptureAttachment>,
     backend: Rung,
     attached: Vec<HookOutcome>,
     reports: Vec<RungReport>,
@@ -317,8 +321,13 @@ impl KernelSource {
                 Err(e) => debug!("payload backend {} unavailable: {e}", r.rung.name()),
             }
         }
+        let capture = match &opts.capture {
+            Some(spec) => Some(capture::attach(&mut ebpf, spec)?),
+            None => None,
+        };
         Ok(KernelSource {
             ebpf,
+            capture,
             backend,
             attached,
             reports,
@@ -328,6 +337,14 @@ impl KernelSource {
 
     pub fn backend(&self) -> &str {
         self.backend.name()
+    }
+
+    /// How capture attached on each interface (empty without capture).
+    pub fn capture_attachment(&self) -> Vec<String> {
+        self.capture
+            .as_ref()
+            .map(|c| c.how.clone())
+            .unwrap_or_default()
     }
 
     /// Every core program and its attach outcome.
@@ -345,8 +362,12 @@ impl KernelSource {
         tx: tokio::sync::mpsc::Sender<crate::event::Event>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), KernelError> {
-        reader::Reader::new(self.ebpf, self.poll)?
+        let capturing = self.capture.is_some();
+        let r = reader::Reader::new(self.ebpf, self.poll, capturing)?
             .run(tx, stop)
-            .await
+            .await;
+        // Interfaces are restored once the programs are gone.
+        drop(self.capture);
+        r
     }
 }

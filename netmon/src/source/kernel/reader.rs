@@ -12,8 +12,8 @@ use aya::{
 };
 use log::debug;
 use netmon_common::{
-    KernelEvent, PayloadStats, PidSockKey, SockOwner, SockTuple, TcpStats, WireStats, counter,
-    event_kind, maps,
+    CaptureRecord, IfaceStats, KernelEvent, PayloadStats, PidSockKey, SockOwner, SockTuple,
+    TcpStats, WireStats, capture_hook, counter, direction, event_kind, maps,
 };
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -22,7 +22,10 @@ use tokio::{
 
 use super::KernelError;
 use crate::{
-    event::{Event, LossSource, Origin, Proto, TcpCounts, TcpState, UnattributedReason},
+    event::{
+        CaptureStats, Event, LossSource, Origin, PacketRecord, Proto, TcpCounts, TcpState,
+        UnattributedReason,
+    },
     source::procfs::ProcfsSource,
 };
 
@@ -35,6 +38,11 @@ const RELEASE_GRACE: Duration = Duration::from_secs(2);
 pub struct Reader {
     ebpf: Ebpf,
     ring: AsyncFd<RingBuf<aya::maps::MapData>>,
+    /// Packet snapshots, when capturing.
+    capture: Option<AsyncFd<RingBuf<aya::maps::MapData>>>,
+    /// Added to bpf_ktime_get_ns() (CLOCK_MONOTONIC) to get wall-clock time.
+    boot_offset_ns: i128,
+    sent_capture: CaptureStats,
     poll: Duration,
     started: Instant,
     procfs: ProcfsSource,
@@ -58,19 +66,49 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> KernelError {
     }
 }
 
+/// A ring buffer map taken out of the object and registered with the runtime.
+fn async_ring(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<AsyncFd<RingBuf<MapData>>, KernelError> {
+    let ring = ebpf.take_map(name).ok_or(KernelError::Map {
+        map: name,
+        reason: "missing".into(),
+    })?;
+    let ring = RingBuf::try_from(ring).map_err(map_err(name))?;
+    // SAFETY: the ring buffer fd stays open as long as the AsyncFd owns the RingBuf.
+    unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| KernelError::Read(std::io::Error::other(e.to_string())))
+}
+
+/// CLOCK_REALTIME - CLOCK_MONOTONIC, to turn kernel timestamps into wall-clock time.
+fn boot_offset_ns() -> i128 {
+    let now = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec we own.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+    };
+    now(libc::CLOCK_REALTIME) - now(libc::CLOCK_MONOTONIC)
+}
+
 impl Reader {
-    pub fn new(mut ebpf: Ebpf, poll: Duration) -> Result<Self, KernelError> {
-        let ring = ebpf.take_map(maps::EVENTS).ok_or(KernelError::Map {
-            map: maps::EVENTS,
-            reason: "missing".into(),
-        })?;
-        let ring = RingBuf::try_from(ring).map_err(map_err(maps::EVENTS))?;
-        // SAFETY: the ring buffer fd stays open as long as the AsyncFd owns the RingBuf.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-            .map_err(|e| KernelError::Read(std::io::Error::other(e.to_string())))?;
+    pub fn new(mut ebpf: Ebpf, poll: Duration, capturing: bool) -> Result<Self, KernelError> {
+        let ring = async_ring(&mut ebpf, maps::EVENTS)?;
+        let capture = if capturing {
+            Some(async_ring(&mut ebpf, maps::CAPTURE)?)
+        } else {
+            None
+        };
         Ok(Reader {
             ebpf,
             ring,
+            capture,
+            boot_offset_ns: boot_offset_ns(),
+            sent_capture: CaptureStats::default(),
             poll,
             started: Instant::now(),
             procfs: ProcfsSource::default(),
@@ -104,11 +142,21 @@ impl Reader {
                         self.translate(&r, &mut out);
                     }
                 }
+                guard = readable(&mut self.capture) => {
+                    let mut guard = guard.map_err(KernelError::Read)?;
+                    let packets = drain_packets(guard.get_inner_mut(), self.boot_offset_ns);
+                    guard.clear_ready();
+                    out.extend(packets.into_iter().map(Event::Packet));
+                }
                 _ = ticker.tick() => self.poll_maps(&mut out)?,
                 _ = stop.changed() => {
                     let records = drain(self.ring.get_mut());
                     for r in records {
                         self.translate(&r, &mut out);
+                    }
+                    if let Some(c) = self.capture.as_mut() {
+                        let packets = drain_packets(c.get_mut(), self.boot_offset_ns);
+                        out.extend(packets.into_iter().map(Event::Packet));
                     }
                     self.poll_maps(&mut out)?;
                     send_all(&tx, out).await;
@@ -194,6 +242,9 @@ impl Reader {
         self.poll_wire(out)?;
         self.poll_tcp(out);
         self.poll_counters(out)?;
+        if self.capture.is_some() {
+            self.poll_capture(out);
+        }
         self.forget_released()?;
         out.push(Event::Tick {
             at_ms: self.started.elapsed().as_millis() as u64,
@@ -272,6 +323,34 @@ impl Reader {
         }
     }
 
+    fn poll_capture(&mut self, out: &mut Vec<Event>) {
+        let mut stats = CaptureStats::default();
+        if let Some(m) = self.ebpf.map(maps::IFACE_STATS)
+            && let Ok(map) = HashMap::<&MapData, u64, IfaceStats>::try_from(m)
+        {
+            for (key, v) in map.iter().flatten() {
+                stats
+                    .interfaces
+                    .push(((key >> 1) as u32, key & 1 == 1, v.packets, v.bytes));
+            }
+            stats.interfaces.sort();
+        }
+        if let Some(m) = self.ebpf.map(maps::COUNTERS)
+            && let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(m)
+        {
+            let c = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0);
+            stats.sampled_out = c(counter::CAPTURE_SAMPLED_OUT);
+            stats.rate_limited = c(counter::CAPTURE_RATE_LIMITED);
+            stats.ring_full = c(counter::CAPTURE_RING_FULL);
+            stats.filtered = c(counter::CAPTURE_FILTERED);
+            stats.self_skipped = c(counter::CAPTURE_SELF);
+        }
+        if stats != self.sent_capture {
+            self.sent_capture = stats.clone();
+            out.push(Event::CaptureStats(stats));
+        }
+    }
+
     fn poll_counters(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
         let arr: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(get_map(&self.ebpf, maps::COUNTERS)?)
@@ -317,6 +396,7 @@ impl Reader {
             (LossSource::PayloadMap, counter::PAYLOAD_FULL),
             (LossSource::WireMap, counter::WIRE_FULL),
             (LossSource::TcpStatsMap, counter::TCP_STATS_FULL),
+            (LossSource::CaptureRing, counter::CAPTURE_RING_FULL),
         ] {
             out.push(Event::Lost {
                 source,
@@ -415,6 +495,46 @@ fn drain(ring: &mut RingBuf<MapData>) -> Vec<KernelEvent> {
             // because the ring gives no alignment guarantee for our type.
             out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<KernelEvent>()) });
         }
+    }
+    out
+}
+
+/// Waits for the capture ring when there is one, forever otherwise.
+async fn readable(
+    ring: &mut Option<AsyncFd<RingBuf<MapData>>>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
+    match ring {
+        Some(r) => r.readable_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn drain_packets(ring: &mut RingBuf<MapData>, boot_offset_ns: i128) -> Vec<PacketRecord> {
+    let mut out = Vec::new();
+    while let Some(item) = ring.next() {
+        if item.len() < size_of::<CaptureRecord>() {
+            continue;
+        }
+        // SAFETY: the kernel wrote a whole CaptureRecord (size checked); read_unaligned
+        // because the ring gives no alignment guarantee for our type.
+        let r = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<CaptureRecord>()) };
+        let n = (r.cap_len as usize).min(r.data.len());
+        out.push(PacketRecord {
+            ts_ns: (r.ts_ns as i128 + boot_offset_ns).max(0) as u64,
+            cookie: r.cookie,
+            ifindex: r.ifindex,
+            egress: r.direction == direction::EGRESS,
+            hook: if r.hook == capture_hook::XDP {
+                "xdp"
+            } else {
+                "tc"
+            }
+            .to_string(),
+            orig_len: r.orig_len,
+            pid: r.tgid,
+            comm: comm(&r.comm),
+            data: r.data[..n].to_vec(),
+        });
     }
     out
 }

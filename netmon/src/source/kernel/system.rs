@@ -68,7 +68,39 @@ pub fn raise_memlock() {
 /// The cgroup-v2 mount point: `/sys/fs/cgroup` on pure v2 hosts, `/sys/fs/cgroup/unified` on
 /// hybrid ones.
 pub fn cgroup2_root() -> Option<PathBuf> {
-    parse_cgroup2_mount(&std::fs::read_to_string("/proc/self/mounts").ok()?)
+    if let Some(p) = std::fs::read_to_string("/proc/self/mounts")
+        .ok()
+        .and_then(|m| parse_cgroup2_mount(&m))
+    {
+        return Some(p);
+    }
+    // `ip netns exec` gives its command a private mount namespace with a fresh /sys and no
+    // cgroup mount. The v2 hierarchy is one and the same wherever it is mounted, so mount it
+    // here; the mount lives and dies with that private namespace.
+    let dir = PathBuf::from("/run/netmon-cgroup2");
+    std::fs::create_dir_all(&dir).ok()?;
+    let src = c"cgroup2";
+    let target = std::ffi::CString::new(dir.to_str()?).ok()?;
+    // SAFETY: plain mount(2) with NUL-terminated strings we own and no data.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    (rc == 0
+        || std::fs::read_to_string("/proc/self/mounts")
+            .is_ok_and(|m| m.contains("/run/netmon-cgroup2")))
+    .then(|| {
+        log::info!(
+            "no cgroup2 mount in this mount namespace: mounted one at {}",
+            dir.display()
+        );
+        dir
+    })
 }
 
 pub fn parse_cgroup2_mount(mounts: &str) -> Option<PathBuf> {

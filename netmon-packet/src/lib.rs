@@ -1,0 +1,12 @@
+//! placeholder
+pub mod decode;
+pub mod dns;
+pub mod meta;
+pub mod packet;
+pub mod summary;
+pub mod value;
+
+pub use decode::decode;
+pub use meta::{Direction, PacketMeta};
+pub use packet::{Layer, LinkType, Packet, Problem};
+pub use value::{Mac, Value};

@@ -1,0 +1,652 @@
+//! Every tab drawn into ratatui's `TestBackend` from the procnet fixture trees and a fake
+//! aggregator snapshot; key handling as tables; filter, sort and the own-socket toggle on rows.
+#![cfg(target_endian = "little")]
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::{Terminal, backend::TestBackend, buffer::Buffer};
+
+use super::data::{Header, TuiData};
+use super::render::draw;
+use super::state::{Action, Mode, Sort, State, Tab};
+use super::tabs::build;
+use super::view::Body;
+use crate::aggregate::{ConnectionRow, ProcessRow, Snapshot};
+use crate::event::Proto;
+use crate::procnet::counters::Value;
+use crate::procnet::{NetRoot, NetSnapshot, delta};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/procnet")
+        .join(name)
+}
+
+/// Two of the fixture's sockets are the watched process's: the client of 127.0.0.1:40001
+/// (32967) and the UDP socket on :40003 (32972). The rest are its namespace's.
+const OWN: [u64; 2] = [32967, 32972];
+
+fn capture(dir: &str, at_ms: u64) -> NetSnapshot {
+    let root = NetRoot::new(fixture(dir), Some(fixture(&format!("{dir}/sys"))));
+    NetSnapshot::capture(&root, &HashSet::from(OWN), at_ms).unwrap()
+}
+
+/// The live fixture as the previous interval, and one second later with known traffic added:
+/// lo +4096 B received / +1024 B sent, Tcp InSegs +10, IcmpMsg InType3 +1, cpu0 processed +7.
+fn live_pair() -> (NetSnapshot, NetSnapshot) {
+    let prev = capture("live", 1_000);
+    let mut cur = capture("live", 2_000);
+    if let Some(t) = cur.interfaces.get().cloned() {
+        let mut t = t;
+        let lo = t.rows.iter_mut().find(|i| i.name == "lo").unwrap();
+        lo.rx.bytes += 4096;
+        lo.tx.bytes += 1024;
+        cur.interfaces = crate::procnet::Availability::Available(t);
+    }
+    if let crate::procnet::Availability::Available(snmp) = &mut cur.snmp {
+        for s in &mut snmp.sections {
+            for (name, v) in &mut s.counters {
+                let bump = match (s.name.as_str(), name.as_str()) {
+                    ("Tcp", "InSegs") => 10,
+                    ("IcmpMsg", "InType3") => 1,
+                    _ => 0,
+                };
+                if let Value::Counter(c) = v {
+                    *c += bump;
+                }
+            }
+        }
+    }
+    if let crate::procnet::Availability::Available(t) = &mut cur.softnet {
+        t.rows[0].processed += 7;
+    }
+    (prev, cur)
+}
+
+fn conn(cookie: u64, local: &str, remote: &str, tx: u64, rx: u64) -> ConnectionRow {
+    ConnectionRow {
+        cookie,
+        proto: Proto::Tcp,
+        local: Some(local.into()),
+        remote: Some(remote.into()),
+        state: Some("ESTABLISHED".into()),
+        tx_bytes: tx,
+        rx_bytes: rx,
+        tx_rate: tx as f64 / 2.0,
+        rx_rate: rx as f64 / 2.0,
+        tx_wire_bytes: tx + 52 * 3,
+        rx_wire_bytes: rx + 52 * 4,
+        tx_packets: 3,
+        rx_packets: 4,
+        owner: true,
+        ..ConnectionRow::default()
+    }
+}
+
+/// What the aggregator would say about the fixture's client: 1000 B sent on 32967, a second
+/// connection (32970) that received 3 MiB.
+fn procs() -> Snapshot {
+    let connections = vec![
+        conn(
+            901,
+            "127.0.0.1:34130",
+            "127.0.0.1:40002",
+            0,
+            3 * 1024 * 1024,
+        ),
+        conn(900, "127.0.0.1:35542", "127.0.0.1:40001", 1000, 0),
+    ];
+    let mut p = ProcessRow {
+        pid: 4242,
+        comm: "client".into(),
+        cmdline: "client --fixture".into(),
+        alive: true,
+        ..ProcessRow::default()
+    };
+    for c in &connections {
+        p.tx_bytes += c.tx_bytes;
+        p.rx_bytes += c.rx_bytes;
+        p.tx_rate += c.tx_rate;
+        p.rx_rate += c.rx_rate;
+        p.tx_wire_bytes += c.tx_wire_bytes;
+        p.rx_wire_bytes += c.rx_wire_bytes;
+    }
+    p.connections = connections;
+    Snapshot {
+        interval_ms: 2000,
+        backend: "tp_btf".into(),
+        processes: vec![p],
+        ..Snapshot::default()
+    }
+}
+
+fn data() -> TuiData {
+    let (prev, cur) = live_pair();
+    TuiData {
+        header: Header {
+            pids: vec![4242],
+            comm: "client".into(),
+            backend: "tp_btf".into(),
+            namespace: "/proc/4242/net".into(),
+        },
+        net_delta: Some(delta(&prev, &cur)),
+        net: Some(cur),
+        net_error: None,
+        procs: procs(),
+        cookie_inodes: HashMap::from([(900, 32967), (901, 32970)]),
+        exited: false,
+    }
+}
+
+fn screen(state: &mut State, data: &TuiData, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| draw(f, state, data)).unwrap();
+    text(term.backend().buffer())
+}
+
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    (0..area.height)
+        .map(|y| {
+            let line: String = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+            line.trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn state() -> State {
+    State::new(Duration::from_secs(1), true)
+}
+
+#[test]
+fn every_tab_renders() {
+    let data = data();
+    for tab in Tab::ALL {
+        let mut s = state();
+        s.tab = tab;
+        // The whole namespace, so the snapshots show every fixture row.
+        s.show_all = true;
+        let shot = screen(&mut s, &data, 160, 30);
+        assert!(shot.contains(&format!("{} ─", tab.title())), "{shot}");
+        insta::assert_snapshot!(format!("tab_{}", tab.title().to_lowercase()), shot);
+    }
+}
+
+#[test]
+fn netmon_tab_joins_connections_to_the_socket_table() {
+    let v = build(Tab::Netmon, &data());
+    let rows = v.visible_rows("", true, Sort::default());
+    let cells = |i: usize| -> Vec<&str> { rows[i].cells.iter().map(|c| c.text.as_str()).collect() };
+    // Process total, then the connections in the aggregator's order.
+    assert_eq!(
+        &cells(0)[1..5],
+        ["4242", "client", "all", "2 connection(s)"]
+    );
+    assert_eq!(cells(0)[7..9], ["1000 B", "3.00 MiB"]);
+    // cookie 900 → inode 32967 → tcp row 1 of the fixture: ESTAB, owned.
+    let c900 = rows
+        .iter()
+        .find(|r| r.cells[4].text == "127.0.0.1:35542")
+        .unwrap();
+    let c: Vec<&str> = c900.cells.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(c[0], "*");
+    assert_eq!(c[6], "ESTAB");
+    assert_eq!(c[7], "1000 B");
+    assert_eq!(c[13], "32967");
+    assert_eq!(c[14], "0/0");
+    // cookie 901 → 32970: in the namespace but not the process's own fd (OWN), so no mark.
+    let c901 = rows.iter().find(|r| r.cells[13].text == "32970").unwrap();
+    assert_eq!(c901.cells[0].text, "");
+    assert_eq!(c901.cells[8].text, "3.00 MiB");
+}
+
+#[test]
+fn socket_tabs_mark_own_rows_and_toggle_the_namespace() {
+    let data = data();
+    let inodes = |tab: Tab, show_all: bool| -> Vec<String> {
+        build(tab, &data)
+            .visible_rows("", show_all, Sort::default())
+            .iter()
+            .map(|r| format!("{}{}", r.cells[0].text, r.cells[10].text))
+            .collect()
+    };
+    assert_eq!(inodes(Tab::Tcp, false), ["*32967"]);
+    assert_eq!(
+        inodes(Tab::Tcp, true),
+        ["32966", "*32967", "32968", "32970", "32969", "32971"]
+    );
+    assert_eq!(inodes(Tab::Udp, false), ["*32972"]);
+    assert_eq!(inodes(Tab::Raw, true), ["32962", "32963"]);
+    assert_eq!(inodes(Tab::Icmp, true), ["32975", "32976"]);
+    assert!(inodes(Tab::Icmp, false).is_empty());
+}
+
+#[test]
+fn ipv4_mapped_v6_shows_as_v4() {
+    let v = build(Tab::Tcp, &data());
+    let rows = v.visible_rows("32971", true, Sort::default());
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].cells[1].text, "tcp6");
+    assert_eq!(rows[0].cells[2].text, "127.0.0.1:40002");
+    assert_eq!(rows[0].cells[3].text, "127.0.0.1:34130");
+}
+
+#[test]
+fn filter_narrows_rows_case_insensitively() {
+    let v = build(Tab::Tcp, &data());
+    let locals = |f: &str| -> Vec<String> {
+        v.visible_rows(f, true, Sort::default())
+            .iter()
+            .map(|r| r.cells[2].text.clone())
+            .collect()
+    };
+    assert_eq!(locals("LISTEN"), ["127.0.0.1:40001", "[::]:40002"]);
+    assert_eq!(
+        locals(":40002"),
+        ["127.0.0.1:34130", "[::]:40002", "127.0.0.1:40002"],
+        "the remote of 32970 matches too"
+    );
+    assert!(locals("no such row").is_empty());
+    let stats = build(Tab::Stats, &data());
+    let insegs = stats.visible_rows("insegs", true, Sort::default());
+    let names: Vec<(&str, &str)> = insegs
+        .iter()
+        .map(|r| (r.cells[1].text.as_str(), r.cells[2].text.as_str()))
+        .collect();
+    assert_eq!(names, [("Tcp", "InSegs")]);
+}
+
+#[test]
+fn sort_by_numbers_not_text_and_reverse() {
+    let v = build(Tab::Traffic, &data());
+    let names = |column: usize, descending: bool| -> Vec<String> {
+        v.visible_rows(
+            "",
+            true,
+            Sort {
+                column: Some(column),
+                descending,
+            },
+        )
+        .iter()
+        .map(|r| r.cells[0].text.clone())
+        .collect()
+    };
+    // RX BYTES: veth-cap 296 < lo 2004 + 4096 (as text "6.00 KiB" < "296 B" would be wrong).
+    assert_eq!(names(1, false), ["veth-cap", "lo"]);
+    assert_eq!(names(1, true), ["lo", "veth-cap"]);
+    assert_eq!(names(0, false), ["lo", "veth-cap"]);
+    let rx_rate: Vec<String> = v
+        .visible_rows("lo", true, Sort::default())
+        .iter()
+        .map(|r| r.cells[17].text.clone())
+        .collect();
+    assert_eq!(rx_rate, ["4.00 KiB/s"]);
+}
+
+#[test]
+fn deltas_reach_stats_and_analysis() {
+    let data = data();
+    let stats = build(Tab::Stats, &data);
+    let insegs = stats.visible_rows("InSegs", true, Sort::default());
+    let c: Vec<&str> = insegs[0].cells.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(c, ["snmp", "Tcp", "InSegs", "18", "10", "10.0"]);
+    let analysis = build(Tab::Analysis, &data);
+    let find = |needle: &str| -> Vec<String> {
+        let rows = analysis.visible_rows(needle, true, Sort::default());
+        rows[0].cells[1..3].iter().map(|c| c.text.clone()).collect()
+    };
+    assert_eq!(find("InType3"), ["3", "1"]);
+    assert_eq!(find("cpu0 processed")[1], "7");
+    assert_eq!(find("RTO min"), ["200", "-"]);
+    assert_eq!(find("ip_forward")[0], "on");
+}
+
+#[test]
+fn missing_files_say_not_available() {
+    let edge =
+        NetSnapshot::capture(&NetRoot::new(fixture("edge"), None), &HashSet::new(), 0).unwrap();
+    let data = TuiData {
+        net: Some(edge),
+        ..data()
+    };
+    // No raw or raw6 in the edge tree: the whole tab says so.
+    let raw = build(Tab::Raw, &data);
+    assert_eq!(
+        raw.body,
+        Body::Unavailable("not available on this kernel".into())
+    );
+    let mut s = state();
+    s.tab = Tab::Raw;
+    let shot = screen(&mut s, &data, 100, 8);
+    assert!(shot.contains("not available on this kernel"), "{shot}");
+    // tcp is missing but tcp6 is there: rows plus a note.
+    let tcp = build(Tab::Tcp, &data);
+    assert_eq!(
+        tcp.note.as_deref(),
+        Some("tcp: not available on this kernel")
+    );
+    assert!(matches!(tcp.body, Body::Rows(ref r) if !r.is_empty()));
+    // No snmp6 file, no IcmpMsg in snmp, no MPTcpExt in netstat, and Udp/UdpLite malformed
+    // (dropped by the parser): one row each says so.
+    let stats = build(Tab::Stats, &data);
+    let missing: Vec<(&str, &str)> = stats
+        .visible_rows("not available", true, Sort::default())
+        .iter()
+        .map(|r| (r.cells[0].text.as_str(), r.cells[1].text.as_str()))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            ("snmp", "IcmpMsg"),
+            ("snmp", "Udp"),
+            ("snmp", "UdpLite"),
+            ("snmp6", "*"),
+            ("netstat", "MPTcpExt")
+        ]
+    );
+    // No sysctl root: forwarding from the sysctl is unavailable, snmp's is not consulted here.
+    let a = build(Tab::Analysis, &data);
+    let fwd = a.visible_rows("ip_forward", true, Sort::default());
+    assert_eq!(fwd[0].cells[1].text, "not available on this kernel");
+}
+
+#[test]
+fn exited_banner_and_status_line() {
+    let mut d = data();
+    d.exited = true;
+    let mut s = state();
+    s.filter = "40001".into();
+    let shot = screen(&mut s, &d, 160, 12);
+    let lines: Vec<&str> = shot.lines().collect();
+    assert!(lines[0].contains("pid 4242 (client)"), "{shot}");
+    assert!(lines[0].contains("backend tp_btf"), "{shot}");
+    assert!(lines[0].contains("interval 1s"), "{shot}");
+    assert!(lines[0].contains("filter \"40001\""), "{shot}");
+    assert!(lines[1].contains("process 4242 exited"), "{shot}");
+    insta::assert_snapshot!("exited_filtered", shot);
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+#[test]
+fn keys() {
+    use KeyCode::{BackTab, Char, Enter, Esc, Left, Right};
+    // (keys typed from a fresh state, the tab after them, the last action)
+    let cases: &[(&[KeyEvent], Tab, Action)] = &[
+        (&[key(KeyCode::Tab)], Tab::Tcp, Action::Redraw),
+        (&[key(BackTab)], Tab::Analysis, Action::Redraw),
+        (&[key(Right), key(Right)], Tab::Udp, Action::Redraw),
+        (&[key(Left)], Tab::Analysis, Action::Redraw),
+        (&[key(Char('4'))], Tab::Arp, Action::Redraw),
+        (&[key(Char('9'))], Tab::Routing, Action::Redraw),
+        (&[key(Char('0'))], Tab::Analysis, Action::Redraw),
+        (&[key(Char('1'))], Tab::Netmon, Action::Redraw),
+        (&[key(Char('q'))], Tab::Netmon, Action::Quit),
+        (&[key(Esc)], Tab::Netmon, Action::Quit),
+        (&[ctrl('c')], Tab::Netmon, Action::Quit),
+        (&[ctrl('d')], Tab::Netmon, Action::Quit),
+        // Ctrl+C quits from the filter line too; q there is text.
+        (
+            &[key(Char('/')), key(Char('q'))],
+            Tab::Netmon,
+            Action::Redraw,
+        ),
+        (&[key(Char('/')), ctrl('c')], Tab::Netmon, Action::Quit),
+        (&[key(Char('x'))], Tab::Netmon, Action::None),
+        (
+            &[key(Char(':')), key(Char('q')), key(Enter)],
+            Tab::Netmon,
+            Action::Quit,
+        ),
+    ];
+    for (keys, tab, action) in cases {
+        let mut s = state();
+        let mut last = Action::None;
+        for k in *keys {
+            last = s.handle_key(*k, 5);
+        }
+        assert_eq!((s.tab, last), (*tab, *action), "{keys:?}");
+    }
+}
+
+fn typed(s: &mut State, text: &str) -> Action {
+    let mut last = Action::None;
+    for c in text.chars() {
+        last = s.handle_key(key(KeyCode::Char(c)), 5);
+    }
+    last
+}
+
+#[test]
+fn interval_commands() {
+    let mut s = state();
+    typed(&mut s, ":set 2");
+    assert_eq!(s.mode, Mode::Command("set 2".into()));
+    let a = s.handle_key(key(KeyCode::Enter), 5);
+    assert_eq!(a, Action::SetInterval(Duration::from_secs(2)));
+    assert_eq!(
+        (s.interval, &s.mode),
+        (Duration::from_secs(2), &Mode::Normal)
+    );
+    assert_eq!(
+        typed(&mut s, "+"),
+        Action::SetInterval(Duration::from_secs(5))
+    );
+    assert_eq!(
+        typed(&mut s, "-"),
+        Action::SetInterval(Duration::from_secs(2))
+    );
+    assert_eq!(
+        typed(&mut s, "--"),
+        Action::SetInterval(Duration::from_millis(500))
+    );
+    typed(&mut s, ":set 0.25");
+    s.handle_key(key(KeyCode::Enter), 5);
+    assert_eq!(s.interval, Duration::from_millis(250));
+    assert_eq!(
+        typed(&mut s, "+"),
+        Action::SetInterval(Duration::from_millis(500))
+    );
+    // Bad values leave the interval alone and say why.
+    for bad in [":set 0", ":set abc", ":set", ":frobnicate"] {
+        typed(&mut s, bad);
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), 5),
+            Action::Redraw,
+            "{bad}"
+        );
+        assert_eq!(s.interval, Duration::from_millis(500), "{bad}");
+        assert!(s.message.is_some(), "{bad}");
+    }
+    // The ends of the ladder stop.
+    let mut s = State::new(Duration::from_secs(60), true);
+    assert_eq!(typed(&mut s, "+"), Action::None);
+    let mut s = State::new(Duration::from_millis(100), true);
+    assert_eq!(typed(&mut s, "-"), Action::None);
+}
+
+#[test]
+fn filter_editing() {
+    let mut s = state();
+    typed(&mut s, "/estx");
+    assert_eq!((s.mode.clone(), s.filter.as_str()), (Mode::Filter, "estx"));
+    s.handle_key(key(KeyCode::Backspace), 5);
+    s.handle_key(key(KeyCode::Enter), 5);
+    assert_eq!((s.mode.clone(), s.filter.as_str()), (Mode::Normal, "est"));
+    // Esc with a filter clears it rather than quitting; the next Esc quits.
+    assert_eq!(s.handle_key(key(KeyCode::Esc), 5), Action::Redraw);
+    assert!(s.filter.is_empty());
+    assert_eq!(s.handle_key(key(KeyCode::Esc), 5), Action::Quit);
+    // Esc while typing drops the filter.
+    let mut s = state();
+    typed(&mut s, "/abc");
+    s.handle_key(key(KeyCode::Esc), 5);
+    assert_eq!((s.mode.clone(), s.filter.as_str()), (Mode::Normal, ""));
+}
+
+#[test]
+fn sort_scroll_and_toggle_keys() {
+    let mut s = state();
+    let cols = |s: &State| (s.sort().column, s.sort().descending);
+    assert_eq!(cols(&s), (None, false));
+    for want in [Some(0), Some(1), Some(2), None, Some(0)] {
+        s.handle_key(key(KeyCode::Char('s')), 3);
+        assert_eq!(s.sort().column, want);
+    }
+    s.handle_key(key(KeyCode::Char('S')), 3);
+    assert_eq!(cols(&s), (Some(0), true));
+    // Sort is per tab.
+    s.handle_key(key(KeyCode::Tab), 3);
+    assert_eq!(cols(&s), (None, false));
+
+    assert!(!s.show_all);
+    s.handle_key(key(KeyCode::Char('a')), 3);
+    assert!(s.show_all);
+    assert!(State::new(Duration::from_secs(1), false).show_all);
+
+    s.page = 10;
+    s.handle_key(key(KeyCode::PageDown), 3);
+    s.handle_key(key(KeyCode::Down), 3);
+    assert_eq!(s.scroll(), 11);
+    s.clamp_scroll(15);
+    assert_eq!(s.scroll(), 5);
+    s.handle_key(key(KeyCode::PageUp), 3);
+    s.handle_key(key(KeyCode::Up), 3);
+    assert_eq!(s.scroll(), 0);
+}
+
+#[test]
+fn scrolling_shows_later_rows() {
+    let data = data();
+    let mut s = state();
+    s.tab = Tab::Stats;
+    let first = screen(&mut s, &data, 120, 10);
+    assert!(first.contains("Forwarding"), "{first}");
+    s.handle_key(key(KeyCode::PageDown), 6);
+    let second = screen(&mut s, &data, 120, 10);
+    assert!(!second.contains("Forwarding"), "{second}");
+    s.handle_key(key(KeyCode::End), 6);
+    let last = screen(&mut s, &data, 120, 10);
+    assert!(last.contains("MPTcpExt"), "{last}");
+}
+
+/// A `/proc` with one process, 4242, whose `net` is the live fixture and whose fds hold two of
+/// its sockets, and a child 4243 holding a third; removed on drop.
+struct FakeProc(PathBuf);
+
+impl FakeProc {
+    /// `tag` keeps tests that run in parallel apart.
+    fn new(tag: &str) -> FakeProc {
+        use std::os::unix::fs::symlink;
+        let root = std::env::temp_dir().join(format!("nmtui-proc-{}-{tag}", std::process::id()));
+        let pid = root.join("4242");
+        std::fs::create_dir_all(pid.join("fd")).unwrap();
+        symlink(fixture("live/net"), pid.join("net")).unwrap();
+        for (fd, inode) in [(3, 32967), (4, 32972)] {
+            symlink(format!("socket:[{inode}]"), pid.join(format!("fd/{fd}"))).unwrap();
+        }
+        symlink("/dev/null", pid.join("fd/0")).unwrap();
+        // A child, 4243, holding 32970; it has no children of its own.
+        std::fs::create_dir_all(pid.join("task/4242")).unwrap();
+        std::fs::write(pid.join("task/4242/children"), "4243 ").unwrap();
+        let child = root.join("4243");
+        std::fs::create_dir_all(child.join("fd")).unwrap();
+        std::fs::create_dir_all(child.join("task/4243")).unwrap();
+        std::fs::write(child.join("task/4243/children"), "").unwrap();
+        symlink("socket:[32970]", child.join("fd/3")).unwrap();
+        FakeProc(root)
+    }
+}
+
+impl Drop for FakeProc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn collector_marks_own_sockets_and_keeps_the_last_snapshot_when_the_process_goes() {
+    use super::data::Collector;
+    let proc = FakeProc::new("gone");
+    let c = Collector::new(&proc.0, &[4242], false);
+    let mut d = TuiData::default();
+    c.refresh(&mut d);
+    assert!(d.net_delta.is_none(), "one snapshot has no interval yet");
+    let own: Vec<u64> = d
+        .net
+        .as_ref()
+        .unwrap()
+        .socket_rows()
+        .filter(|r| r.owned)
+        .map(|r| r.inode)
+        .collect();
+    assert_eq!(own, OWN);
+    // Not netmon's namespace (there is no ns link to compare): no sysctl is read.
+    let a = build(Tab::Analysis, &d);
+    let fwd = a.visible_rows("ip_forward", true, Sort::default());
+    assert_eq!(fwd[0].cells[1].text, "not available on this kernel");
+    c.refresh(&mut d);
+    assert!(d.net_delta.is_some());
+
+    std::fs::remove_dir_all(proc.0.join("4242")).unwrap();
+    c.refresh(&mut d);
+    let err = d.net_error.clone().unwrap();
+    assert!(err.contains("4242/net is gone"), "{err}");
+    assert!(d.net.is_some(), "the last snapshot stays");
+    let mut s = state();
+    let shot = screen(&mut s, &d, 200, 6);
+    assert!(
+        shot.lines()
+            .next()
+            .unwrap()
+            .contains("is gone; showing the last values"),
+        "{shot}"
+    );
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut d = data();
+    d.exited = true;
+    for tab in Tab::ALL {
+        for (w, h) in [(1, 1), (10, 3), (40, 5), (20, 40)] {
+            let mut s = state();
+            s.tab = tab;
+            s.handle_key(key(KeyCode::End), 3);
+            let shot = screen(&mut s, &d, w, h);
+            assert_eq!(shot.split('\n').count(), usize::from(h), "{tab:?} {w}x{h}");
+        }
+    }
+}
+
+#[test]
+fn follow_children_marks_the_childrens_sockets_too() {
+    use super::data::Collector;
+    let proc = FakeProc::new("children");
+    let owned = |follow: bool| -> Vec<u64> {
+        let mut d = TuiData::default();
+        Collector::new(&proc.0, &[4242], follow).refresh(&mut d);
+        let mut v: Vec<u64> = d
+            .net
+            .unwrap()
+            .socket_rows()
+            .filter(|r| r.owned)
+            .map(|r| r.inode)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(owned(false), [32967, 32972]);
+    assert_eq!(owned(true), [32967, 32970, 32972]);
+}
