@@ -544,8 +544,19 @@ fn ten_thousand_short_lived_processes_stay_within_top_k() {
         (last == (sent as f64, received as f64)).then_some(m)
     });
     let metrics = exact.unwrap_or_else(|| {
+        let m = serve.metrics();
+        let gaps: Vec<String> = m
+            .iter()
+            .filter(|s| {
+                (s.name == "netmon_events_lost_total"
+                    || s.name == "netmon_unattributed_bytes_total")
+                    && s.value > 0.0
+            })
+            .map(|s| format!("{}{:?} {}", s.name, s.labels, s.value))
+            .collect();
         panic!(
-            "sum over all series: tx {}, rx {}; truth {sent} each; stderr: {}",
+            "sum over all series: tx {}, rx {}; truth {sent} each; losses netmon reports: \
+             {gaps:?}; stderr: {}",
             last.0,
             last.1,
             serve.stderr()
