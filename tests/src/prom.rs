@@ -285,7 +285,8 @@ impl Serve {
 /// every second as job `netmon`.
 pub struct Prometheus {
     pub addr: SocketAddr,
-    child: Guard,
+    // Held for its Drop: kills Prometheus.
+    _child: Guard,
     dir: TempDir,
 }
 
@@ -363,7 +364,7 @@ impl Prometheus {
             .expect("starting prometheus");
         let p = Prometheus {
             addr,
-            child: Guard(child),
+            _child: Guard(child),
             dir,
         };
         let ready = wait_for(Duration::from_secs(30), || {
@@ -375,10 +376,6 @@ impl Prometheus {
             p.log()
         );
         p
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.0.id()
     }
 
     pub fn log(&self) -> String {
