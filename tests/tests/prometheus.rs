@@ -399,6 +399,23 @@ fn serve_as_the_unit_would(tag: &str, sandbox: bool, backend: &str) {
         ),
         Some(send as f64)
     );
+    // CAP_SYS_PTRACE at work: the exe and netns of a root process, read by uid 65534.
+    let info = metrics
+        .iter()
+        .find(|s| {
+            s.name == "netmon_process_info" && s.labels.get("pid") == Some(&client.to_string())
+        })
+        .unwrap_or_else(|| panic!("no netmon_process_info for pid {client}"));
+    assert!(
+        info.labels["exe"].ends_with("/trafficgen"),
+        "exe not readable: {:?}",
+        info.labels
+    );
+    assert!(
+        !info.labels["netns"].is_empty(),
+        "netns not readable: {:?}",
+        info.labels
+    );
     let build = metrics
         .iter()
         .find(|s| s.name == "netmon_build_info")
