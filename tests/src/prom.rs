@@ -5,7 +5,7 @@ use std::{
     collections::BTreeMap,
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -285,37 +285,73 @@ impl Serve {
 /// every second as job `netmon`.
 pub struct Prometheus {
     pub addr: SocketAddr,
-    child: Guard,
+    // Held for its Drop: kills Prometheus.
+    _child: Guard,
     dir: TempDir,
 }
 
-pub const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
+/// An external program on PATH (or in /usr/sbin, /sbin), or a failure naming the package that
+/// provides it. Root tests fail rather than skip without their tools: a skipped run would look
+/// like a passed one.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found: install Debian's {package} (scripts/setup.sh does); under \
+                 `cargo xtask vm-test` it must be among the guest's host tools"
+            )
+        })
+}
 
 impl Prometheus {
     pub fn start(target: SocketAddr) -> Prometheus {
-        Prometheus::start_with_jobs(&format!(
-            "  - job_name: netmon\n    static_configs:\n      - targets: [\"{target}\"]\n"
-        ))
+        Prometheus::start_with_jobs(&Prometheus::job(target))
+    }
+
+    /// The plain scrape job `netmon` for `target`.
+    pub fn job(target: SocketAddr) -> String {
+        format!("  - job_name: netmon\n    static_configs:\n      - targets: [\"{target}\"]\n")
+    }
+
+    /// Alerts Prometheus currently holds (pending or firing), from /api/v1/alerts.
+    pub fn alerts(&self) -> Vec<Value> {
+        http_get(self.addr, "/api/v1/alerts")
+            .ok()
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .and_then(|v| v["data"]["alerts"].as_array().cloned())
+            .unwrap_or_default()
     }
 
     /// `jobs`: the YAML list under `scrape_configs:` (items indented two spaces).
     pub fn start_with_jobs(jobs: &str) -> Prometheus {
-        assert!(
-            Path::new(PROMETHEUS_BIN).exists(),
-            "{PROMETHEUS_BIN} missing: run scripts/setup.sh (Debian package prometheus)"
-        );
+        Prometheus::start_with(jobs, &[])
+    }
+
+    /// Scrape jobs as for [`Prometheus::start_with_jobs`], plus rule files to evaluate every
+    /// second.
+    pub fn start_with(jobs: &str, rule_files: &[PathBuf]) -> Prometheus {
+        let bin = require_tool("prometheus", "prometheus");
         let dir = TempDir::new("prometheus");
         let config = dir.0.join("prometheus.yml");
+        let rules: String = rule_files
+            .iter()
+            .map(|r| format!("  - {}\n", r.display()))
+            .collect();
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}"
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n{rules}scrape_configs:\n{jobs}"
             ),
         )
         .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(dir.0.join("log")).unwrap();
-        let child = Command::new(PROMETHEUS_BIN)
+        let child = Command::new(bin)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -328,7 +364,7 @@ impl Prometheus {
             .expect("starting prometheus");
         let p = Prometheus {
             addr,
-            child: Guard(child),
+            _child: Guard(child),
             dir,
         };
         let ready = wait_for(Duration::from_secs(30), || {
@@ -340,10 +376,6 @@ impl Prometheus {
             p.log()
         );
         p
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.0.id()
     }
 
     pub fn log(&self) -> String {

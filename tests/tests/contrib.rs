@@ -183,6 +183,27 @@ fn dashboard_has_datasource_and_filter_variables() {
         }
     }
     assert!(targets >= 15, "only {targets} queries");
+
+    // Panels fit the 24-column grid without overlapping, and ids are unique (Grafana keys
+    // panel links and edits by id).
+    let mut cells = std::collections::HashSet::new();
+    let mut ids = BTreeSet::new();
+    for p in dash["panels"].as_array().unwrap() {
+        let id = p["id"].as_u64().expect("panel id");
+        assert!(ids.insert(id), "panel id {id} twice");
+        let g = &p["gridPos"];
+        let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| g[k].as_u64().expect("gridPos"));
+        assert!(x + w <= 24, "{} overflows the grid: {g}", p["title"]);
+        for cx in x..x + w {
+            for cy in y..y + h {
+                assert!(
+                    cells.insert((cx, cy)),
+                    "{} overlaps another panel",
+                    p["title"]
+                );
+            }
+        }
+    }
 }
 
 /// `KEY=A B C` of a unit file, as a set.

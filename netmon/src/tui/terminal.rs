@@ -2,6 +2,7 @@
 //! guard's Drop) and a panic (a hook that restores before the default hook prints).
 use std::io::{self, Stdout, Write};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::{
     cursor,
@@ -10,6 +11,11 @@ use crossterm::{
 use ratatui::{Terminal, backend::CrosstermBackend};
 
 pub type Term = Terminal<CrosstermBackend<Stdout>>;
+
+/// The terminal is in raw mode on the alternate screen. Leaving the alternate screen twice would
+/// restore the cursor saved on entry a second time and so draw over what was printed in between
+/// (a panic message, printed by the hook before the guard's Drop runs during unwinding).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Owns the terminal while the TUI runs; dropping it gives the shell its screen back.
 pub struct TerminalGuard {
@@ -21,6 +27,7 @@ impl TerminalGuard {
     pub fn enter() -> io::Result<Self> {
         install_panic_hook();
         terminal::enable_raw_mode()?;
+        ACTIVE.store(true, Ordering::SeqCst);
         let mut stdout = io::stdout();
         if let Err(e) = crossterm::execute!(stdout, EnterAlternateScreen, cursor::Hide) {
             restore();
@@ -47,8 +54,11 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Idempotent, and safe to call when the terminal was never changed.
+/// Idempotent, and a no-op when the terminal was never changed.
 pub fn restore() {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let _ = terminal::disable_raw_mode();
     let mut stdout = io::stdout();
     let _ = crossterm::execute!(stdout, LeaveAlternateScreen, cursor::Show);

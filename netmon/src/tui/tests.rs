@@ -209,6 +209,46 @@ fn netmon_tab_joins_connections_to_the_socket_table() {
 }
 
 #[test]
+fn without_sock_diag_the_join_falls_back_to_addresses() {
+    let mut d = TuiData {
+        cookie_inodes: HashMap::new(),
+        ..data()
+    };
+    // The listener, which has no remote; and a socket of another netns, which joins nothing.
+    let mut listener = conn(902, "127.0.0.1:40001", "", 0, 0);
+    listener.remote = None;
+    let elsewhere = conn(903, "10.1.1.1:5000", "10.1.1.2:80", 0, 0);
+    d.procs.processes[0]
+        .connections
+        .extend([listener, elsewhere]);
+    let v = build(Tab::Netmon, &d);
+    assert_eq!(
+        v.note.as_deref(),
+        Some("rates over 2.0 s, no sock_diag map: joined by address")
+    );
+    let rows = v.visible_rows("", true, Sort::default());
+    let joined: Vec<(&str, &str, &str)> = rows[1..]
+        .iter()
+        .map(|r| {
+            (
+                r.cells[4].text.as_str(),
+                r.cells[6].text.as_str(),
+                r.cells[13].text.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        joined,
+        [
+            ("127.0.0.1:34130", "ESTAB", "32970"),
+            ("127.0.0.1:35542", "ESTAB", "32967"),
+            ("127.0.0.1:40001", "LISTEN", "32966"),
+            ("10.1.1.1:5000", "ESTABLISHED", "-"),
+        ]
+    );
+}
+
+#[test]
 fn socket_tabs_mark_own_rows_and_toggle_the_namespace() {
     let data = data();
     let inodes = |tab: Tab, show_all: bool| -> Vec<String> {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::why;
 use crate::procnet::counters::{CounterTable, Value};
-use crate::procnet::delta::CounterDelta;
+use crate::procnet::delta::{CounterDelta, NetDelta};
 use crate::procnet::{Availability, NetSnapshot, Unavailable};
 use crate::tui::data::TuiData;
 use crate::tui::view::{Cell, Column, Row, TabView, num, text};
@@ -18,30 +18,38 @@ pub(super) const STATS_COLUMNS: &[Column] = &[
     num("PER SEC", 12),
 ];
 
-/// Sections the seed showed; one the kernel lacks gets a row saying so.
-const EXPECTED_SECTIONS: [(&str, &[&str]); 3] = [
-    ("snmp", &["Ip", "Icmp", "IcmpMsg", "Tcp", "Udp", "UdpLite"]),
-    ("snmp6", &["Ip6", "Icmp6", "Udp6", "UdpLite6"]),
-    ("netstat", &["TcpExt", "IpExt", "MPTcpExt"]),
-];
+/// A counter file's name, its table, its deltas and the sections expected in it.
+type CounterFile<'a> = (
+    &'a str,
+    &'a Availability<CounterTable>,
+    &'a [CounterDelta],
+    &'a [&'a str],
+);
 
 pub(super) fn stats(net: &NetSnapshot, data: &TuiData) -> TabView {
-    let d = data.net_delta.as_ref();
-    let files: [(&str, &Availability<CounterTable>, Vec<&CounterDelta>); 3] = [
+    let deltas = |f: fn(&NetDelta) -> &Vec<CounterDelta>| {
+        data.net_delta.as_ref().map_or(&[][..], |d| f(d).as_slice())
+    };
+    // Each file with the sections the seed showed from it: one the kernel lacks gets a row
+    // saying so.
+    let files: [CounterFile; 3] = [
         (
             "snmp",
             &net.snmp,
-            d.map(|d| d.snmp.iter().collect()).unwrap_or_default(),
+            deltas(|d| &d.snmp),
+            &["Ip", "Icmp", "IcmpMsg", "Tcp", "Udp", "UdpLite"],
         ),
         (
             "snmp6",
             &net.snmp6,
-            d.map(|d| d.snmp6.iter().collect()).unwrap_or_default(),
+            deltas(|d| &d.snmp6),
+            &["Ip6", "Icmp6", "Udp6", "UdpLite6"],
         ),
         (
             "netstat",
             &net.netstat,
-            d.map(|d| d.netstat.iter().collect()).unwrap_or_default(),
+            deltas(|d| &d.netstat),
+            &["TcpExt", "IpExt", "MPTcpExt"],
         ),
     ];
     if let (true, Availability::Unavailable(u)) =
@@ -50,10 +58,10 @@ pub(super) fn stats(net: &NetSnapshot, data: &TuiData) -> TabView {
         return TabView::unavailable(STATS_COLUMNS.to_vec(), why(*u));
     }
     let mut rows = Vec::new();
-    for ((file, table, deltas), (_, expected)) in files.iter().zip(EXPECTED_SECTIONS) {
+    for (file, table, deltas, expected) in files {
         let deltas: HashMap<(&str, &str), &CounterDelta> = deltas
             .iter()
-            .map(|d| ((d.section.as_str(), d.name.as_str()), *d))
+            .map(|d| ((d.section.as_str(), d.name.as_str()), d))
             .collect();
         match table {
             Availability::Available(t) => {

@@ -1,10 +1,15 @@
 //! The netmon tab: the aggregator's connections, each joined to its socket-table row by
-//! cookie → inode (sock_diag), under a total row per process.
+//! cookie → inode (sock_diag), under a total row per process. Where sock_diag has no answer
+//! (no CAP_SYS_ADMIN to enter another namespace, or the socket is gone from its dump), the join
+//! falls back to the protocol and both addresses, which the kernel source knows for every
+//! TCP and connected UDP socket.
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use super::{bytes, owned_mark, rate};
 use crate::aggregate::{ConnectionRow, ProcessRow};
-use crate::procnet::sockets::SocketRow;
+use crate::event::Proto;
+use crate::procnet::sockets::{Protocol, SocketRow};
 use crate::tui::data::TuiData;
 use crate::tui::view::{Cell, Column, Row, TabView, num, text};
 
@@ -29,20 +34,27 @@ const NETMON_COLUMNS: &[Column] = &[
 /// The eBPF connections, each joined to its socket-table row by cookie → inode, under a total
 /// row per process.
 pub(super) fn netmon(data: &TuiData) -> TabView {
-    let by_inode: HashMap<u64, &SocketRow> = data
+    let sockets: Vec<&SocketRow> = data
         .net
         .iter()
         .flat_map(|n| n.socket_rows())
         .filter(|r| r.inode != 0)
-        .map(|r| (r.inode, r))
+        .collect();
+    let by_inode: HashMap<u64, &SocketRow> = sockets.iter().map(|r| (r.inode, *r)).collect();
+    let by_addr: HashMap<AddrKey, &SocketRow> = sockets
+        .iter()
+        .map(|r| ((r.kind.protocol, r.local, r.remote), *r))
         .collect();
     let mut rows = Vec::new();
     for p in &data.procs.processes {
         rows.push(process_row(p));
         for c in &p.connections {
             let inode = data.cookie_inodes.get(&c.cookie).copied();
-            let sock = inode.and_then(|i| by_inode.get(&i).copied());
-            rows.push(connection_row(p, c, inode, sock));
+            let sock = match inode {
+                Some(i) => by_inode.get(&i).copied(),
+                None => addr_keys(c).find_map(|k| by_addr.get(&k).copied()),
+            };
+            rows.push(connection_row(p, c, inode.or(sock.map(|s| s.inode)), sock));
         }
     }
     // The period the aggregator's rates really cover: proof that an interval change took effect.
@@ -54,7 +66,7 @@ pub(super) fn netmon(data: &TuiData) -> TabView {
         ));
     }
     if data.cookie_inodes.is_empty() && !data.procs.processes.is_empty() {
-        notes.push("no sock_diag map: socket columns empty".to_string());
+        notes.push("no sock_diag map: joined by address".to_string());
     }
     let note = (!notes.is_empty()).then(|| notes.join(", "));
     TabView::rows(NETMON_COLUMNS.to_vec(), rows).with_note(note)
@@ -102,8 +114,8 @@ fn connection_row(
         Cell::count(u64::from(p.pid)),
         Cell::text(&p.comm),
         Cell::text(format!("{:?}", c.proto).to_lowercase()),
-        Cell::text(c.local.as_deref().unwrap_or("-")),
-        Cell::text(c.remote.as_deref().unwrap_or("-")),
+        Cell::text(shown_addr(c.local.as_deref())),
+        Cell::text(shown_addr(c.remote.as_deref())),
         Cell::text(state),
         bytes(c.tx_bytes),
         bytes(c.rx_bytes),
@@ -114,4 +126,61 @@ fn connection_row(
         inode.map_or_else(Cell::none, Cell::count),
         queues,
     ])
+}
+
+/// Protocol, local and remote address, as the socket tables have them.
+type AddrKey = (Protocol, SocketAddr, SocketAddr);
+
+/// The keys a connection's socket-table row may have: an unconnected socket's remote is
+/// absent here and the unspecified address of either family there.
+fn addr_keys(c: &ConnectionRow) -> impl Iterator<Item = AddrKey> {
+    let proto = match c.proto {
+        Proto::Tcp => Some(Protocol::Tcp),
+        Proto::Udp => Some(Protocol::Udp),
+        Proto::Other => None,
+    };
+    let addr = |a: Option<&str>| a.and_then(|a| shown_addr(Some(a)).parse::<SocketAddr>().ok());
+    let local = addr(c.local.as_deref());
+    let remotes: Vec<SocketAddr> = match addr(c.remote.as_deref()) {
+        Some(r) => vec![r],
+        None => vec![
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            SocketAddr::from(([0u16; 8], 0)),
+        ],
+    };
+    proto
+        .zip(local)
+        .into_iter()
+        .flat_map(move |(p, l)| remotes.clone().into_iter().map(move |r| (p, l, r)))
+}
+
+/// An address as the socket tabs show it: IPv4-mapped IPv6 as the IPv4 peer it is.
+fn shown_addr(a: Option<&str>) -> String {
+    let Some(a) = a else {
+        return "-".to_string();
+    };
+    match a.parse::<SocketAddr>() {
+        Ok(SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()).to_string(),
+            None => a.to_string(),
+        },
+        _ => a.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mapped_addresses_read_as_v4() {
+        let cases = [
+            (Some("[::ffff:10.0.0.1]:443"), "10.0.0.1:443"),
+            (Some("[::1]:80"), "[::1]:80"),
+            (Some("127.0.0.1:80"), "127.0.0.1:80"),
+            (Some("not an address"), "not an address"),
+            (None, "-"),
+        ];
+        for (a, want) in cases {
+            assert_eq!(super::shown_addr(a), want, "{a:?}");
+        }
+    }
 }
