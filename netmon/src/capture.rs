@@ -4,11 +4,11 @@
 //! aggregator that is used only to attribute packets: egress packets carry their socket's
 //! cookie, received ones are matched to a socket by their addresses.
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, VecDeque},
     io::{BufWriter, Write},
     net::SocketAddr,
     process::ExitCode,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
@@ -32,6 +32,9 @@ use crate::{
     netinfo,
     source::kernel::{KernelOptions, KernelSource, capture::CaptureSpec},
 };
+
+/// How long a packet waits for the socket events that attribute it.
+const ATTRIBUTION_DELAY: Duration = Duration::from_millis(300);
 
 pub fn interfaces(args: &ListArgs) -> Result<ExitCode> {
     let list = netinfo::interfaces_from(
@@ -153,33 +156,60 @@ async fn capture_async(args: CaptureArgs, ifaces: Vec<netinfo::InterfaceInfo>) -
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let deadline = (!args.duration.is_zero()).then(|| tokio::time::Instant::now() + args.duration);
-    let mut flush = tokio::time::interval(Duration::from_millis(200));
+    let mut flush = tokio::time::interval(Duration::from_millis(100));
     let own_pid = std::process::id();
+    // Packets wait a moment before they are attributed and printed: the socket events that
+    // name their process (an accepted socket's owner, its addresses) may arrive just after.
+    let mut pending: VecDeque<(Instant, PacketRecord)> = VecDeque::new();
+    let mut print_ready = |pending: &mut VecDeque<(Instant, PacketRecord)>,
+                           agg: &Aggregator,
+                           tally: &mut Tally,
+                           all: bool|
+     -> Result<bool> {
+        while let Some((at, _)) = pending.front() {
+            if !all && at.elapsed() < ATTRIBUTION_DELAY {
+                break;
+            }
+            let Some((_, p)) = pending.pop_front() else {
+                break;
+            };
+            let Some(line) = render(&p, agg, &names, &args, own_pid, tally) else {
+                continue;
+            };
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+            tally.shown += 1;
+            if args.count.is_some_and(|c| tally.shown >= c) {
+                out.flush()?;
+                return Ok(true);
+            }
+        }
+        out.flush()?;
+        Ok(false)
+    };
     'run: loop {
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(Event::Packet(p)) => {
                     tally.seen += 1;
-                    let Some(line) = render(&p, &agg, &names, &args, own_pid, &mut tally) else {
-                        continue;
-                    };
-                    out.write_all(line.as_bytes())?;
-                    out.write_all(b"\n")?;
-                    tally.shown += 1;
-                    if args.count.is_some_and(|c| tally.shown >= c) {
-                        break 'run;
-                    }
+                    pending.push_back((Instant::now(), p));
                 }
                 Some(Event::CaptureStats(s)) => tally.kernel = s,
                 Some(ev) => agg.ingest(ev),
                 None => break 'run,
             },
-            _ = flush.tick() => out.flush()?,
+            _ = flush.tick() => {
+                if print_ready(&mut pending, &agg, &mut tally, false)? {
+                    break 'run;
+                }
+            }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break 'run,
             _ = sigint.recv() => break 'run,
             _ = sigterm.recv() => break 'run,
         }
     }
+    print_ready(&mut pending, &agg, &mut tally, true)?;
+    drop(print_ready);
     out.flush()?;
     let _ = stop.send(true);
     // The source's final poll brings the last counters.

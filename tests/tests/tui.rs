@@ -169,13 +169,8 @@ fn tui_on_a_live_process() {
     if !privileged() {
         return;
     }
-    // The vm-test guests carry only a few host tools; setup.sh installs tmux on real machines.
-    if !Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipping test - tmux not installed (scripts/setup.sh installs it)");
+    // scripts/setup.sh installs tmux; a machine without it fails here with what to run.
+    if !netmon_tests::require_tools(&["tmux"]) {
         return;
     }
     let ns = Netns::new("tui");
