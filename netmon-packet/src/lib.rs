@@ -4,6 +4,7 @@ pub mod dns;
 pub mod filter;
 pub mod meta;
 pub mod packet;
+pub mod pcapng;
 pub mod summary;
 pub mod value;
 
