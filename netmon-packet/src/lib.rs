@@ -6,6 +6,7 @@ pub mod meta;
 pub mod packet;
 pub mod pcapng;
 pub mod summary;
+pub mod tcp_analysis;
 pub mod value;
 
 pub use decode::decode;
