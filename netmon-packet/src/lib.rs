@@ -1,6 +1,7 @@
 //! placeholder
 pub mod decode;
 pub mod dns;
+pub mod dns_names;
 pub mod filter;
 pub mod meta;
 pub mod packet;
