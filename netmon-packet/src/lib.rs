@@ -43,7 +43,7 @@ pub mod summary;
 pub mod tcp_analysis;
 pub mod value;
 
-pub use decode::decode;
+pub use decode::{DecodeOptions, decode, decode_with};
 pub use filter::{Filter, FilterError};
 pub use meta::{Direction, PacketMeta};
 pub use packet::{Layer, LinkType, Packet, Problem};

@@ -530,3 +530,17 @@ fn every_prefix_of_every_fixture_decodes_without_panic() {
         }
     }
 }
+
+#[test]
+fn transport_checksums_can_be_left_unverified_for_offloaded_egress() {
+    let mut bytes = tcp_segment(true, 1, Some(1), 502, "P", b"data");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    let opts = netmon_packet::DecodeOptions {
+        verify_transport_checksums: false,
+    };
+    let p = netmon_packet::decode_with(&bytes, LinkType::Ethernet, opts);
+    assert!(p.layer("TCP").unwrap().get("Checksum_Valid").is_none());
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    assert_eq!(field(&p, "IPv4", "Checksum_Valid"), b(true));
+}

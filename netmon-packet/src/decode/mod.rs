@@ -27,6 +27,38 @@ pub fn decode(data: &[u8], link: LinkType) -> Packet {
     pkt
 }
 
+/// Choices for [`decode_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Verify TCP/UDP/ICMP/ICMPv6/IGMP checksums. Turn off for packets captured on egress
+    /// before the NIC: with checksum offload the kernel leaves them partial (only the
+    /// pseudo-header sum), so they would all look bad. The IPv4 header checksum is always
+    /// verified: the stack fills it in before the packet reaches TC.
+    pub verify_transport_checksums: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            verify_transport_checksums: true,
+        }
+    }
+}
+
+/// [`decode`] with options.
+pub fn decode_with(data: &[u8], link: LinkType, opts: DecodeOptions) -> Packet {
+    let mut pkt = decode(data, link);
+    if !opts.verify_transport_checksums {
+        const L4: [&str; 5] = ["TCP", "UDP", "ICMP", "ICMPv6", "IGMP"];
+        for l in pkt.layers.iter_mut().filter(|l| L4.contains(&l.name)) {
+            l.fields.retain(|(f, _)| *f != "Checksum_Valid");
+        }
+        pkt.problems
+            .retain(|p| !(L4.contains(&p.layer) && p.reason == "bad checksum"));
+    }
+    pkt
+}
+
 /// Bound on nested headers (VLAN tags, IPv6 extension headers, IP-in-IP) so hostile input
 /// cannot make decoding loop or recurse deeply.
 const MAX_NESTING: usize = 8;
