@@ -178,6 +178,9 @@ pub struct Connection {
     pub first_fin: Option<Endpoint>,
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
+    /// The process this connection was last counted for in the per-process totals.
+    #[serde(skip)]
+    counted_pid: Option<u32>,
     #[serde(skip)]
     syn_ts: Option<u64>,
     #[serde(skip)]
@@ -368,6 +371,7 @@ impl TcpAnalyzer {
                 first_fin: None,
                 first_seen_ns: now,
                 last_seen_ns: now,
+                counted_pid: None,
                 syn_ts: None,
                 synack_ts: None,
             };
@@ -380,12 +384,13 @@ impl TcpAnalyzer {
             conn.pid = meta.pid;
             conn.comm.clone_from(&meta.comm);
         }
-        let first_pkt_for_pid = conn.totals().packets == 0;
         let before = conn.totals();
         let rtt_before = conn.rtt.samples;
         let (events, outcome) = update(conn, &seg, now);
         let delta = diff(&conn.totals(), &before);
         let new_rtt = (conn.rtt.samples > rtt_before).then_some(conn.rtt.last_ns);
+        let newly_counted = conn.pid.is_some() && conn.counted_pid != conn.pid;
+        conn.counted_pid = conn.pid;
         if let Some(pid) = conn.pid {
             if !self.pids.contains(&pid)
                 && self.pids.push(pid, ProcessCounters::default()).is_some()
@@ -394,7 +399,7 @@ impl TcpAnalyzer {
             }
             let p = self.pids.get_mut(&pid).expect("inserted above");
             p.totals.add(&delta);
-            if first_pkt_for_pid {
+            if newly_counted {
                 p.connections += 1;
             }
             if let Some(ns) = new_rtt {

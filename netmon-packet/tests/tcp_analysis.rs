@@ -24,6 +24,7 @@ fn server() -> Endpoint {
 struct Session {
     a: TcpAnalyzer,
     cport: u16,
+    pid: Option<u32>,
     events: Vec<TcpEvent>,
 }
 
@@ -32,6 +33,7 @@ impl Session {
         Session {
             a: TcpAnalyzer::new(1000, 100),
             cport: 40000,
+            pid: Some(4242),
             events: Vec::new(),
         }
     }
@@ -78,7 +80,7 @@ impl Session {
             } else {
                 Direction::Ingress
             },
-            pid: Some(4242),
+            pid: self.pid,
             comm: Some("client".into()),
             cookie: None,
             orig_len: bytes.len() as u32,
@@ -323,4 +325,21 @@ fn non_tcp_is_ignored() {
     assert!(a.ingest(&decode(&v, LinkType::Ethernet), &meta).is_empty());
     assert_eq!(a.connections().count(), 0);
     assert!(a.process(1).is_none());
+}
+
+#[test]
+fn a_connection_is_counted_for_its_process_once_even_if_the_pid_comes_later() {
+    let mut s = Session::new();
+    s.pid = None;
+    s.seg(0, true, 100, None, 64240, "S", 0);
+    assert!(s.a.process(4242).is_none());
+    s.pid = Some(4242);
+    s.seg(1000, false, 300, Some(101), 65160, "S", 0);
+    s.seg(1200, true, 101, Some(301), 502, "", 0);
+    let p = s.a.process(4242).unwrap();
+    assert_eq!((p.connections, p.handshakes), (1, 1));
+    assert_eq!(
+        p.totals.packets, 2,
+        "packets before the pid was known stay unattributed"
+    );
 }

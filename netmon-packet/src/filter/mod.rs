@@ -195,9 +195,12 @@ fn compare(v: &Value, lit: &Value) -> Option<Ordering> {
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         (Value::Ip(a), Value::Ip(b)) => Some(a.cmp(b)),
         (Value::Mac(a), Value::Mac(b)) => Some(a.0.cmp(&b.0)),
-        (Value::Text(a), Value::Text(b)) => {
-            Some(a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase()))
-        }
+        // Case-insensitive (DNS names, interface names typed by hand), without allocating.
+        (Value::Text(a), Value::Text(b)) => Some(
+            a.bytes()
+                .map(|c| c.to_ascii_lowercase())
+                .cmp(b.bytes().map(|c| c.to_ascii_lowercase())),
+        ),
         _ => None,
     }
 }
