@@ -25,8 +25,10 @@ const EPB_FLAGS: u16 = 2;
 pub struct PcapngWriter<W: Write> {
     out: W,
     snaplen: u32,
-    /// (ifindex, ifname, link type) → interface id in this section.
-    interfaces: HashMap<(u32, String, LinkType), u32>,
+    /// (ifindex, link type) → (name, interface id in this section). A new name for a known
+    /// index (renamed, or another namespace) gets a new interface block.
+    interfaces: HashMap<(u32, LinkType), (String, u32)>,
+    next_id: u32,
     buf: Vec<u8>,
 }
 
@@ -50,6 +52,7 @@ impl<W: Write> PcapngWriter<W> {
             out,
             snaplen,
             interfaces: HashMap::new(),
+            next_id: 0,
             buf: Vec::with_capacity(256),
         })
     }
@@ -87,11 +90,13 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     fn interface(&mut self, meta: &PacketMeta, link: LinkType) -> io::Result<u32> {
-        let key = (meta.ifindex, meta.ifname.clone(), link);
-        if let Some(&id) = self.interfaces.get(&key) {
-            return Ok(id);
+        let key = (meta.ifindex, link);
+        if let Some((name, id)) = self.interfaces.get(&key) {
+            if *name == meta.ifname {
+                return Ok(*id);
+            }
         }
-        let id = self.interfaces.len() as u32;
+        let id = self.next_id;
         let mut body = Vec::new();
         body.extend_from_slice(&link.pcap_linktype().to_le_bytes());
         body.extend_from_slice(&0u16.to_le_bytes());
@@ -103,7 +108,8 @@ impl<W: Write> PcapngWriter<W> {
         option(&mut body, IF_TSRESOL, &[9]);
         option(&mut body, OPT_END, &[]);
         block(&mut self.out, IDB, &body)?;
-        self.interfaces.insert(key, id);
+        self.interfaces.insert(key, (meta.ifname.clone(), id));
+        self.next_id += 1;
         Ok(id)
     }
 

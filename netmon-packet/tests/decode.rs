@@ -603,3 +603,21 @@ fn transport_checksums_can_be_left_unverified_for_offloaded_egress() {
     assert!(p.problems.is_empty(), "{:?}", p.problems);
     assert_eq!(field(&p, "IPv4", "Checksum_Valid"), b(true));
 }
+
+#[test]
+fn every_prefix_as_raw_ip_decodes_without_panic() {
+    for (name, bytes) in all() {
+        if !matches!(bytes[12..14], [0x08, 0x00] | [0x86, 0xdd]) {
+            continue;
+        }
+        let ip = &bytes[14..];
+        assert!(decode(ip, LinkType::RawIp).problems.is_empty(), "{name}");
+        for cut in 0..ip.len() {
+            let p = decode(&ip[..cut], LinkType::RawIp);
+            assert!(
+                p.truncated_at().is_some(),
+                "{name} as raw IP cut at {cut}: {p:?}"
+            );
+        }
+    }
+}

@@ -156,3 +156,17 @@ fn tshark_reads_comments_interfaces_and_lengths() {
         assert!(cols[4].ends_with(dir.trim_start_matches("0x")), "{line}");
     }
 }
+
+#[test]
+fn a_renamed_interface_gets_its_own_block() {
+    let mut s = samples(3);
+    s[2].meta.ifindex = s[0].meta.ifindex;
+    s[2].meta.ifname = "nmpkt-renamed".into();
+    let (ifaces, records) = read(&write(&s)).unwrap();
+    let names: Vec<_> = ifaces.iter().map(|i| i.name.clone().unwrap()).collect();
+    assert_eq!(names, ["nmpkt-veth0", "lo", "nmpkt-renamed"]);
+    assert_eq!(
+        records.iter().map(|r| r.interface).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+}

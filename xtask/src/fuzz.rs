@@ -39,6 +39,22 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     }
     ensure_nightly()?;
     ensure_cargo_fuzz()?;
+    // Start from the test fixtures (well-formed packets, DNS messages, filters).
+    let status = super::cargo()
+        .current_dir(root)
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "netmon-packet",
+            "--example",
+            "fuzz_seeds",
+            "--",
+        ])
+        .arg(crate_dir.join("fuzz/seeds"))
+        .status()
+        .context("running the fuzz_seeds example")?;
+    super::check(status, "writing fuzz seeds")?;
 
     let mut results = Vec::new();
     for t in &targets {
@@ -112,9 +128,15 @@ fn ensure_cargo_fuzz() -> Result<()> {
 
 /// Runs one target; returns (seconds run, executions) from libFuzzer's final report.
 fn run_target(crate_dir: &Path, target: &str, seconds: u64) -> Result<(u64, u64)> {
+    let corpus = crate_dir.join("fuzz/corpus").join(target);
+    std::fs::create_dir_all(&corpus).with_context(|| format!("creating {}", corpus.display()))?;
     let mut child = nightly_cargo()
         .current_dir(crate_dir)
-        .args(["fuzz", "run", target, "--"])
+        .args(["fuzz", "run", target])
+        // New inputs go to the first directory; the seeds are only read.
+        .arg(format!("fuzz/corpus/{target}"))
+        .arg(format!("fuzz/seeds/{target}"))
+        .arg("--")
         .arg(format!("-max_total_time={seconds}"))
         .arg("-print_final_stats=1")
         .stdout(Stdio::null())
