@@ -185,6 +185,9 @@ pub struct Connection {
     syn_ts: Option<u64>,
     #[serde(skip)]
     synack_ts: Option<u64>,
+    /// The SYN was sent more than once: its SYN-ACK gives no RTT sample (Karn).
+    #[serde(skip)]
+    syn_retransmitted: bool,
 }
 
 impl Connection {
@@ -357,6 +360,16 @@ impl TcpAnalyzer {
         };
         let key = ConnKey::new(seg.src, seg.dst);
         let now = meta.ts_ns;
+        // A new SYN on a finished 4-tuple is a new connection (port reuse).
+        let reused = seg.syn
+            && seg.ack.is_none()
+            && self
+                .conns
+                .peek(&key)
+                .is_some_and(|c| matches!(c.state, State::Closed | State::Reset));
+        if reused {
+            self.conns.pop(&key);
+        }
         if !self.conns.contains(&key) {
             let conn = Connection {
                 key,
@@ -374,6 +387,7 @@ impl TcpAnalyzer {
                 counted_pid: None,
                 syn_ts: None,
                 synack_ts: None,
+                syn_retransmitted: false,
             };
             if self.conns.push(key, conn).is_some() {
                 self.evicted_connections += 1;
@@ -451,11 +465,13 @@ fn update(conn: &mut Connection, seg: &Seg, now: u64) -> (Vec<TcpEvent>, Outcome
             conn.state = State::SynSent;
             conn.syn_ts = Some(now);
             ev.push(TcpEvent::Syn { from: seg.src });
+        } else if conn.state == State::SynSent && conn.client == Some(seg.src) {
+            conn.syn_retransmitted = true;
         }
     } else if seg.syn && conn.state == State::SynSent && conn.client == Some(seg.dst) {
         conn.state = State::SynReceived;
         let rtt = conn.syn_ts.map(|t| now.saturating_sub(t));
-        if conn.synack_ts.is_none() {
+        if conn.synack_ts.is_none() && !conn.syn_retransmitted {
             if let Some(r) = rtt {
                 conn.rtt.add(r);
             }

@@ -343,3 +343,29 @@ fn a_connection_is_counted_for_its_process_once_even_if_the_pid_comes_later() {
         "packets before the pid was known stay unattributed"
     );
 }
+
+#[test]
+fn retransmitted_syn_gives_no_rtt_sample_but_the_handshake_time_counts_from_the_first() {
+    let mut s = Session::new();
+    s.seg(0, true, 100, None, 64240, "S", 0);
+    s.seg(1_000_000, true, 100, None, 64240, "S", 0);
+    s.seg(1_001_000, false, 300, Some(101), 65160, "S", 0);
+    s.seg(1_001_100, true, 101, Some(301), 502, "", 0);
+    let c = s.a.connection(&s.key()).unwrap();
+    assert_eq!(c.state, State::Established);
+    assert_eq!(c.rtt.samples, 0);
+    assert_eq!(c.handshake_ns, Some(1_001_100 * 1000));
+}
+
+#[test]
+fn a_new_syn_on_a_closed_tuple_starts_a_new_connection() {
+    let mut s = Session::new();
+    s.seg(0, true, 100, None, 64240, "S", 0);
+    s.seg(500, false, 0, Some(101), 0, "R", 0);
+    s.seg(2000, true, 9000, None, 64240, "S", 0);
+    let c = s.a.connection(&s.key()).unwrap();
+    assert_eq!(c.state, State::SynSent);
+    assert_eq!(c.close, None);
+    assert_eq!(c.totals().packets, 1);
+    assert_eq!(s.a.process(4242).unwrap().connections, 2);
+}
