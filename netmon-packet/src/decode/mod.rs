@@ -1,7 +1,7 @@
 //! Bytes → [`Packet`]: each module decodes one family of layers and hands the rest on.
 //!
 //! Decoding never panics and never gives up silently: a header that does not fit is reported as
-//! "truncated at <layer>", a header that makes no sense as a problem of that layer, and whatever
+//! "truncated at `<layer>`", a header that makes no sense as a problem of that layer, and whatever
 //! was decoded before stays in the packet.
 
 mod cdp;
