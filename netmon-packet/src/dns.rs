@@ -84,7 +84,8 @@ pub fn parse(bytes: &[u8]) -> Result<DnsMessage, String> {
     })
 }
 
-/// Decode a DNS message carried by UDP. `cut`: the datagram was cut by the snap length.
+/// Decode a DNS message carried by UDP; `full_len` is its length on the wire, which exceeds
+/// `payload.len()` when the snap length cut it.
 pub(crate) fn over_udp(pkt: &mut Packet, payload: &[u8], full_len: usize) {
     add(pkt, payload, "UDP", full_len);
 }

@@ -7,7 +7,7 @@ use crate::dns::DnsMessage;
 use crate::value::Value;
 
 /// How the captured bytes start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LinkType {
     /// An Ethernet II or IEEE 802.3 frame (pcapng LINKTYPE_ETHERNET = 1).
     Ethernet,

@@ -317,6 +317,65 @@ fn ipv6_hop_by_hop_and_fragment_headers() {
 }
 
 #[test]
+fn ipv6_routing_and_destination_options() {
+    let p = decode(&ipv6_routing_destopts_tcp(), LinkType::Ethernet);
+    assert_eq!(
+        names(&p),
+        ["Ethernet", "IPv6", "IPv6_Routing", "IPv6_DestOpts", "TCP"]
+    );
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    assert_fields(
+        &p,
+        "IPv6_Routing",
+        &[
+            ("Next_Header", n(60)),
+            ("Length", n(24)),
+            ("Routing_Type", n(0)),
+            ("Segments_Left", n(0)),
+        ],
+    );
+    assert_fields(
+        &p,
+        "IPv6_DestOpts",
+        &[
+            ("Next_Header", n(6)),
+            ("Length", n(8)),
+            ("Options", t("padn")),
+        ],
+    );
+    assert_fields(
+        &p,
+        "TCP",
+        &[
+            ("Source_Port", n(1111)),
+            ("Destination_Port", n(22)),
+            ("SYN", b(true)),
+            ("Checksum_Valid", b(true)),
+        ],
+    );
+}
+
+#[test]
+fn ipv4_later_fragment_stops_before_transport() {
+    let mut bytes = udp(b"0123456789", 1, 2);
+    // Fragment offset 8 (units of 8 bytes), DF cleared: checksum recomputed by hand.
+    bytes[14 + 6] = 0x00;
+    bytes[14 + 7] = 0x08;
+    bytes[14 + 10] = 0;
+    bytes[14 + 11] = 0;
+    let c = inet_checksum(&[&bytes[14..34]]);
+    bytes[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    let p = decode(&bytes, LinkType::Ethernet);
+    assert_eq!(names(&p), ["Ethernet", "IPv4"]);
+    assert_fields(
+        &p,
+        "IPv4",
+        &[("Fragment_Offset", n(8)), ("Checksum_Valid", b(true))],
+    );
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+}
+
+#[test]
 fn igmp_report_with_ipv4_router_alert_option() {
     let p = decode(&igmp_v2_report(), LinkType::Ethernet);
     assert_eq!(names(&p), ["Ethernet", "IPv4", "IGMP"]);
@@ -526,6 +585,38 @@ fn every_prefix_of_every_fixture_decodes_without_panic() {
                 p.truncated_at().is_some(),
                 "{name} cut at {cut} bytes is not reported as truncated: {:?}",
                 p
+            );
+        }
+    }
+}
+
+#[test]
+fn transport_checksums_can_be_left_unverified_for_offloaded_egress() {
+    let mut bytes = tcp_segment(true, 1, Some(1), 502, "P", b"data");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    let opts = netmon_packet::DecodeOptions {
+        verify_transport_checksums: false,
+    };
+    let p = netmon_packet::decode_with(&bytes, LinkType::Ethernet, opts);
+    assert!(p.layer("TCP").unwrap().get("Checksum_Valid").is_none());
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    assert_eq!(field(&p, "IPv4", "Checksum_Valid"), b(true));
+}
+
+#[test]
+fn every_prefix_as_raw_ip_decodes_without_panic() {
+    for (name, bytes) in all() {
+        if !matches!(bytes[12..14], [0x08, 0x00] | [0x86, 0xdd]) {
+            continue;
+        }
+        let ip = &bytes[14..];
+        assert!(decode(ip, LinkType::RawIp).problems.is_empty(), "{name}");
+        for cut in 0..ip.len() {
+            let p = decode(&ip[..cut], LinkType::RawIp);
+            assert!(
+                p.truncated_at().is_some(),
+                "{name} as raw IP cut at {cut}: {p:?}"
             );
         }
     }

@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask build-ebpf | build | run | test | lint`.
+//! Developer tasks: `cargo xtask build-ebpf | build | run | test | lint | fuzz`.
 //!
 //! Every task installs what it needs first (scripts/setup.sh: nightly rust-src, bpf-linker into a
 //! cache, Debian packages), so the two commands in README.md work on a fresh machine.
@@ -12,6 +12,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod fuzz;
 mod vm;
 
 #[derive(Parser)]
@@ -50,6 +51,8 @@ enum Cmd {
     },
     /// The root tests on Debian's 6.1 and 6.12 kernels under qemu and on the host kernel.
     VmTest(vm::Args),
+    /// Fuzz netmon-packet's parsers (cargo-fuzz, nightly) for `--seconds` each.
+    Fuzz(fuzz::Args),
 }
 
 fn main() {
@@ -87,6 +90,7 @@ fn run(cmd: Cmd) -> Result<()> {
             args,
         } => test(&root, !no_lint, !unprivileged, &args)?,
         Cmd::VmTest(args) => vm::run(&root, args)?,
+        Cmd::Fuzz(args) => fuzz::run(&root, args)?,
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Bytes → [`Packet`]: each module decodes one family of layers and hands the rest on.
 //!
 //! Decoding never panics and never gives up silently: a header that does not fit is reported as
-//! "truncated at <layer>", a header that makes no sense as a problem of that layer, and whatever
+//! "truncated at `<layer>`", a header that makes no sense as a problem of that layer, and whatever
 //! was decoded before stays in the packet.
 
 mod cdp;
@@ -23,6 +23,38 @@ pub fn decode(data: &[u8], link: LinkType) -> Packet {
     match link {
         LinkType::Ethernet => link::ethernet(&mut pkt, data),
         LinkType::RawIp => ip::raw(&mut pkt, data, 0),
+    }
+    pkt
+}
+
+/// Choices for [`decode_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Verify TCP/UDP/ICMP/ICMPv6/IGMP checksums. Turn off for packets captured on egress
+    /// before the NIC: with checksum offload the kernel leaves them partial (only the
+    /// pseudo-header sum), so they would all look bad. The IPv4 header checksum is always
+    /// verified: the stack fills it in before the packet reaches TC.
+    pub verify_transport_checksums: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            verify_transport_checksums: true,
+        }
+    }
+}
+
+/// [`decode`] with options.
+pub fn decode_with(data: &[u8], link: LinkType, opts: DecodeOptions) -> Packet {
+    let mut pkt = decode(data, link);
+    if !opts.verify_transport_checksums {
+        const L4: [&str; 5] = ["TCP", "UDP", "ICMP", "ICMPv6", "IGMP"];
+        for l in pkt.layers.iter_mut().filter(|l| L4.contains(&l.name)) {
+            l.fields.retain(|(f, _)| *f != "Checksum_Valid");
+        }
+        pkt.problems
+            .retain(|p| !(L4.contains(&p.layer) && p.reason == "bad checksum"));
     }
     pkt
 }

@@ -1,0 +1,99 @@
+//! Names from DNS replies, per process, bounded.
+
+mod fixtures;
+
+use std::net::IpAddr;
+
+use netmon_packet::dns_names::DnsNames;
+use netmon_packet::{Direction, LinkType, PacketMeta, decode};
+
+fn meta(pid: Option<u32>) -> PacketMeta {
+    PacketMeta {
+        ts_ns: 0,
+        ifindex: 1,
+        ifname: "lo".into(),
+        direction: Direction::Ingress,
+        pid,
+        comm: None,
+        cookie: None,
+        orig_len: 0,
+        snap_len: 0,
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn each_process_sees_the_name_it_asked_for() {
+    let mut names = DnsNames::new(100);
+    let cdn = [93, 184, 216, 34];
+    let r1 = decode(
+        &fixtures::dns_udp_reply("example.com", &[cdn, [93, 184, 216, 35]]),
+        LinkType::Ethernet,
+    );
+    let r2 = decode(
+        &fixtures::dns_udp_reply("example.org", &[cdn]),
+        LinkType::Ethernet,
+    );
+    assert_eq!(names.ingest(&r1, &meta(Some(1))), 2);
+    assert_eq!(names.ingest(&r2, &meta(Some(2))), 1);
+    assert_eq!(
+        names.lookup(Some(1), ip("93.184.216.34")),
+        Some("example.com")
+    );
+    assert_eq!(
+        names.lookup(Some(1), ip("93.184.216.35")),
+        Some("example.com")
+    );
+    assert_eq!(
+        names.lookup(Some(2), ip("93.184.216.34")),
+        Some("example.org")
+    );
+    assert_eq!(names.lookup(Some(2), ip("93.184.216.35")), None);
+    assert_eq!(names.lookup(Some(3), ip("93.184.216.34")), None);
+
+    let r3 = decode(
+        &fixtures::dns_udp_reply("unowned.test", &[[192, 0, 2, 1]]),
+        LinkType::Ethernet,
+    );
+    names.ingest(&r3, &meta(None));
+    assert_eq!(
+        names.lookup(Some(7), ip("192.0.2.1")),
+        Some("unowned.test"),
+        "falls back to an unattributed reply"
+    );
+}
+
+#[test]
+fn queries_and_errors_teach_nothing() {
+    let mut names = DnsNames::new(10);
+    let q = decode(&fixtures::dns_tcp_query("example.org"), LinkType::Ethernet);
+    assert_eq!(names.ingest(&q, &meta(Some(1))), 0);
+    let mut bytes = fixtures::dns_udp_reply("nx.test", &[[192, 0, 2, 9]]);
+    // RCODE lives in the low nibble of the DNS header's fourth byte; the UDP checksum then no
+    // longer matches, which the decoder flags but does not drop.
+    let rcode_at = 14 + 20 + 8 + 3;
+    bytes[rcode_at] |= 3;
+    let p = decode(&bytes, LinkType::Ethernet);
+    assert_eq!(p.dns.as_ref().unwrap().rcode, 3);
+    assert_eq!(names.ingest(&p, &meta(Some(1))), 0);
+    assert!(names.is_empty());
+}
+
+#[test]
+fn bounded_with_evictions_counted() {
+    let mut names = DnsNames::new(3);
+    for i in 0..5u8 {
+        let p = decode(
+            &fixtures::dns_udp_reply(&format!("h{i}.test"), &[[10, 9, 9, i]]),
+            LinkType::Ethernet,
+        );
+        names.ingest(&p, &meta(Some(1)));
+    }
+    assert_eq!(names.len(), 3);
+    assert_eq!(names.evicted(), 2);
+    assert_eq!(names.lookup(Some(1), ip("10.9.9.0")), None);
+    assert_eq!(names.lookup(Some(1), ip("10.9.9.4")), Some("h4.test"));
+}
