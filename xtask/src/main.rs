@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask build-ebpf | build | run | test | lint | fuzz`.
+//! Developer tasks: `cargo xtask build-ebpf | build | run | test | lint | fuzz | bench`.
 //!
 //! Every task installs what it needs first (scripts/setup.sh: nightly rust-src, bpf-linker into a
 //! cache, Debian packages), so the two commands in README.md work on a fresh machine.
@@ -12,6 +12,10 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod bench_env;
+mod bench_report;
+mod bench_tools;
 mod fuzz;
 mod vm;
 
@@ -53,6 +57,8 @@ enum Cmd {
     VmTest(vm::Args),
     /// Fuzz netmon-packet's parsers (cargo-fuzz, nightly) for `--seconds` each.
     Fuzz(fuzz::Args),
+    /// netmon against nethogs and bandwhich: throughput, CPU, memory, accuracy (as root).
+    Bench(bench::Args),
 }
 
 fn main() {
@@ -91,6 +97,7 @@ fn run(cmd: Cmd) -> Result<()> {
         } => test(&root, !no_lint, !unprivileged, &args)?,
         Cmd::VmTest(args) => vm::run(&root, args)?,
         Cmd::Fuzz(args) => fuzz::run(&root, args)?,
+        Cmd::Bench(args) => bench::run(&root, args)?,
     }
     Ok(())
 }
@@ -284,6 +291,20 @@ fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Re
                 failed.push(exe.path.display().to_string());
             }
         }
+    }
+    // The benchmark's smoke run, so the harness cannot rot; the full benchmark is not CI's.
+    eprintln!("xtask: cargo xtask bench --quick");
+    let quick = if unsafe_geteuid() == 0 {
+        bench::run(root, bench::Args::quick())
+    } else {
+        env::current_exe()
+            .context("finding xtask")
+            .and_then(|me| as_root(&me, &["bench".into(), "--quick".into()], root, &[]))
+            .and_then(|s| check(s, "bench --quick"))
+    };
+    if let Err(e) = quick {
+        eprintln!("xtask: bench --quick failed: {e:#}");
+        failed.push("bench --quick".into());
     }
     if !failed.is_empty() {
         bail!("root tests failed in: {}", failed.join(", "));

@@ -1,0 +1,627 @@
+//! From benchmark samples to what people read: medians with their spread over rounds, the
+//! Markdown table, a PNG plot (plotters, bitmap backend, text through ab_glyph from a TTF file so
+//! no fontconfig is needed), the PASS/FAIL verdicts on issue #7's targets, and the README section.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::{bench::Workload, bench_tools::Tool};
+
+pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub env: &'static str,
+    pub workload: Workload,
+    pub tool: Tool,
+    pub round: usize,
+    pub throughput: Option<f64>,
+    pub unit: &'static str,
+    pub cpu_s: Option<f64>,
+    pub bytes: u64,
+    pub packets: u64,
+    pub rss_mib: Option<f64>,
+    pub accuracy: Option<f64>,
+    pub unknown: Option<f64>,
+    pub bpf_ns_per_run: Option<f64>,
+    pub lost: Option<u64>,
+}
+
+impl Sample {
+    pub fn brief(&self) -> String {
+        let mut s = String::new();
+        if let Some(t) = self.throughput {
+            s += &format!("{} {} ", human(t), self.unit);
+        }
+        if let Some(c) = self.cpu_s {
+            s += &format!("cpu {c:.2}s ");
+        }
+        if let Some(r) = self.rss_mib {
+            s += &format!("rss {r:.1}MiB ");
+        }
+        if let Some(a) = self.accuracy {
+            s += &format!("acc {a:.4} ");
+        }
+        if let Some(l) = self.lost {
+            s += &format!("lost {l}");
+        }
+        s
+    }
+
+    fn cpu_per_gb(&self) -> Option<f64> {
+        let gb = self.bytes as f64 / 1e9;
+        self.cpu_s.filter(|_| gb > 0.01).map(|c| c / gb)
+    }
+
+    fn cpu_per_mpkt(&self) -> Option<f64> {
+        let m = self.packets as f64 / 1e6;
+        self.cpu_s.filter(|_| m > 0.001).map(|c| c / m)
+    }
+}
+
+fn human(v: f64) -> String {
+    match v.abs() {
+        x if x >= 1e9 => format!("{:.2}G", v / 1e9),
+        x if x >= 1e6 => format!("{:.2}M", v / 1e6),
+        x if x >= 1e3 => format!("{:.1}k", v / 1e3),
+        _ => format!("{v:.0}"),
+    }
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Median, minimum and maximum of what a metric gave over the rounds.
+#[derive(Clone, Copy, Debug)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+fn stat(values: impl Iterator<Item = f64>) -> Option<Stat> {
+    let mut v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    let median = median(&mut v)?;
+    Some(Stat {
+        median,
+        min: v[0],
+        max: v[v.len() - 1],
+        n: v.len(),
+    })
+}
+
+fn cell(s: Option<Stat>, fmt: impl Fn(f64) -> String) -> String {
+    match s {
+        None => "–".into(),
+        Some(s) if s.n == 1 || fmt(s.min) == fmt(s.max) => fmt(s.median),
+        Some(s) => format!("{} ({}–{})", fmt(s.median), fmt(s.min), fmt(s.max)),
+    }
+}
+
+/// One table row: an (environment, workload, tool) over all rounds.
+struct Row {
+    env: &'static str,
+    workload: Workload,
+    tool: Tool,
+    throughput_ratio: Option<Stat>,
+    cpu_s: Option<Stat>,
+    cpu_per_gb: Option<Stat>,
+    cpu_per_mpkt: Option<Stat>,
+    rss: Option<Stat>,
+    accuracy: Option<Stat>,
+    unknown: Option<Stat>,
+    bpf_ns: Option<Stat>,
+    lost: Option<Stat>,
+    throughput: Option<Stat>,
+    unit: &'static str,
+}
+
+fn rows(samples: &[Sample]) -> Vec<Row> {
+    let mut keys: Vec<(&'static str, Workload, Tool)> = Vec::new();
+    for s in samples {
+        if !keys.contains(&(s.env, s.workload, s.tool)) {
+            keys.push((s.env, s.workload, s.tool));
+        }
+    }
+    keys.sort_by_key(|&(e, w, t)| (e, format!("{w:?}"), t));
+    keys.into_iter()
+        .map(|(env, workload, tool)| {
+            let mine: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| s.env == env && s.workload == workload && s.tool == tool)
+                .collect();
+            // Each round's run against the same round's baseline, so slow drift cancels out.
+            let ratio = mine.iter().filter_map(|s| {
+                let base = samples.iter().find(|b| {
+                    b.env == env
+                        && b.workload == workload
+                        && b.round == s.round
+                        && b.tool == Tool::Baseline
+                })?;
+                Some(s.throughput? / base.throughput.filter(|&b| b > 0.0)?)
+            });
+            Row {
+                env,
+                workload,
+                tool,
+                throughput_ratio: stat(ratio),
+                cpu_s: stat(mine.iter().filter_map(|s| s.cpu_s)),
+                cpu_per_gb: stat(mine.iter().filter_map(|s| s.cpu_per_gb())),
+                cpu_per_mpkt: stat(mine.iter().filter_map(|s| s.cpu_per_mpkt())),
+                rss: stat(mine.iter().filter_map(|s| s.rss_mib)),
+                accuracy: stat(mine.iter().filter_map(|s| s.accuracy)),
+                unknown: stat(mine.iter().filter_map(|s| s.unknown)),
+                bpf_ns: stat(mine.iter().filter_map(|s| s.bpf_ns_per_run)),
+                lost: stat(mine.iter().filter_map(|s| s.lost.map(|l| l as f64))),
+                throughput: stat(mine.iter().filter_map(|s| s.throughput)),
+                unit: mine.first().map_or("", |s| s.unit),
+            }
+        })
+        .collect()
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| env | workload | tool | throughput | × baseline | CPU s | CPU s/GB | CPU s/M pkt | peak RSS MiB | accuracy | unknown | BPF ns/run | lost |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let unit = r.unit;
+        t += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.env,
+            r.workload.label(),
+            r.tool.name(),
+            cell(r.throughput, |v| format!("{} {unit}", human(v))),
+            cell(r.throughput_ratio, |v| format!("{v:.3}")),
+            cell(r.cpu_s, |v| format!("{v:.2}")),
+            cell(r.cpu_per_gb, |v| format!("{v:.3}")),
+            cell(r.cpu_per_mpkt, |v| format!("{v:.2}")),
+            cell(r.rss, |v| format!("{v:.1}")),
+            cell(r.accuracy, |v| format!("{v:.4}")),
+            cell(r.unknown, |v| format!("{:.1}%", v * 100.0)),
+            cell(r.bpf_ns, |v| format!("{v:.0}")),
+            cell(r.lost, |v| format!("{v:.0}")),
+        );
+    }
+    t
+}
+
+/// A target from issue #7 and whether this run met it.
+pub struct Verdict {
+    pub pass: bool,
+    pub text: String,
+}
+
+fn find<'a>(rows: &'a [Row], env: &str, w: Workload, t: Tool) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.env == env && r.workload == w && r.tool == t)
+}
+
+fn verdicts(rows: &[Row], rate: f64) -> Vec<Verdict> {
+    let mut v = Vec::new();
+    for r in rows.iter().filter(|r| {
+        r.tool == Tool::Netmon && matches!(r.workload, Workload::IperfTcp | Workload::IperfUdp)
+    }) {
+        if let Some(s) = r.throughput_ratio {
+            v.push(Verdict {
+                pass: s.median >= 0.99,
+                text: format!(
+                    "throughput with netmon ≥ 99% of baseline ({}, {}): median {:.1}%{}",
+                    r.env,
+                    r.workload.label(),
+                    s.median * 100.0,
+                    if s.median >= 0.99 {
+                        String::new()
+                    } else {
+                        format!(", short by {:.1} points", (0.99 - s.median) * 100.0)
+                    }
+                ),
+            });
+        }
+    }
+    for env in ["loopback", "veth"] {
+        for w in [Workload::IperfTcp, Workload::IperfUdp] {
+            let Some(ours) = find(rows, env, w, Tool::Netmon).and_then(|r| r.cpu_per_gb) else {
+                continue;
+            };
+            for peer in [Tool::Nethogs, Tool::Bandwhich] {
+                let Some(theirs) = find(rows, env, w, peer).and_then(|r| r.cpu_per_gb) else {
+                    continue;
+                };
+                let ratio = ours.median / theirs.median;
+                v.push(Verdict {
+                    pass: ratio <= 0.1,
+                    text: format!(
+                        "netmon CPU/GB ≤ 1/10 of {} ({env}, {}): {:.3} vs {:.3} s/GB = 1/{:.1}{}",
+                        peer.name(),
+                        w.label(),
+                        ours.median,
+                        theirs.median,
+                        1.0 / ratio,
+                        if ratio <= 0.1 {
+                            String::new()
+                        } else {
+                            format!(", {:.1}× over the target", ratio / 0.1)
+                        }
+                    ),
+                });
+            }
+        }
+    }
+    for r in rows
+        .iter()
+        .filter(|r| r.tool == Tool::Netmon && r.workload == Workload::Conns)
+    {
+        if let (Some(lost), Some(tp)) = (r.lost, r.throughput) {
+            let reached = tp.median >= rate * 0.95;
+            v.push(Verdict {
+                pass: lost.max == 0.0 && reached,
+                text: format!(
+                    "0 events lost at {} connections/s ({}): lost max {:.0} over rounds, \
+                     achieved {:.0}/s{}",
+                    rate,
+                    r.env,
+                    lost.max,
+                    tp.median,
+                    if reached {
+                        String::new()
+                    } else {
+                        format!(
+                            " — the load generator reached only {:.0}% of the rate here, so \
+                             the target is not shown",
+                            tp.median / rate * 100.0
+                        )
+                    }
+                ),
+            });
+        }
+    }
+    if let Some(r) = rows
+        .iter()
+        .find(|r| r.tool == Tool::Netmon && r.workload == Workload::Idle(100_000))
+        && let Some(rss) = r.rss
+    {
+        v.push(Verdict {
+            pass: rss.max <= 30.0,
+            text: format!(
+                "netmon RSS ≤ 30 MB with 100k tracked sockets: peak {:.1} MiB (max over rounds){}",
+                rss.max,
+                if rss.max <= 30.0 {
+                    String::new()
+                } else {
+                    format!(", {:.1} MiB over", rss.max - 30.0)
+                }
+            ),
+        });
+    }
+    v
+}
+
+pub struct Written {
+    pub markdown: String,
+    pub table: String,
+    pub md_path: PathBuf,
+    pub png_path: PathBuf,
+}
+
+const NOTES: &str = "\
+- *throughput*: iperf3's receiver rate, loadgen's connections per second; *× baseline* is each \
+round's run divided by the same round's run with no monitor.
+- *CPU s*: the tool's utime+stime (/proc/PID/stat) from just before the workload to 1.3 s after \
+it (so its last report is in); per GB and per million packets of the client-side interface \
+(loopback: each packet once; veth: both directions).
+- *accuracy*: bytes the tool gave to the workload's processes ÷ the bytes the workload's \
+syscalls moved (sent + received, payload). netmon counts payload, so 1.0000 is exact; nethogs and \
+bandwhich count wire bytes (headers included), so their ratio can exceed 1 without being right. \
+bandwhich prints process names, not PIDs: it is credited with every byte of the workload's \
+process name. Idle sockets: TCP sockets netmon tied to the holding processes ÷ sockets opened.
+- *unknown*: share of the bytes the tool saw that it gave to no process (netmon: \
+`netmon_unattributed_bytes_total` against all wire bytes on the machine, since netmon watches \
+every namespace; nethogs: `unknown TCP/UDP`; bandwhich: `<UNKNOWN>`).
+- *BPF ns/run*: run_time_ns / run_cnt over netmon's programs (kernel.bpf_stats_enabled=1 for the \
+run, restored after; read from netmon's /proc/PID/fdinfo, the numbers `bpftool prog show` prints). \
+*lost*: netmon's `netmon_events_lost_total{source=\"ring_buffer\"}`.
+- Cells show the median over rounds and (min–max) when they differ.";
+
+pub fn write(
+    samples: &[Sample],
+    out_dir: &Path,
+    date: &str,
+    setup: &str,
+    rate: f64,
+) -> Result<Written> {
+    let rows = rows(samples);
+    let table = table(&rows);
+    let verdicts = verdicts(&rows, rate);
+    let mut targets = String::new();
+    for v in &verdicts {
+        let line = format!("{} {}", if v.pass { "PASS" } else { "FAIL" }, v.text);
+        eprintln!("bench: {line}");
+        targets += &format!("- {line}\n");
+    }
+    let markdown = format!(
+        "# netmon benchmark, {date}\n\n{setup}.\n\n{table}\n## Targets (issue #7)\n\n{targets}\n\
+         ## How to read it\n\n{NOTES}\n\n![plot]({date}.png)\n"
+    );
+    let md_path = out_dir.join(format!("{date}.md"));
+    let png_path = out_dir.join(format!("{date}.png"));
+    std::fs::write(&md_path, &markdown)?;
+    std::fs::write(
+        out_dir.join("latest.md"),
+        markdown.replace(&format!("({date}.png)"), "(latest.png)"),
+    )?;
+    plot(&rows, &png_path)?;
+    std::fs::copy(&png_path, out_dir.join("latest.png"))?;
+    let table = format!("{setup}.\n\n{table}\n{targets}");
+    Ok(Written {
+        markdown,
+        table,
+        md_path,
+        png_path,
+    })
+}
+
+fn register_font() -> Result<()> {
+    let bytes = std::fs::read(FONT).with_context(|| {
+        format!("reading {FONT} for the plot's text (Debian package fonts-dejavu-core)")
+    })?;
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+        .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))
+}
+
+/// Two panels: throughput relative to baseline, and CPU seconds per GB (log scale), one bar per
+/// tool in each (environment, workload) group.
+fn plot(rows: &[Row], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    register_font()?;
+    let groups: Vec<(&str, Workload)> = {
+        let mut g = Vec::new();
+        for r in rows.iter().filter(|r| r.throughput_ratio.is_some()) {
+            if !g.contains(&(r.env, r.workload)) {
+                g.push((r.env, r.workload));
+            }
+        }
+        g
+    };
+    let tools = [Tool::Baseline, Tool::Netmon, Tool::Nethogs, Tool::Bandwhich];
+    let colors = [
+        RGBColor(150, 150, 150),
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+    ];
+    let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(700);
+    let n = groups.len().max(1) as f64;
+    let label = |x: &f64| {
+        let i = x.round() as usize;
+        match groups.get(i) {
+            Some((e, w)) if (x - i as f64).abs() < 0.01 => {
+                format!(
+                    "{} {}",
+                    if *e == "loopback" { "lo" } else { "veth" },
+                    w.label()
+                )
+            }
+            _ => String::new(),
+        }
+    };
+    let bar = |i: usize, t: usize| {
+        let x0 = i as f64 - 0.4 + t as f64 * 0.2;
+        (x0, x0 + 0.18)
+    };
+    let top = rows
+        .iter()
+        .filter_map(|r| r.throughput_ratio.map(|s| s.median))
+        .fold(1.2_f64, |a, b| a.max(b * 1.1));
+    {
+        let mut chart = ChartBuilder::on(&left)
+            .caption("throughput × baseline (median)", ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(-0.5..n - 0.5, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_labels(groups.len().max(1) * 4)
+            .x_label_formatter(&label)
+            .disable_x_mesh()
+            .draw()?;
+        for (t, tool) in tools.iter().enumerate() {
+            let bars: Vec<_> = groups
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &(e, w))| {
+                    let s = find(rows, e, w, *tool)?.throughput_ratio?;
+                    let (a, b) = bar(i, t);
+                    Some(Rectangle::new(
+                        [(a, 0.0), (b, s.median)],
+                        colors[t].filled(),
+                    ))
+                })
+                .collect();
+            chart
+                .draw_series(bars)?
+                .label(tool.name())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colors[t].filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
+    }
+    {
+        let max = rows
+            .iter()
+            .filter_map(|r| r.cpu_per_gb.map(|s| s.median))
+            .fold(1.0_f64, f64::max);
+        let mut chart = ChartBuilder::on(&right)
+            .caption("tool CPU seconds per GB (median, log)", ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5..n - 0.5, (0.001..max * 2.0).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_labels(groups.len().max(1) * 4)
+            .x_label_formatter(&label)
+            .disable_x_mesh()
+            .draw()?;
+        for (t, tool) in tools.iter().enumerate().skip(1) {
+            let bars: Vec<_> = groups
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &(e, w))| {
+                    let s = find(rows, e, w, *tool)?.cpu_per_gb?;
+                    let (a, b) = bar(i, t);
+                    Some(Rectangle::new(
+                        [(a, 0.001), (b, s.median.max(0.001))],
+                        colors[t].filled(),
+                    ))
+                })
+                .collect();
+            chart.draw_series(bars)?;
+        }
+    }
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+const START: &str = "<!-- bench:start (cargo xtask bench writes this) -->";
+const END: &str = "<!-- bench:end -->";
+
+/// Replaces the table between the markers of the README's "Benchmarks" section, adding the
+/// section at the end the first time.
+pub fn update_readme(readme: &Path, table: &str) -> Result<()> {
+    let text = std::fs::read_to_string(readme)?;
+    let block = format!("{START}\n{table}{END}");
+    let new = match (text.find(START), text.find(END)) {
+        (Some(a), Some(b)) if b > a => format!("{}{block}{}", &text[..a], &text[b + END.len()..]),
+        _ => format!(
+            "{}\n## Benchmarks\n\n`cargo xtask bench` runs netmon, nethogs and bandwhich in turn \
+             against a baseline with no monitor (see bench-results/latest.md for how to read \
+             the columns, and the plot). Latest run:\n\n{block}\n",
+            text.trim_end()
+        ),
+    };
+    std::fs::write(readme, new)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(tool: Tool, round: usize, tp: f64, cpu: f64) -> Sample {
+        Sample {
+            env: "loopback",
+            workload: Workload::IperfTcp,
+            tool,
+            round,
+            throughput: Some(tp),
+            unit: "bit/s",
+            cpu_s: (tool != Tool::Baseline).then_some(cpu),
+            bytes: 10_000_000_000,
+            packets: 1_000_000,
+            rss_mib: None,
+            accuracy: None,
+            unknown: None,
+            bpf_ns_per_run: None,
+            lost: None,
+        }
+    }
+
+    #[test]
+    fn ratios_are_per_round_and_medians_keep_spread() {
+        let s = vec![
+            sample(Tool::Baseline, 0, 100.0, 0.0),
+            sample(Tool::Netmon, 0, 99.0, 0.1),
+            sample(Tool::Baseline, 1, 50.0, 0.0),
+            sample(Tool::Netmon, 1, 50.0, 0.3),
+            sample(Tool::Baseline, 2, 80.0, 0.0),
+            sample(Tool::Netmon, 2, 76.0, 0.2),
+            sample(Tool::Nethogs, 0, 90.0, 10.0),
+        ];
+        let rows = rows(&s);
+        let n = find(&rows, "loopback", Workload::IperfTcp, Tool::Netmon).unwrap();
+        let r = n.throughput_ratio.unwrap();
+        assert_eq!((r.median, r.min, r.max), (0.99, 0.95, 1.0));
+        assert!((n.cpu_per_gb.unwrap().median - 0.02).abs() < 1e-12);
+        let v = verdicts(&rows, 20000.0);
+        let tp = v.iter().find(|v| v.text.contains("99%")).unwrap();
+        assert!(tp.pass, "{}", tp.text);
+        let cpu = v.iter().find(|v| v.text.contains("nethogs")).unwrap();
+        assert!(cpu.pass, "{}", cpu.text);
+        let t = table(&rows);
+        assert!(t.contains("| 0.990 (0.950–1.000) |"), "{t}");
+    }
+
+    #[test]
+    fn a_missed_target_says_by_how_much() {
+        let s = vec![
+            sample(Tool::Baseline, 0, 100.0, 0.0),
+            sample(Tool::Netmon, 0, 90.0, 1.0),
+            sample(Tool::Bandwhich, 0, 90.0, 2.0),
+        ];
+        let v = verdicts(&rows(&s), 20000.0);
+        let tp = v.iter().find(|v| v.text.contains("99%")).unwrap();
+        assert!(
+            !tp.pass && tp.text.contains("short by 9.0 points"),
+            "{}",
+            tp.text
+        );
+        let cpu = v.iter().find(|v| v.text.contains("bandwhich")).unwrap();
+        assert!(!cpu.pass && cpu.text.contains("5.0× over"), "{}", cpu.text);
+    }
+
+    #[test]
+    fn readme_section_is_replaced_not_repeated() {
+        let dir = std::env::temp_dir().join(format!("nmbench-readme-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("README.md");
+        std::fs::write(&f, "# netmon\n\nfirst lines\n").unwrap();
+        update_readme(&f, "| a |\n").unwrap();
+        update_readme(&f, "| b |\n").unwrap();
+        let text = std::fs::read_to_string(&f).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(text.starts_with("# netmon\n\nfirst lines\n"));
+        assert_eq!(text.matches("## Benchmarks").count(), 1);
+        assert!(text.contains("| b |") && !text.contains("| a |"), "{text}");
+    }
+
+    #[test]
+    fn the_plot_renders_with_text() {
+        if !Path::new(FONT).exists() {
+            eprintln!("skipping: {FONT} missing (cargo xtask bench installs fonts-dejavu-core)");
+            return;
+        }
+        let s = vec![
+            sample(Tool::Baseline, 0, 100.0, 0.0),
+            sample(Tool::Netmon, 0, 99.0, 0.1),
+        ];
+        let p = std::env::temp_dir().join(format!("nmbench-plot-{}.png", std::process::id()));
+        plot(&rows(&s), &p).unwrap();
+        let len = std::fs::metadata(&p).unwrap().len();
+        let _ = std::fs::remove_file(&p);
+        assert!(len > 10_000, "a {len}-byte PNG has no content");
+    }
+}
