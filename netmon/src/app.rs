@@ -57,6 +57,7 @@ pub fn main() -> ExitCode {
         }
         Command::Doctor(args) => crate::doctor::run(&args),
         Command::Capture(args) => crate::capture::capture(args),
+        Command::Follow(args) => crate::capture::follow(args),
         Command::Interfaces(args) => crate::capture::interfaces(&args),
         Command::Routes(args) => crate::capture::routes(&args),
     };

@@ -30,6 +30,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// One line per packet, with the process that sent or received it (like tcpdump).
     Capture(CaptureArgs),
+    /// One TCP connection's packets and events (handshake, retransmissions, duplicate ACKs,
+    /// zero windows, close or reset) as they happen, then its summary.
+    Follow(FollowArgs),
     /// Network interfaces: index, name, state, MTU, MAC, promiscuous, addresses.
     Interfaces(ListArgs),
     /// Default gateways and routes (IPv4 and IPv6).
@@ -41,6 +44,15 @@ pub struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// The connection: PORT, ADDR:PORT or ADDR:PORT-ADDR:PORT (IPv6 as [ADDR]:PORT).
+    #[arg(value_name = "CONN")]
+    pub conn: String,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +87,23 @@ pub struct CaptureArgs {
     /// Stop after this many packets were shown.
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    /// Show only packets matching EXPR (repeatable, OR-ed): `tcp.dport == 5000 and ip.src in
+    /// 10.0.0.0/8 and pid == 1234`, or the JSON format `{"TCP":{"Destination_Port":5000}}`.
+    #[arg(short, long = "filter", value_name = "EXPR")]
+    pub filters: Vec<String>,
+    /// Filters from FILE: a JSON filter or array of them, or one expression per line.
+    #[arg(long, value_name = "FILE")]
+    pub filter_file: Option<PathBuf>,
+    /// Also write the packets shown to FILE in pcapng (the process in each packet's comment).
+    #[arg(short, long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// No per-packet lines (with --write).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print TCP analysis events (handshake, retransmission, duplicate ACK, zero window,
+    /// close, reset) under the packets.
+    #[arg(long)]
+    pub tcp_events: bool,
     /// Stop after this many seconds (0: until Ctrl-C).
     #[arg(long, default_value = "0", value_name = "SECS", value_parser = parse_duration_secs, allow_negative_numbers = true)]
     pub duration: Duration,

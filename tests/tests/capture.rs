@@ -254,3 +254,242 @@ fn capture_decodes_crafted_frames_and_attributes_tcp_on_a_veth_pair() {
         .sum();
     assert_eq!(data, 3000, "payload the client sent, as seen arriving");
 }
+
+/// A TCP server on B (10.77.0.2:7000) that reads until EOF or, with `abort`, closes with an RST
+/// after the first read; prints its pid.
+fn server(b: &Netns, abort: bool) -> (Guard, u64) {
+    let code = format!(
+        "import os,socket,struct\n\
+         l=socket.socket(); l.bind(('10.77.0.2',7000)); l.listen()\n\
+         print(os.getpid(), flush=True)\n\
+         c,_=l.accept(); n=0\n\
+         while True:\n d=c.recv(65536)\n if not d: break\n n+=len(d)\n if {abort} and n>=20000: break\n\
+         if {abort}: c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii',1,0))\n\
+         else: c.sendall(b'got %d' % n)\n\
+         c.close()\n",
+        abort = if abort { "True" } else { "False" }
+    );
+    let mut g = Guard(
+        Command::new("ip")
+            .args(["netns", "exec", &b.name, "python3", "-c", &code])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = Lines::new(g.0.stdout.take().unwrap());
+    let pid = out
+        .next(Duration::from_secs(10))
+        .and_then(|l| l.trim().parse().ok())
+        .expect("server pid");
+    (g, pid)
+}
+
+/// A client on A sending `bytes` in 1000-byte writes (TCP_NODELAY), tolerating a reset.
+fn client(a: &Netns, bytes: usize) {
+    let code = format!(
+        "import socket,time\n\
+         c=socket.create_connection(('10.77.0.2',7000)); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n\
+         try:\n for i in range({n}):\n  c.sendall(b'x'*1000); time.sleep(0.001)\n c.shutdown(socket.SHUT_WR); c.recv(100)\n\
+         except OSError: pass\n",
+        n = bytes / 1000
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &a.name, "python3", "-c", &code])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts netmon with `args` in B and waits until it captures.
+fn netmon_in(b: &Netns, args: &[&str]) -> (Guard, Lines, Lines) {
+    let mut g = Guard(
+        Command::new("ip")
+            .args(["netns", "exec", &b.name])
+            .arg(netmon_bin())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = Lines::new(g.0.stderr.take().unwrap());
+    let first = err.next(Duration::from_secs(20)).unwrap_or_default();
+    assert!(first.contains("capturing on vB"), "netmon said: {first}");
+    let out = Lines::new(g.0.stdout.take().unwrap());
+    (g, out, err)
+}
+
+fn stop(mut g: Guard, err: &Lines) -> String {
+    let _ = Command::new("kill")
+        .args(["-INT", &g.0.id().to_string()])
+        .status();
+    let text = err.rest(Duration::from_secs(10)).join("\n");
+    let _ = g.0.wait();
+    text
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn pcapng_is_read_back_by_tshark_and_a_simple_filter_runs_in_the_kernel() {
+    assert!(privileged(), "{ROOT}");
+    if !require_tools(&["python3", "tshark"]) {
+        return;
+    }
+    let (a, b) = veth_pair("pcap");
+    let dir = std::env::temp_dir().join(format!("netmon-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("out.pcapng");
+    let (nm, _out, err) = netmon_in(
+        &b,
+        &[
+            "capture",
+            "-i",
+            "vB",
+            "--quiet",
+            "-f",
+            "tcp.port == 7000",
+            "-w",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.next(Duration::from_secs(5))
+            .is_some_and(|l| l.contains("runs in the kernel"))
+    );
+    let (mut srv, server_pid) = server(&b, false);
+    client(&a, 5000);
+    let _ = srv.0.wait();
+    let crafted = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &a.name,
+            "python3",
+            &script("craft.py"),
+            "vA",
+        ])
+        .args([mac(&a, "vA"), mac(&b, "vB")])
+        .output()
+        .unwrap();
+    assert!(crafted.status.success());
+    std::thread::sleep(Duration::from_secs(1));
+    let summary = stop(nm, &err);
+    let shown: u64 = summary
+        .split("netmon: ")
+        .find_map(|s| s.split(" packets shown").next()?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in {summary}"));
+    // The crafted frames (ARP, ICMP, UDP, LLDP, CDP...) never reach user space.
+    let kernel_filtered: u64 = summary
+        .split(", ")
+        .find_map(|s| {
+            s.strip_suffix(" filtered in the kernel")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    assert!(kernel_filtered >= 7, "{summary}");
+
+    let tshark = Command::new("tshark")
+        .args([
+            "-r",
+            file.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.comment",
+            "-e",
+            "tcp.port",
+            "-e",
+            "frame.interface_name",
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        tshark.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tshark.stderr)
+    );
+    let rows: Vec<String> = String::from_utf8_lossy(&tshark.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        rows.len() as u64,
+        shown,
+        "tshark read {} packets, netmon wrote {shown}",
+        rows.len()
+    );
+    assert!(shown >= 10, "{summary}");
+    for r in &rows {
+        assert!(r.contains("7000"), "only the filtered connection: {r}");
+        assert!(
+            r.contains(&format!("pid={server_pid}")),
+            "process in the comment: {r}"
+        );
+        assert!(r.ends_with("vB"), "interface block: {r}");
+    }
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn follow_shows_retransmissions_and_the_reset() {
+    assert!(privileged(), "{ROOT}");
+    if !require_tools(&["python3", "nft"]) {
+        return;
+    }
+    let (a, b) = veth_pair("follow");
+    // Every fifth data segment arriving at B is dropped: A must retransmit.
+    for cmd in [
+        vec!["add", "table", "inet", "nmdrop"],
+        vec![
+            "add",
+            "chain",
+            "inet",
+            "nmdrop",
+            "in",
+            "{ type filter hook input priority 0 ; }",
+        ],
+        vec![
+            "add", "rule", "inet", "nmdrop", "in", "tcp", "dport", "7000", "meta", "length", ">",
+            "500", "numgen", "inc", "mod", "5", "==", "0", "drop",
+        ],
+    ] {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &b.name, "nft"])
+            .args(&cmd)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "nft {cmd:?}");
+    }
+    let (nm, out, err) = netmon_in(&b, &["follow", "10.77.0.2:7000", "-i", "vB"]);
+    let (mut srv, server_pid) = server(&b, true);
+    client(&a, 40_000);
+    let _ = srv.0.wait();
+    let mut lines = Vec::new();
+    while let Some(l) = out.next(Duration::from_secs(2)) {
+        lines.push(l);
+    }
+    let summary = stop(nm, &err);
+    let text = lines.join("\n");
+    assert!(text.contains("tcp: established, handshake"), "{text}");
+    assert!(text.contains("tcp: retransmission by 10.77.0.1:"), "{text}");
+    assert!(text.contains("tcp: reset by 10.77.0.2:7000"), "{text}");
+    assert!(text.contains(&format!("{server_pid}/python3")), "{text}");
+    let conn = summary
+        .lines()
+        .find(|l| l.contains("netmon: connection"))
+        .unwrap_or_else(|| panic!("no connection summary in {summary}"));
+    assert!(conn.contains("reset by 10.77.0.2:7000"), "{conn}");
+    let retrans: u64 = conn
+        .split(", ")
+        .find_map(|s| s.strip_suffix(" retransmissions")?.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(retrans >= 1, "{conn}");
+    eprintln!("{conn}");
+}
