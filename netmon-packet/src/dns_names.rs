@@ -57,6 +57,17 @@ impl DnsNames {
         self.names.get(&(None, addr)).map(String::as_str)
     }
 
+    /// The name of this packet's remote address as its process resolved it, for capture
+    /// lines: the destination of an egress packet, the source of an ingress one.
+    pub fn remote_name(&mut self, pkt: &Packet, meta: &PacketMeta) -> Option<&str> {
+        let (src, dst) = pkt.ip_addrs()?;
+        let remote = match meta.direction {
+            crate::meta::Direction::Egress => dst,
+            crate::meta::Direction::Ingress => src,
+        };
+        self.lookup(meta.pid, remote)
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }

@@ -97,3 +97,31 @@ fn bounded_with_evictions_counted() {
     assert_eq!(names.lookup(Some(1), ip("10.9.9.0")), None);
     assert_eq!(names.lookup(Some(1), ip("10.9.9.4")), Some("h4.test"));
 }
+
+#[test]
+fn remote_name_of_later_packets_of_the_same_process() {
+    let mut names = DnsNames::new(10);
+    let reply = decode(
+        &fixtures::dns_udp_reply("example.com", &[[10, 0, 0, 2]]),
+        LinkType::Ethernet,
+    );
+    names.ingest(&reply, &meta(Some(5)));
+    // The SYN fixture goes 10.0.0.1 > 10.0.0.2.
+    let syn = decode(&fixtures::tcp_syn(), LinkType::Ethernet);
+    let mut m = meta(Some(5));
+    m.direction = Direction::Egress;
+    assert_eq!(names.remote_name(&syn, &m), Some("example.com"));
+    m.direction = Direction::Ingress;
+    assert_eq!(
+        names.remote_name(&syn, &m),
+        None,
+        "on ingress the remote end is the source, 10.0.0.1"
+    );
+    m.direction = Direction::Egress;
+    m.pid = Some(6);
+    assert_eq!(
+        names.remote_name(&syn, &m),
+        None,
+        "another process did not ask"
+    );
+}
