@@ -76,6 +76,8 @@ struct Socket {
     kernel: bool,
     wire: Wire,
     tcp: TcpCounters,
+    /// A TCP socket seen in SYN_SENT: this host opened the connection (not accepted it).
+    initiated: bool,
 }
 
 /// A socket's TCP counters, each turned monotonic like the byte counters.
@@ -276,7 +278,9 @@ impl Aggregator {
             }
             Event::KernelSocket { cookie } => self.socket(cookie).kernel = true,
             Event::SocketState { cookie, state } => {
-                self.sockets.entry(cookie).or_default().state = Some(state);
+                let s = self.sockets.entry(cookie).or_default();
+                s.state = Some(state);
+                s.initiated |= state == TcpState::SynSent;
             }
             Event::Payload {
                 cookie,
@@ -473,10 +477,17 @@ impl Aggregator {
             Some(Proto::Udp) => opened.udp = 1,
             _ => {}
         }
+        // "Connects to": TCP connections this host initiated, and connected UDP sockets; an
+        // accepted connection from a watched range is not the process reaching out.
+        let outbound = match s.proto {
+            Some(Proto::Tcp) => s.initiated,
+            Some(Proto::Udp) => true,
+            _ => false,
+        };
         let networks = self
             .networks
             .iter()
-            .map(|n| u64::from(s.remote.is_some_and(|r| n.contains(r.ip()))))
+            .map(|n| u64::from(outbound && s.remote.is_some_and(|r| n.contains(r.ip()))))
             .collect();
         RetiredSockets {
             opened,
@@ -577,7 +588,10 @@ impl Aggregator {
         // process itself is forgotten.
         for (&pid, p) in &self.processes {
             let r = p.retired;
-            let moved = r.tx_bytes + r.rx_bytes + r.tx_wire_bytes + r.rx_wire_bytes > 0;
+            // Connections that moved nothing still matter (a scan, refused connects).
+            let opened = p.retired_sockets.opened;
+            let moved = r.tx_bytes + r.rx_bytes + r.tx_wire_bytes + r.rx_wire_bytes > 0
+                || opened.tcp + opened.udp > 0;
             if moved && shows(pid) {
                 rows.entry(pid)
                     .or_insert_with(|| row_for(pid, &self.processes));

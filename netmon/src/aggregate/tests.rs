@@ -418,3 +418,53 @@ fn a_process_whose_sockets_all_closed_keeps_its_row() {
     assert_eq!((p.tx_bytes, p.rx_bytes), (5, 7));
     assert!(p.connections.is_empty());
 }
+
+/// Watched networks count connections the process made: TCP it initiated (SYN_SENT seen) and
+/// connected UDP, not connections it accepted from the range; closed sockets keep counting.
+#[test]
+fn watched_networks_count_outbound_connections() {
+    let intranet = WatchedNetwork {
+        name: "intranet".into(),
+        ranges: vec!["10.0.0.0/8".parse().unwrap()],
+    };
+    let mut agg = Aggregator::new(Filter::default()).with_networks(vec![intranet]);
+    feed(
+        &mut agg,
+        [
+            owner(1, 50),
+            endpoints(1, Proto::Tcp, "192.168.1.2:40000", "10.1.2.3:443"),
+            Event::SocketState {
+                cookie: 1,
+                state: TcpState::SynSent,
+            },
+            owner(2, 50),
+            endpoints(2, Proto::Tcp, "192.168.1.2:22", "10.9.9.9:51000"),
+            owner(3, 50),
+            endpoints(3, Proto::Udp, "192.168.1.2:53000", "10.5.5.5:53"),
+            owner(4, 50),
+            endpoints(4, Proto::Tcp, "192.168.1.2:40001", "8.8.8.8:443"),
+            Event::SocketState {
+                cookie: 4,
+                state: TcpState::SynSent,
+            },
+            Event::Tick { at_ms: 100 },
+        ],
+    );
+    let s = agg.snapshot();
+    let p = process(&s, 50);
+    assert_eq!(p.networks.get("intranet"), Some(&2), "{:?}", p.networks);
+    assert_eq!(p.opened.tcp, 3);
+    assert_eq!(p.opened.udp, 1);
+    // Closing and folding the sockets away keeps the counts.
+    for c in 1..=4 {
+        agg.ingest(Event::SocketClosed { cookie: c });
+    }
+    for _ in 0..10 {
+        agg.snapshot();
+    }
+    let s = agg.snapshot();
+    let p = process(&s, 50);
+    assert!(p.connections.is_empty(), "folded away");
+    assert_eq!(p.networks.get("intranet"), Some(&2));
+    assert_eq!((p.opened.tcp, p.opened.udp), (3, 1));
+}
