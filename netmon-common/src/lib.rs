@@ -181,6 +181,10 @@ pub struct TcpStats {
     pub rtt_count: u64,
     pub rtt_sum_us: u64,
     pub rtt_buckets: [u64; RTT_BUCKETS],
+    /// Retransmission timer expiries (sock_ops RTO callback): each doubles the RTO.
+    pub rto_timeouts: u64,
+    /// Most consecutive expiries seen (the RTO was doubled that many times in a row).
+    pub rto_backoff_max: u64,
 }
 
 /// The number of significant bits of `us`, capped at the last bucket; `rtt_bucket(x - 1)` is
@@ -348,7 +352,7 @@ mod tests {
         assert_eq!(size_of::<PayloadStats>(), 32);
         assert_eq!(size_of::<WireStats>(), 32);
         assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8 + 8);
-        assert_eq!(size_of::<TcpStats>(), 8 * (5 + RTT_BUCKETS));
+        assert_eq!(size_of::<TcpStats>(), 8 * (7 + RTT_BUCKETS));
         assert_eq!(size_of::<KernelFilter>(), 24);
         assert_eq!(size_of::<CaptureConfig>(), 24 + 24);
         assert_eq!(

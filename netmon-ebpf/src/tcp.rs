@@ -1,6 +1,7 @@
 //! TCP behaviour per socket: retransmissions and resets from tracepoints (they see every socket,
-//! including those from before start), RTT from the sock_ops RTT callback (only sockets that
-//! become established while netmon runs: the callback must be switched on per socket).
+//! including those from before start), RTT samples and retransmission-timer expiries from the
+//! sock_ops callbacks (only sockets that become established while netmon runs: the callbacks
+//! must be switched on per socket).
 use aya_ebpf::{
     EbpfContext,
     helpers::generated::bpf_get_socket_cookie,
@@ -14,7 +15,9 @@ use crate::maps::{TCP_STATS, atomic_add, bump};
 const BPF_NOEXIST: u64 = 1;
 const BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB: u32 = 4;
 const BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: u32 = 5;
+const BPF_SOCK_OPS_RTO_CB: u32 = 8;
 const BPF_SOCK_OPS_RTT_CB: u32 = 12;
+const BPF_SOCK_OPS_RTO_CB_FLAG: u32 = 1;
 const BPF_SOCK_OPS_RTT_CB_FLAG: u32 = 1 << 3;
 
 /// The socket's stats entry, created zeroed on first use; None when the map is full.
@@ -104,8 +107,24 @@ pub fn netmon_tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
 pub fn netmon_sock_ops(ctx: SockOpsContext) -> u32 {
     match ctx.op() {
         BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB | BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB => {
-            let flags = ctx.cb_flags() | BPF_SOCK_OPS_RTT_CB_FLAG;
+            let flags = ctx.cb_flags() | BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG;
             let _ = ctx.set_cb_flags(flags as i32);
+        }
+        BPF_SOCK_OPS_RTO_CB => {
+            // arg 0: icsk_retransmits, the timeouts in a row before this one.
+            let in_a_row = ctx.arg(0) as u64 + 1;
+            let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+            if cookie != 0
+                && let Some(s) = stats(cookie)
+            {
+                unsafe {
+                    atomic_add(&raw mut (*s).rto_timeouts, 1);
+                    // Racy max, fine: only this socket's timer updates it.
+                    if (*s).rto_backoff_max < in_a_row {
+                        (*s).rto_backoff_max = in_a_row;
+                    }
+                }
+            }
         }
         BPF_SOCK_OPS_RTT_CB => {
             // srtt_us is kept shifted left by 3 (tcp_sock.srtt_us).

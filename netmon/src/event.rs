@@ -310,8 +310,14 @@ pub struct TcpCounts {
     pub resets_received: u64,
     pub rtt_count: u64,
     pub rtt_sum_us: u64,
-    /// `netmon_common::RTT_BUCKETS` log2 buckets of microseconds (bucket i: below 2^i µs).
+    /// `netmon_common::RTT_BUCKETS` log2 buckets of microseconds (bucket i: at most 2^i µs).
     pub rtt_buckets: Vec<u64>,
+    /// Retransmission-timer expiries; each doubles the RTO.
+    #[serde(default)]
+    pub rto_timeouts: u64,
+    /// Most consecutive expiries (RTO doublings in a row); a maximum, not a sum, across sockets.
+    #[serde(default)]
+    pub rto_backoff_max: u64,
 }
 
 impl TcpCounts {
@@ -321,6 +327,8 @@ impl TcpCounts {
         self.resets_received += o.resets_received;
         self.rtt_count += o.rtt_count;
         self.rtt_sum_us += o.rtt_sum_us;
+        self.rto_timeouts += o.rto_timeouts;
+        self.rto_backoff_max = self.rto_backoff_max.max(o.rto_backoff_max);
         if self.rtt_buckets.len() < o.rtt_buckets.len() {
             self.rtt_buckets.resize(o.rtt_buckets.len(), 0);
         }

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -119,6 +120,23 @@ def main():
         time.sleep(0.5)
         c.close()
         truth = {"results": results, "sent": chunks * CHUNK}
+    elif mode == "stall":
+        # Everything towards the server is dropped for 1.5 s: the sender's retransmission timer
+        # fires at least at 200, 600 and 1400 ms (RTO_min 200 ms, doubling each time).
+        c, chunks, pace = bulk(port, 10, 0)
+        nft = lambda *a: subprocess.run(["nft", *a], check=True)
+        nft("add", "table", "inet", "nmstall")
+        nft("add", "chain", "inet", "nmstall", "in", "{ type filter hook input priority 0 ; }")
+        nft("add", "rule", "inet", "nmstall", "in", "tcp", "dport", str(port), "drop")
+        try:
+            send_chunks(c, chunks, pace)
+            time.sleep(1.5)
+        finally:
+            nft("delete", "table", "inet", "nmstall")
+        c.shutdown(socket.SHUT_WR)
+        wait_for(results, 1, timeout=30)
+        c.close()
+        truth = {"results": results, "sent": chunks * CHUNK, "stalled_ms": 1500}
     print(json.dumps(truth), flush=True)
     # Linger so netmon reads the last counters while this process is still alive.
     time.sleep(1)

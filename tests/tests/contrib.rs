@@ -18,6 +18,7 @@ const METRICS: &[&str] = &[
     "netmon_process_network_receive_packets_total",
     "netmon_process_connections_opened_total",
     "netmon_process_tcp_retransmits_total",
+    "netmon_process_tcp_rto_timeouts_total",
     "netmon_process_tcp_resets_total",
     "netmon_process_tcp_rtt_seconds",
     "netmon_process_watched_network_connections_total",

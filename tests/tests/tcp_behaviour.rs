@@ -135,3 +135,36 @@ fn retransmits_match_the_kernels_count() {
         o.tcp_retrans_fail
     );
 }
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn a_stalled_connection_shows_rto_expiries_and_their_doubling() {
+    assert!(privileged(), "{ROOT}");
+    if !require_tools(&["python3", "nft"]) {
+        return;
+    }
+    let o = run("tcp-stall", &[], &["stall"]);
+    let received: u64 = o.truth["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        received,
+        o.truth["sent"].as_u64().unwrap(),
+        "the data got through after"
+    );
+    let (t, _) = tcp(&o);
+    // 1.5 s of silence with a 200 ms minimum RTO: expiries at ~200, 600 and 1400 ms, each
+    // doubling the timer; at least two in a row whatever the scheduling.
+    let timeouts = t["rto_timeouts"].as_u64().unwrap();
+    let in_a_row = t["rto_backoff_max"].as_u64().unwrap();
+    eprintln!("RTO: {timeouts} expiries, {in_a_row} in a row");
+    assert!(timeouts >= 2, "{t}");
+    assert!(in_a_row >= 2, "{t}");
+    assert!(
+        t["retransmits"].as_u64().unwrap() >= timeouts,
+        "each expiry retransmits: {t}"
+    );
+}

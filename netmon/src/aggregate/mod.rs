@@ -89,6 +89,8 @@ struct TcpCounters {
     rtt_count: Counter,
     rtt_sum_us: Counter,
     rtt_buckets: Vec<Counter>,
+    rto_timeouts: Counter,
+    rto_backoff_max: u64,
 }
 
 impl TcpCounters {
@@ -98,6 +100,8 @@ impl TcpCounters {
         self.resets_received.set(c.resets_received);
         self.rtt_count.set(c.rtt_count);
         self.rtt_sum_us.set(c.rtt_sum_us);
+        self.rto_timeouts.set(c.rto_timeouts);
+        self.rto_backoff_max = self.rto_backoff_max.max(c.rto_backoff_max);
         if self.rtt_buckets.len() < c.rtt_buckets.len() {
             self.rtt_buckets
                 .resize(c.rtt_buckets.len(), Counter::default());
@@ -115,6 +119,8 @@ impl TcpCounters {
             rtt_count: self.rtt_count.total(),
             rtt_sum_us: self.rtt_sum_us.total(),
             rtt_buckets: self.rtt_buckets.iter().map(Counter::total).collect(),
+            rto_timeouts: self.rto_timeouts.total(),
+            rto_backoff_max: self.rto_backoff_max,
         }
     }
 }

@@ -71,7 +71,8 @@ pub const RESETS_SENT: usize = 7;
 pub const RESETS_RECEIVED: usize = 8;
 pub const RTT_COUNT: usize = 9;
 pub const RTT_SUM_US: usize = 10;
-pub const RTT_BUCKET0: usize = 11;
+pub const RTO_TIMEOUTS: usize = 11;
+pub const RTT_BUCKET0: usize = 12;
 pub const NETWORK0: usize = RTT_BUCKET0 + RTT_BUCKETS;
 
 impl Values {
@@ -94,6 +95,7 @@ impl Values {
             t.resets_received,
             t.rtt_count,
             t.rtt_sum_us,
+            t.rto_timeouts,
         ]
         .into_iter()
         .enumerate()

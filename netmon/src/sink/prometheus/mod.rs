@@ -13,8 +13,8 @@ use prometheus::{
 
 pub use self::fold::{Folded, GroupKey, MetricsOptions, MetricsState, Series, Values};
 use self::fold::{
-    NETWORK0, OPENED_TCP, OPENED_UDP, RESETS_RECEIVED, RESETS_SENT, RETRANSMITS, RTT_BUCKET0,
-    RTT_COUNT, RTT_SUM_US, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS,
+    NETWORK0, OPENED_TCP, OPENED_UDP, RESETS_RECEIVED, RESETS_SENT, RETRANSMITS, RTO_TIMEOUTS,
+    RTT_BUCKET0, RTT_COUNT, RTT_SUM_US, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS,
 };
 use crate::aggregate::Snapshot;
 
@@ -145,6 +145,12 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
             "netmon_process_tcp_retransmits_total",
             "TCP segments retransmitted on sockets the process owns",
             RETRANSMITS,
+        ),
+        per_series(
+            f,
+            "netmon_process_tcp_rto_timeouts_total",
+            "TCP retransmission-timer expiries on the process's sockets (each doubles the RTO)",
+            RTO_TIMEOUTS,
         ),
     ];
     let mut opened = Vec::new();

@@ -60,6 +60,8 @@ fn four() -> Vec<ProcessRow> {
             b[21] = 1;
             b
         },
+        rto_timeouts: 2,
+        rto_backoff_max: 2,
     };
     vec![
         proc(10, "curl", 1_000, 50_000),

@@ -382,6 +382,8 @@ impl Reader {
                     rtt_count: v.rtt_count,
                     rtt_sum_us: v.rtt_sum_us,
                     rtt_buckets: v.rtt_buckets.to_vec(),
+                    rto_timeouts: v.rto_timeouts,
+                    rto_backoff_max: v.rto_backoff_max,
                 },
             });
         }
