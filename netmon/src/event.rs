@@ -267,6 +267,10 @@ pub enum Event {
         /// Network namespace inode; 0 when unknown.
         #[serde(default)]
         netns: u64,
+        /// Clock ticks after boot at which it started (/proc stat); 0 when unknown. A pid seen
+        /// again with another start time is another process.
+        #[serde(default)]
+        start_time: u64,
     },
     ProcessForked {
         parent: Pid,

@@ -548,24 +548,11 @@ fn iperf_sent(mut g: Guard) -> u64 {
 }
 
 /// A watched pid exits and a new process gets the same pid: the new process's bytes must not be
-/// added to the old process's identity.
-///
-/// KNOWN BUG (reported to the lead, 2026-11-25): netmon adds the new process's bytes to the
-/// exited process's row (same pid, old cmdline, alive=false). Until it is fixed this test runs
-/// only with NETMON_KNOWN_BUGS=1, so the root suite stays green while the failure stays one
-/// command away: NETMON_PRIVILEGED_TESTS=1 NETMON_KNOWN_BUGS=1 cargo test --release
-/// -p netmon-tests --test faults -- --ignored a_reused_pid
+/// added to the old process's identity (each gets its own row: pid, incarnation, start time).
 #[test]
 #[ignore = "needs root: run under cargo xtask test"]
 fn a_reused_pid_is_a_new_process() {
     if !privileged() {
-        return;
-    }
-    if std::env::var("NETMON_KNOWN_BUGS").as_deref() != Ok("1") {
-        eprintln!(
-            "KNOWN BUG not run: netmon gives a reused PID's bytes to the exited process \
-             (set NETMON_KNOWN_BUGS=1 to run this test)"
-        );
         return;
     }
     let ns = Ns::new("reuse");

@@ -68,6 +68,8 @@ impl Default for Retention {
 #[derive(Debug, Default)]
 struct Socket {
     owner: Option<(Pid, Origin)>,
+    /// Incarnation of the owner's pid when it became the owner.
+    owner_inc: u32,
     proto: Option<Proto>,
     local: Option<std::net::SocketAddr>,
     remote: Option<std::net::SocketAddr>,
@@ -137,6 +139,8 @@ struct Wire {
 struct Payload {
     tx: Counter,
     rx: Counter,
+    /// Incarnation of the pid that moved these bytes.
+    inc: u32,
 }
 
 /// Bytes of sockets that were closed and folded away, kept so process totals never shrink.
@@ -161,6 +165,9 @@ struct RetiredSockets {
 
 #[derive(Debug, Default)]
 struct Process {
+    /// Incarnation of this pid: a pid reused by a new process starts a new one.
+    inc: u32,
+    start_time: u64,
     ppid: Option<Pid>,
     comm: String,
     cmdline: String,
@@ -203,6 +210,8 @@ pub struct Aggregator {
     sockets: HashMap<Cookie, Socket>,
     payload: HashMap<(Cookie, Pid), Payload>,
     processes: HashMap<Pid, Process>,
+    /// Earlier incarnations of reused pids, kept (with their own rows) until forgotten.
+    past: HashMap<(Pid, u32), Process>,
     children: HashMap<Pid, HashSet<Pid>>,
     unattributed: BTreeMap<UnattributedReason, (u64, u64)>,
     lost: BTreeMap<LossSource, u64>,
@@ -247,6 +256,15 @@ impl Aggregator {
                 ppid,
                 ..
             } => {
+                // The kernel saw this pid create a socket after it exited: a new process.
+                if origin != Origin::Procfs
+                    && self
+                        .processes
+                        .get(&pid)
+                        .is_some_and(|p| p.exited_at.is_some())
+                {
+                    self.new_incarnation(pid);
+                }
                 if ppid != 0 && ppid != pid {
                     self.children.entry(ppid).or_default().insert(pid);
                     self.processes
@@ -263,10 +281,11 @@ impl Aggregator {
                     Some((_, Origin::Procfs)) => origin != Origin::Procfs,
                     Some(_) => false,
                 };
+                let p = self.processes.entry(pid).or_default();
                 if replace {
                     s.owner = Some((pid, origin));
+                    s.owner_inc = p.inc;
                 }
-                let p = self.processes.entry(pid).or_default();
                 if p.comm.is_empty() {
                     p.comm = comm;
                 }
@@ -295,9 +314,15 @@ impl Aggregator {
                 rx_bytes,
                 ..
             } => {
-                self.processes.entry(pid).or_default();
+                let inc = self.processes.entry(pid).or_default().inc;
                 self.socket(cookie);
-                let p = self.payload.entry((cookie, pid)).or_default();
+                let p = self
+                    .payload
+                    .entry((cookie, pid))
+                    .or_insert_with(|| Payload {
+                        inc,
+                        ..Payload::default()
+                    });
                 p.tx.set(tx_bytes);
                 p.rx.set(rx_bytes);
             }
@@ -327,9 +352,19 @@ impl Aggregator {
                 exe,
                 cgroup,
                 netns,
+                start_time,
                 ..
             } => {
+                if self.processes.get(&pid).is_some_and(|p| {
+                    p.exited_at.is_some()
+                        || (start_time != 0 && p.start_time != 0 && p.start_time != start_time)
+                }) {
+                    self.new_incarnation(pid);
+                }
                 let p = self.processes.entry(pid).or_default();
+                if start_time != 0 {
+                    p.start_time = start_time;
+                }
                 if ppid != 0 {
                     p.ppid = Some(ppid);
                     self.children.entry(ppid).or_default().insert(pid);
@@ -376,6 +411,45 @@ impl Aggregator {
             Event::Lost { source, count } => {
                 self.lost.insert(source, count);
             }
+        }
+    }
+
+    /// `pid` now names another process: the old one keeps its row (and bytes) as a past
+    /// incarnation, the new one starts from nothing.
+    fn new_incarnation(&mut self, pid: Pid) {
+        let Some(old) = self.processes.remove(&pid) else {
+            return;
+        };
+        debug!("pid {pid} reused: incarnation {} begins", old.inc + 1);
+        let inc = old.inc + 1;
+        self.past.insert((pid, old.inc), old);
+        self.processes.insert(
+            pid,
+            Process {
+                inc,
+                ..Process::default()
+            },
+        );
+        // Children recorded so far were the old process's.
+        self.children.remove(&pid);
+    }
+
+    /// The process `pid` was in incarnation `inc`.
+    fn process_at(&self, pid: Pid, inc: u32) -> Option<&Process> {
+        match self.processes.get(&pid) {
+            Some(p) if p.inc == inc => Some(p),
+            _ => self.past.get(&(pid, inc)),
+        }
+    }
+
+    fn process_at_mut(&mut self, pid: Pid, inc: u32) -> &mut Process {
+        let fresh = || Process {
+            inc,
+            ..Process::default()
+        };
+        match self.processes.get(&pid) {
+            Some(p) if p.inc != inc => self.past.entry((pid, inc)).or_insert_with(fresh),
+            _ => self.processes.entry(pid).or_insert_with(fresh),
         }
     }
 
@@ -459,12 +533,12 @@ impl Aggregator {
     }
 
     /// `--comm` and `--cgroup`: a process whose identity is not known yet is not shown.
-    fn selected_by_identity(&self, pid: Pid) -> bool {
+    fn selected_by_identity(&self, pid: Pid, inc: u32) -> bool {
         let f = &self.filter;
         if f.comms.is_empty() && f.cgroups.is_empty() {
             return true;
         }
-        let Some(p) = self.processes.get(&pid) else {
+        let Some(p) = self.process_at(pid, inc) else {
             return false;
         };
         (f.comms.is_empty() || f.comms.contains(&p.comm))
@@ -509,14 +583,15 @@ impl Aggregator {
         let secs = interval_ms as f64 / 1000.0;
         let rate = |c: &Counter| c.rate(secs);
         let watched = self.watched();
-        let shows = |pid: Pid| {
-            watched.as_ref().is_none_or(|w| w.contains(&pid)) && self.selected_by_identity(pid)
+        let shows = |pid: Pid, inc: u32| {
+            watched.as_ref().is_none_or(|w| w.contains(&pid)) && self.selected_by_identity(pid, inc)
         };
 
-        let mut rows: BTreeMap<Pid, ProcessRow> = BTreeMap::new();
+        // Rows by (pid, incarnation): a reused pid has one row per process.
+        let mut rows: BTreeMap<(Pid, u32), ProcessRow> = BTreeMap::new();
         let networks = &self.networks;
-        let row_for = |pid: Pid, processes: &HashMap<Pid, Process>| -> ProcessRow {
-            let p = processes.get(&pid);
+        let row_for = |pid: Pid, inc: u32| -> ProcessRow {
+            let p = self.process_at(pid, inc);
             let retired = p.map(|p| p.retired).unwrap_or_default();
             let text = |f: fn(&Process) -> &String| p.map(|p| f(p).clone()).unwrap_or_default();
             let cgroup = text(|p| &p.cgroup);
@@ -524,6 +599,8 @@ impl Aggregator {
             let sockets = p.map(|p| p.retired_sockets.clone()).unwrap_or_default();
             ProcessRow {
                 pid,
+                incarnation: inc,
+                start_time: p.map_or(0, |p| p.start_time),
                 comm: text(|p| &p.comm),
                 cmdline: text(|p| &p.cmdline),
                 exe: text(|p| &p.exe),
@@ -551,14 +628,15 @@ impl Aggregator {
 
         // Payload: exact bytes per (socket, process).
         for (&(cookie, pid), pl) in &self.payload {
-            if !shows(pid) {
+            if !shows(pid, pl.inc) {
                 continue;
             }
             let row = rows
-                .entry(pid)
-                .or_insert_with(|| row_for(pid, &self.processes));
+                .entry((pid, pl.inc))
+                .or_insert_with(|| row_for(pid, pl.inc));
             let sock = self.sockets.get(&cookie);
-            let owner = sock.and_then(|s| s.owner).map(|(p, _)| p) == Some(pid);
+            let owner =
+                sock.is_some_and(|s| s.owner.map(|(p, _)| p) == Some(pid) && s.owner_inc == pl.inc);
             let mut conn = connection_row(cookie, sock, owner, secs);
             conn.tx_bytes = pl.tx.total();
             conn.rx_bytes = pl.rx.total();
@@ -569,46 +647,54 @@ impl Aggregator {
         // Sockets owned by a shown process that moved no payload (yet): wire bytes only.
         for (&cookie, s) in &self.sockets {
             let Some((pid, _)) = s.owner else { continue };
-            if !shows(pid) || self.payload.contains_key(&(cookie, pid)) {
+            let inc = s.owner_inc;
+            if !shows(pid, inc)
+                || self
+                    .payload
+                    .get(&(cookie, pid))
+                    .is_some_and(|pl| pl.inc == inc)
+            {
                 continue;
             }
-            let row = rows
-                .entry(pid)
-                .or_insert_with(|| row_for(pid, &self.processes));
+            let row = rows.entry((pid, inc)).or_insert_with(|| row_for(pid, inc));
             let conn = connection_row(cookie, Some(s), true, secs);
             row.add(conn, self.retention.closed_snapshots, self.snapshots);
         }
         // Connections opened, TCP behaviour and watched networks of every owned socket.
         for s in self.sockets.values() {
             let Some((pid, _)) = s.owner else { continue };
-            if !shows(pid) {
+            let inc = s.owner_inc;
+            if !shows(pid, inc) {
                 continue;
             }
             let facts = self.socket_facts(s);
-            let row = rows
-                .entry(pid)
-                .or_insert_with(|| row_for(pid, &self.processes));
+            let row = rows.entry((pid, inc)).or_insert_with(|| row_for(pid, inc));
             row.add_socket_facts(&facts.opened, &facts.tcp, &facts.networks);
         }
         // Processes whose sockets were all folded away keep their row (and totals) until the
         // process itself is forgotten.
-        for (&pid, p) in &self.processes {
+        let all = self
+            .processes
+            .iter()
+            .map(|(&pid, p)| (pid, p))
+            .chain(self.past.iter().map(|(&(pid, _), p)| (pid, p)));
+        for (pid, p) in all {
             let r = p.retired;
             // Connections that moved nothing still matter (a scan, refused connects).
             let opened = p.retired_sockets.opened;
             let moved = r.tx_bytes + r.rx_bytes + r.tx_wire_bytes + r.rx_wire_bytes > 0
                 || opened.tcp + opened.udp > 0;
-            if moved && shows(pid) {
-                rows.entry(pid)
-                    .or_insert_with(|| row_for(pid, &self.processes));
+            if moved && shows(pid, p.inc) {
+                rows.entry((pid, p.inc))
+                    .or_insert_with(|| row_for(pid, p.inc));
             }
         }
         // Watched processes appear even before their first byte.
         if let Some(w) = &watched {
             for &pid in w {
+                let inc = self.processes.get(&pid).map_or(0, |p| p.inc);
                 if self.processes.contains_key(&pid) || self.filter.pids.contains(&pid) {
-                    rows.entry(pid)
-                        .or_insert_with(|| row_for(pid, &self.processes));
+                    rows.entry((pid, inc)).or_insert_with(|| row_for(pid, inc));
                 }
             }
         }
@@ -710,7 +796,7 @@ impl Aggregator {
             .filter(|(_, s)| s.closed_at.is_some_and(|c| now > c + ttl) && s.owner.is_some())
             .map(|(&c, _)| c)
             .collect();
-        if dead.is_empty() && self.processes.is_empty() {
+        if dead.is_empty() && self.processes.is_empty() && self.past.is_empty() {
             return;
         }
         // One pass over the payload map, not one per closed socket.
@@ -726,7 +812,7 @@ impl Aggregator {
         };
         for key in keys {
             if let Some(pl) = self.payload.remove(&key) {
-                let r = &mut self.processes.entry(key.1).or_default().retired;
+                let r = &mut self.process_at_mut(key.1, pl.inc).retired;
                 r.tx_bytes += pl.tx.total();
                 r.rx_bytes += pl.rx.total();
             }
@@ -738,7 +824,7 @@ impl Aggregator {
             if let Some((owner, origin)) = s.owner {
                 self.tombstones.bury(cookie, (owner, origin));
                 let facts = self.socket_facts(&s);
-                let p = self.processes.entry(owner).or_default();
+                let p = self.process_at_mut(owner, s.owner_inc);
                 let r = &mut p.retired;
                 r.tx_wire_bytes += s.wire.tx_bytes.total();
                 r.rx_wire_bytes += s.wire.rx_bytes.total();
@@ -758,41 +844,52 @@ impl Aggregator {
         }
 
         let ttl = self.retention.exited_snapshots;
-        let gone: Vec<Pid> = self
+        let expired = |p: &Process| p.exited_at.is_some_and(|e| now > e + ttl);
+        let mut gone: Vec<(Pid, u32)> = self
             .processes
             .iter()
-            .filter(|(pid, p)| {
-                p.exited_at.is_some_and(|e| now > e + ttl)
-                    && watched.is_none_or(|w| !w.contains(pid))
-            })
-            .map(|(&pid, _)| pid)
+            .filter(|(pid, p)| expired(p) && watched.is_none_or(|w| !w.contains(pid)))
+            .map(|(&pid, p)| (pid, p.inc))
             .collect();
+        // A past incarnation has exited by definition; it goes after the same grace.
+        gone.extend(
+            self.past
+                .iter()
+                .filter(|(_, p)| p.exited_at.is_none_or(|e| now > e + ttl))
+                .map(|(&k, _)| k),
+        );
         if gone.is_empty() {
             return;
         }
         // Only forget a process once none of its sockets are left open.
-        let busy: HashSet<Pid> = self
+        let busy: HashSet<(Pid, u32)> = self
             .payload
-            .keys()
-            .map(|&(_, p)| p)
+            .iter()
+            .map(|(&(_, p), pl)| (p, pl.inc))
             .chain(
                 self.sockets
                     .values()
-                    .filter_map(|s| s.owner.map(|(p, _)| p)),
+                    .filter_map(|s| s.owner.map(|(p, _)| (p, s.owner_inc))),
             )
             .collect();
-        for pid in gone {
-            if busy.contains(&pid) {
+        for (pid, inc) in gone {
+            if busy.contains(&(pid, inc)) {
                 continue;
             }
-            if let Some(p) = self.processes.remove(&pid) {
+            let removed = match self.processes.get(&pid) {
+                Some(p) if p.inc == inc => {
+                    self.children.remove(&pid);
+                    self.processes.remove(&pid)
+                }
+                _ => self.past.remove(&(pid, inc)),
+            };
+            if let Some(p) = removed {
                 let f = &mut self.forgotten;
                 f.tx_bytes += p.retired.tx_bytes;
                 f.rx_bytes += p.retired.rx_bytes;
                 f.tx_wire_bytes += p.retired.tx_wire_bytes;
                 f.rx_wire_bytes += p.retired.rx_wire_bytes;
             }
-            self.children.remove(&pid);
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProcessRow {
     pub pid: u32,
+    /// 0 for the first process netmon saw on this pid, 1 for the next one if it was reused...
+    pub incarnation: u32,
+    /// Clock ticks after boot at which the process started; 0 when unknown.
+    pub start_time: u64,
     pub comm: String,
     pub cmdline: String,
     pub exe: String,

@@ -159,6 +159,7 @@ fn follow_children_even_when_the_fork_arrives_after_the_bytes() {
                 exe: String::new(),
                 cgroup: String::new(),
                 netns: 0,
+                start_time: 0,
             },
             Event::Tick { at_ms: 500 },
         ],
@@ -467,4 +468,99 @@ fn watched_networks_count_outbound_connections() {
     assert!(p.connections.is_empty(), "folded away");
     assert_eq!(p.networks.get("intranet"), Some(&2));
     assert_eq!((p.opened.tcp, p.opened.udp), (3, 1));
+}
+
+fn started(pid: Pid, comm: &str, start_time: u64) -> Event {
+    Event::Process {
+        pid,
+        ppid: 1,
+        comm: comm.into(),
+        cmdline: format!("{comm} --run"),
+        uid: 0,
+        exe: String::new(),
+        cgroup: String::new(),
+        netns: 0,
+        start_time,
+    }
+}
+
+/// A pid the kernel hands to a new process after the old one exited: two rows, each with its
+/// own bytes, instead of the new process's bytes on the old one's name.
+#[test]
+fn a_reused_pid_is_a_new_process() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            started(7, "first", 100),
+            owner(1, 7),
+            payload(1, 7, 1_000, 10),
+            Event::Tick { at_ms: 100 },
+        ],
+    );
+    agg.snapshot();
+    agg.ingest(Event::ProcessExited { pid: 7 });
+    agg.ingest(Event::SocketClosed { cookie: 1 });
+    // The old socket's last count arrives after the exit: still the first process's.
+    agg.ingest(payload(1, 7, 1_500, 10));
+    feed(
+        &mut agg,
+        [
+            started(7, "second", 200),
+            owner(2, 7),
+            payload(2, 7, 30_000, 0),
+            Event::Tick { at_ms: 200 },
+        ],
+    );
+    let s = agg.snapshot();
+    let rows: Vec<&ProcessRow> = s.processes.iter().filter(|p| p.pid == 7).collect();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let first = rows.iter().find(|p| p.comm == "first").unwrap();
+    let second = rows.iter().find(|p| p.comm == "second").unwrap();
+    assert_eq!(
+        (first.tx_bytes, first.incarnation, first.start_time),
+        (1_500, 0, 100)
+    );
+    assert!(!first.alive);
+    assert_eq!(
+        (second.tx_bytes, second.incarnation, second.start_time),
+        (30_000, 1, 200)
+    );
+    assert!(second.alive);
+    assert_eq!(s.totals.tx_bytes, 31_500);
+    // The first one is forgotten in time; its bytes stay in the totals.
+    for _ in 0..20 {
+        agg.ingest(Event::Tick { at_ms: 300 });
+        agg.snapshot();
+    }
+    let s = agg.snapshot();
+    assert_eq!(s.processes.iter().filter(|p| p.pid == 7).count(), 1);
+    assert_eq!(s.totals.tx_bytes, 31_500);
+}
+
+/// A /proc start time that changed is a new process even when the exit was not seen.
+#[test]
+fn a_new_start_time_is_a_new_process() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            started(9, "old", 10),
+            owner(1, 9),
+            payload(1, 9, 5, 0),
+            started(9, "new", 20),
+            owner(2, 9),
+            payload(2, 9, 7, 0),
+            Event::Tick { at_ms: 100 },
+        ],
+    );
+    let s = agg.snapshot();
+    let mut got: Vec<(String, u64)> = s
+        .processes
+        .iter()
+        .filter(|p| p.pid == 9)
+        .map(|p| (p.comm.clone(), p.tx_bytes))
+        .collect();
+    got.sort();
+    assert_eq!(got, [("new".to_string(), 7), ("old".to_string(), 5)]);
 }

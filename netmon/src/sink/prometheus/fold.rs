@@ -178,8 +178,9 @@ pub struct Folded {
 pub struct MetricsState {
     opts: MetricsOptions,
     networks: Vec<String>,
-    /// Each process's values at the last update, so only its growth is added to its group.
-    pids: HashMap<u32, Values>,
+    /// Each process's values at the last update (by pid and incarnation, since pids are
+    /// reused), so only its growth is added to its group.
+    pids: HashMap<(u32, u32), Values>,
     groups: HashMap<GroupKey, Group>,
     /// Values of groups that expired: still part of "other", so it never goes down.
     expired: Values,
@@ -225,12 +226,13 @@ impl MetricsState {
         for p in &snap.processes {
             let key = self.key_of(p);
             let v = Values::of(p, n);
-            let delta = match self.pids.get(&p.pid) {
+            let id = (p.pid, p.incarnation);
+            let delta = match self.pids.get(&id) {
                 Some(last) => v.minus(last),
                 None => v.clone(),
             };
-            self.pids.insert(p.pid, v);
-            seen.insert(p.pid);
+            self.pids.insert(id, v);
+            seen.insert(id);
             let g = self.groups.entry(key).or_insert_with(|| Group {
                 values: Values::zero(n),
                 prev: Values::zero(n),
@@ -257,7 +259,7 @@ impl MetricsState {
             }
         }
         // Processes the aggregator forgot: their bytes stay with their group.
-        self.pids.retain(|pid, _| seen.contains(pid));
+        self.pids.retain(|id, _| seen.contains(id));
 
         let ttl = self.opts.ttl;
         let expired: Vec<GroupKey> = self

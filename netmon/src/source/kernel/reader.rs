@@ -217,7 +217,11 @@ impl Reader {
                 parent: r.tgid,
                 child: r.arg0 as u32,
             }),
-            event_kind::PROC_EXIT => out.push(Event::ProcessExited { pid: r.tgid }),
+            event_kind::PROC_EXIT => {
+                // The pid may be reused: its next owner must be looked up afresh.
+                self.known_pids.remove(&r.tgid);
+                out.push(Event::ProcessExited { pid: r.tgid });
+            }
             other => debug!("unknown kernel event kind {other}"),
         }
     }
@@ -237,6 +241,7 @@ impl Reader {
             exe: String::new(),
             cgroup: String::new(),
             netns: 0,
+            start_time: 0,
         }));
     }
 

@@ -197,6 +197,7 @@ fn process_event_of(p: &ProcessInfo) -> Event {
         exe: p.exe.clone(),
         cgroup: p.cgroup.clone(),
         netns: p.netns,
+        start_time: p.start_time,
     }
 }
 

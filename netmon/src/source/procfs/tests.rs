@@ -239,6 +239,7 @@ fn process_event_from_fixture() {
             exe: "/usr/bin/curl".to_string(),
             cgroup: "/user.slice/user-1000.slice/session-3.scope".to_string(),
             netns: 4026531840,
+            start_time: 5100,
         })
     );
     assert_eq!(src.process_event(999), None);
