@@ -236,6 +236,10 @@ ro_tree() {
     [ -n "$skip" ] || mount -o remount,bind,ro "$m" "$m"
   done
 }
+# The netmon binary may live under /tmp or a home directory (a CI clone): keep its directory
+# visible through the masks, as the unit would see an installed /usr/bin/netmon.
+bin_dir=${NETMON_BIN_DIR:?}
+cd "$bin_dir"
 mount -o rbind / /
 ro_tree / /dev /proc /sys
 ro_tree /sys
@@ -243,6 +247,9 @@ mount -o bind /proc/sys /proc/sys
 mount -o remount,bind,ro /proc/sys /proc/sys
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 for h in /home /root /run/user; do if [ -d "$h" ]; then mount -t tmpfs tmpfs "$h"; fi; done
+# The shell's working directory is still the hidden one: bind it back (-c: no path lookup).
+if [ ! -x "$bin_dir/netmon" ]; then mkdir -p "$bin_dir"; mount -c --bind /proc/self/cwd "$bin_dir"; fi
+cd /
 exec "$@"
 "#;
 
@@ -264,7 +271,13 @@ fn serve_as_the_unit_would(tag: &str, sandbox: bool, backend: &str) {
     if sandbox {
         require_tool("unshare", "util-linux");
         // unshare execs (no fork), so the child's pid ends up being netmon's.
+        let bin_dir = netmon_tests::netmon_bin()
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
         for a in [
+            "env",
+            &format!("NETMON_BIN_DIR={bin_dir}"),
             "unshare",
             "--mount",
             "--propagation",
