@@ -37,7 +37,7 @@ pub fn run(args: &DoctorArgs) -> Result<ExitCode> {
         .unwrap_or_default()
         .trim()
         .to_string();
-    let (mut ebpf, btf, pre) = kernel::load_object()?;
+    let (mut ebpf, btf, pre) = kernel::load_object(false)?;
     let core = kernel::attach_core(&mut ebpf, btf.as_ref())?;
     let pre = Preconditions {
         btf: btf.as_ref(),

@@ -160,8 +160,11 @@ pub struct KernelSource {
 }
 
 /// Loads the object with every offset the programs need, before any program is attached.
-pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'static>), KernelError>
-{
+/// `capturing`: size the packet ring for `netmon capture`; otherwise it gets one page, as its
+/// programs never run.
+pub(crate) fn load_object(
+    capturing: bool,
+) -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'static>), KernelError> {
     let obj = ebpf_object()?;
     system::check_privileges().map_err(KernelError::Privilege)?;
     let btf_path = btf::vmlinux_path();
@@ -169,8 +172,9 @@ pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'st
         return Err(KernelError::NoBtf(btf_path.display().to_string()));
     }
     system::raise_memlock();
-    let btf = Btf::from_sys_fs()?;
-    let offsets = Offsets::lookup(&btf)?;
+    // Our own reader only for the offsets, dropped before aya parses the same 5 MB again:
+    // the two parses must not be alive at once (peak memory).
+    let offsets = Offsets::lookup(&Btf::from_sys_fs()?)?;
     debug!("BTF offsets: {offsets:?}");
     let tp = system::tracepoint_offsets("sock", "sock_send_length", &["sk", "ret", "flags"]);
     let (tp_ok, tp_offs) = match tp {
@@ -182,8 +186,14 @@ pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'st
     } else {
         offsets.task_pid + 4
     };
+    // One parse of the kernel's BTF serves the loader's relocations and the tp_btf attaches.
+    let aya_btf = aya::Btf::parse_file(&btf_path, aya::Endianness::default()).ok();
     let mut loader = EbpfLoader::new();
+    if !capturing {
+        loader.map_max_entries(netmon_common::maps::CAPTURE, 4096);
+    }
     loader
+        .btf(aya_btf.as_ref())
         .override_global("SK_FAMILY_OFFSET", &offsets.sk_family, true)
         .override_global("SK_COOKIE_OFFSET", &offsets.sk_cookie, true)
         .override_global("TASK_PID_OFFSET", &offsets.task_pid, true)
@@ -195,7 +205,6 @@ pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'st
     let ebpf = loader
         .load(obj)
         .map_err(|e| KernelError::Load(first_line(&e)))?;
-    let aya_btf = aya::Btf::parse_file(&btf_path, aya::Endianness::default()).ok();
     Ok((
         ebpf,
         aya_btf,
@@ -204,6 +213,16 @@ pub(crate) fn load_object() -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'st
             tracepoint_format: tp_ok,
         },
     ))
+}
+
+/// Loading parses megabytes of kernel BTF that are freed right after; hand those pages back to
+/// the system so a long-running netmon's resident size is what it actually uses.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn first_line(e: &dyn std::error::Error) -> String {
@@ -306,7 +325,7 @@ fn attach_skb(
 
 impl KernelSource {
     pub fn load(opts: &KernelOptions) -> Result<KernelSource, KernelError> {
-        let (mut ebpf, aya_btf, mut pre) = load_object()?;
+        let (mut ebpf, aya_btf, mut pre) = load_object(opts.capture.is_some())?;
         let attached = attach_core(&mut ebpf, aya_btf.as_ref())?;
         // Preconditions borrow the BTF for the ladder only.
         let tracepoint_format = std::mem::replace(&mut pre.tracepoint_format, Ok(()));
@@ -332,6 +351,8 @@ impl KernelSource {
             Some(spec) => Some(capture::attach(&mut ebpf, spec)?),
             None => None,
         };
+        drop(aya_btf);
+        release_freed_memory();
         Ok(KernelSource {
             ebpf,
             capture,
