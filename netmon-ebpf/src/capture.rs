@@ -149,10 +149,10 @@ fn capture<F: Frame>(f: &F, ifindex: u32, dir: u8, hook: u8, cookie: u64) {
         return;
     };
     let rec = entry.as_mut_ptr();
-    let mut n = if len < cfg.snaplen { len } else { cfg.snaplen };
-    if n > MAX_SNAPLEN as u32 {
-        n = MAX_SNAPLEN as u32;
-    }
+    let want = if len < cfg.snaplen { len } else { cfg.snaplen };
+    // In [1, MAX_SNAPLEN] by construction, so the verifier sees a non-zero bounded size
+    // whatever the optimiser does to the comparisons (a 0 becomes 256 and the copy fails).
+    let mut n = (want.wrapping_sub(1) & (MAX_SNAPLEN as u32 - 1)) + 1;
     unsafe {
         (*rec).ts_ns = bpf_ktime_get_ns();
         (*rec).cookie = cookie;

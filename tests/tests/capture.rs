@@ -493,3 +493,128 @@ fn follow_shows_retransmissions_and_the_reset() {
     assert!(retrans >= 1, "{conn}");
     eprintln!("{conn}");
 }
+
+fn iface_flags(ns: &Netns, dev: &str) -> u32 {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "cat",
+            &format!("/sys/class/net/{dev}/flags"),
+        ])
+        .output()
+        .unwrap();
+    u32::from_str_radix(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap()
+}
+
+/// The number right before `what` in netmon's end-of-capture summary.
+fn summary_count(summary: &str, what: &str) -> u64 {
+    let before = summary
+        .split(what)
+        .next()
+        .filter(|b| b.len() < summary.len())
+        .unwrap_or_else(|| panic!("no '{what}' in {summary}"));
+    before
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before '{what}' in {summary}"))
+}
+
+/// XDP (native mode: veth has it) for received packets, 1-in-4 sampling counted, promiscuous mode
+/// on while capturing and restored after.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn xdp_sampling_and_promiscuous_mode() {
+    assert!(privileged(), "{ROOT}");
+    if !require_tools(&["python3"]) {
+        return;
+    }
+    const IFF_PROMISC: u32 = 0x100;
+    let (a, b) = veth_pair("xdp");
+    assert_eq!(iface_flags(&b, "vB") & IFF_PROMISC, 0);
+    let (nm, out, err) = netmon_in(
+        &b,
+        &[
+            "capture",
+            "-i",
+            "vB",
+            "--xdp",
+            "--promisc",
+            "--sample",
+            "4",
+            "--json",
+        ],
+    );
+    assert!(
+        iface_flags(&b, "vB") & IFF_PROMISC != 0,
+        "promiscuous while capturing"
+    );
+    let link = Command::new("ip")
+        .args(["-n", &b.name, "link", "show", "vB"])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(link.contains("prog/xdp"), "an XDP program on vB: {link}");
+    let (mut srv, _) = server(&b, false);
+    client(&a, 200_000);
+    let _ = srv.0.wait();
+    let mut lines = Vec::new();
+    while let Some(l) = out.next(Duration::from_secs(2)) {
+        lines.push(serde_json::from_str::<Value>(&l).unwrap());
+    }
+    let summary = stop(nm, &err);
+    assert_eq!(
+        iface_flags(&b, "vB") & IFF_PROMISC,
+        0,
+        "promiscuous mode restored"
+    );
+    let link = Command::new("ip")
+        .args(["-n", &b.name, "link", "show", "vB"])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(!link.contains("prog/xdp"), "XDP detached: {link}");
+    let shown = lines.len() as u64;
+    let captured: u64 = summary
+        .split("shown of ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let sampled_out = summary_count(&summary, "sampled out");
+    // Every 4th packet per CPU is copied: 3 of 4 are counted as sampled out (within a few per
+    // CPU where the per-CPU sequences start).
+    let total = captured + sampled_out;
+    assert!(total > 200, "{summary}");
+    let share = captured as f64 / total as f64;
+    assert!(
+        (0.2..0.3).contains(&share),
+        "kept {captured} of {total}: {summary}"
+    );
+    assert!(shown > 0);
+    // Received packets came through XDP, sent ones through TC.
+    let hooks: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["direction"].as_str().unwrap(),
+                l["ifname"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(hooks.iter().any(|(d, _)| *d == "ingress"), "{hooks:?}");
+    assert!(err_said(&summary, "vB in:"), "{summary}");
+}
+
+fn err_said(summary: &str, what: &str) -> bool {
+    summary.lines().any(|l| l.contains(what))
+}
