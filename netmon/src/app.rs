@@ -422,11 +422,24 @@ impl Output {
     }
 
     fn emit(&mut self, agg: &mut Aggregator, backend: &str, last: bool) -> Result<()> {
+        let r = self.emit_snapshot(agg, backend, last);
+        // Each interval builds and frees megabytes (rows, text) when thousands of processes
+        // are tracked: give the freed pages back so the resident size tracks the live state.
+        crate::source::kernel::release_freed_memory();
+        r
+    }
+
+    fn emit_snapshot(&mut self, agg: &mut Aggregator, backend: &str, last: bool) -> Result<()> {
         let mut snap: Snapshot = agg.snapshot();
         snap.backend = backend.to_string();
         snap.r#final = last;
         if let Some((tx, metrics)) = &mut self.publish {
-            tx.send_replace(publishable(metrics, snap.clone()));
+            // Serving only: the snapshot goes to the endpoint without a copy.
+            if self.quiet {
+                drop(tx.send_replace(publishable(metrics, snap)));
+                return Ok(());
+            }
+            drop(tx.send_replace(publishable(metrics, snap.clone())));
         }
         if self.quiet {
             return Ok(());

@@ -82,48 +82,38 @@ struct Socket {
     initiated: bool,
 }
 
-/// A socket's TCP counters, each turned monotonic like the byte counters.
+/// A socket's TCP counters: the kernel's cumulative values, plus what earlier incarnations of
+/// the map entry had counted when it was recreated (a value going down means a fresh entry).
+/// Boxed and absent until the first stats arrive: most sockets never have any.
 #[derive(Debug, Default, Clone)]
 struct TcpCounters {
-    retransmits: Counter,
-    resets_sent: Counter,
-    resets_received: Counter,
-    rtt_count: Counter,
-    rtt_sum_us: Counter,
-    rtt_buckets: Vec<Counter>,
-    rto_timeouts: Counter,
-    rto_backoff_max: u64,
+    last: Option<Box<TcpCounts>>,
+    carried: Option<Box<TcpCounts>>,
 }
 
 impl TcpCounters {
     fn set(&mut self, c: &TcpCounts) {
-        self.retransmits.set(c.retransmits);
-        self.resets_sent.set(c.resets_sent);
-        self.resets_received.set(c.resets_received);
-        self.rtt_count.set(c.rtt_count);
-        self.rtt_sum_us.set(c.rtt_sum_us);
-        self.rto_timeouts.set(c.rto_timeouts);
-        self.rto_backoff_max = self.rto_backoff_max.max(c.rto_backoff_max);
-        if self.rtt_buckets.len() < c.rtt_buckets.len() {
-            self.rtt_buckets
-                .resize(c.rtt_buckets.len(), Counter::default());
+        if let Some(last) = &self.last
+            && (c.retransmits < last.retransmits
+                || c.rtt_count < last.rtt_count
+                || c.resets_sent < last.resets_sent
+                || c.resets_received < last.resets_received
+                || c.rto_timeouts < last.rto_timeouts)
+        {
+            self.carried.get_or_insert_default().add(last);
         }
-        for (b, &v) in self.rtt_buckets.iter_mut().zip(&c.rtt_buckets) {
-            b.set(v);
+        match &mut self.last {
+            Some(l) => (**l).clone_from(c),
+            None => self.last = Some(Box::new(c.clone())),
         }
     }
 
     fn totals(&self) -> TcpCounts {
-        TcpCounts {
-            retransmits: self.retransmits.total(),
-            resets_sent: self.resets_sent.total(),
-            resets_received: self.resets_received.total(),
-            rtt_count: self.rtt_count.total(),
-            rtt_sum_us: self.rtt_sum_us.total(),
-            rtt_buckets: self.rtt_buckets.iter().map(Counter::total).collect(),
-            rto_timeouts: self.rto_timeouts.total(),
-            rto_backoff_max: self.rto_backoff_max,
+        let mut t = self.carried.as_deref().cloned().unwrap_or_default();
+        if let Some(l) = &self.last {
+            t.add(l);
         }
+        t
     }
 }
 

@@ -217,7 +217,7 @@ pub(crate) fn load_object(
 
 /// Loading parses megabytes of kernel BTF that are freed right after; hand those pages back to
 /// the system so a long-running netmon's resident size is what it actually uses.
-fn release_freed_memory() {
+pub fn release_freed_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {

@@ -51,7 +51,9 @@ pub struct Reader {
     owned: HashSet<u64>,
     sent_payload: StdHashMap<(u64, u32), PayloadStats>,
     sent_wire: StdHashMap<u64, WireStats>,
-    sent_tcp: StdHashMap<u64, TcpStats>,
+    /// A hash of each socket's last TCP stats sent (the stats are 248 bytes; thousands of
+    /// sockets would otherwise be kept twice).
+    sent_tcp: StdHashMap<u64, u64>,
     sent_counters: Vec<u64>,
     /// Cookie → poll number after which its entries are deleted.
     released: StdHashMap<u64, u64>,
@@ -374,10 +376,11 @@ impl Reader {
         };
         for item in map.iter() {
             let Ok((cookie, v)) = item else { continue };
-            if self.sent_tcp.get(&cookie) == Some(&v) {
+            let digest = tcp_digest(&v);
+            if self.sent_tcp.get(&cookie) == Some(&digest) {
                 continue;
             }
-            self.sent_tcp.insert(cookie, v);
+            self.sent_tcp.insert(cookie, digest);
             out.push(Event::TcpStats {
                 cookie,
                 stats: TcpCounts {
@@ -581,6 +584,23 @@ fn drain(ring: &mut RingBuf<MapData>) -> Vec<KernelEvent> {
         }
     }
     out
+}
+
+fn tcp_digest(v: &TcpStats) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        v.retransmits,
+        v.resets_sent,
+        v.resets_received,
+        v.rtt_count,
+        v.rtt_sum_us,
+        v.rto_timeouts,
+        v.rto_backoff_max,
+    )
+        .hash(&mut h);
+    v.rtt_buckets.hash(&mut h);
+    h.finish()
 }
 
 /// Waits for the capture ring when there is one, forever otherwise.
