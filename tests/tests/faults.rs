@@ -129,7 +129,7 @@ fn until(lines: &Lines, timeout: Duration, what: &str, ok: impl Fn(&Value) -> bo
 fn loadgen_server(ns: &Ns, port: &str) -> Guard {
     let mut g = Guard(
         ns.exec(loadgen_bin().to_str().unwrap())
-            .args(["serve", port, "2"])
+            .args(["serve", port, "2", "1000"])
             .stdout(Stdio::piped())
             .spawn()
             .expect("starting loadgen serve"),

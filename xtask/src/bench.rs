@@ -400,6 +400,7 @@ fn conns(env: &Env, bins: &Binaries, sizes: &Sizes) -> Result<Truth> {
     let mut server = Proc(
         in_ns(&env.server_ns, loadgen)
             .args(["serve", "7299", "2"])
+            .arg(sizes.conn_bytes.to_string())
             .stdout(Stdio::piped())
             .spawn()
             .context("starting loadgen serve")?,

@@ -440,7 +440,8 @@ fn plot(rows: &[Row], path: &Path) -> Result<()> {
     let top = rows
         .iter()
         .filter_map(|r| r.throughput_ratio.map(|s| s.median))
-        .fold(1.2_f64, |a, b| a.max(b * 1.1));
+        .fold(1.0_f64, f64::max)
+        * 1.45; // headroom above the bars for the legend
     {
         let mut chart = ChartBuilder::on(&left)
             .caption("throughput × baseline (median)", ("sans-serif", 20))
@@ -478,7 +479,7 @@ fn plot(rows: &[Row], path: &Path) -> Result<()> {
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .draw()?;
     }
     {
