@@ -129,7 +129,7 @@ fn until(lines: &Lines, timeout: Duration, what: &str, ok: impl Fn(&Value) -> bo
 fn loadgen_server(ns: &Ns, port: &str) -> Guard {
     let mut g = Guard(
         ns.exec(loadgen_bin().to_str().unwrap())
-            .args(["serve", port, "2"])
+            .args(["serve", port, "2", "1000"])
             .stdout(Stdio::piped())
             .spawn()
             .expect("starting loadgen serve"),
@@ -219,13 +219,18 @@ fn a_stalled_consumer_reports_ring_buffer_loss_and_recovers() {
     let pid = netmon.0.id() as i32;
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     // Each connection makes several records (owner, endpoints, states, close); 4 MiB holds ~40k.
-    let burst = {
-        let r = loadgen_connect(&ns, "7301", 20_000, 2.0);
-        unsafe { libc::kill(pid, libc::SIGCONT) };
-        r
-    };
-    eprintln!("burst: {} connections while netmon was stopped", burst.1);
-    assert!(burst.1 >= 20_000, "burst too small: {}", burst.1);
+    // Slow machines (the qemu kernels of vm-test) make fewer connections per second: keep going
+    // until 20k have been made, within a bound.
+    let started = Instant::now();
+    let mut made = 0;
+    while made < 20_000 && started.elapsed() < Duration::from_secs(30) {
+        made += loadgen_connect(&ns, "7301", 20_000, 2.0).1;
+    }
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    eprintln!(
+        "burst: {made} connections in {:.1} s while netmon was stopped",
+        started.elapsed().as_secs_f64()
+    );
     let after = until(&lines, Duration::from_secs(20), "ring_buffer loss", |s| {
         lost(s, "ring_buffer") > lost_before
     });

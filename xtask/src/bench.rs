@@ -107,7 +107,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         }
     } else {
         Sizes {
-            secs: 5.0,
+            secs: 4.0,
             rate: args.rate,
             conn_bytes: 1000,
             idle: vec![10_000, 100_000],
@@ -133,6 +133,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     let _stats = BpfStats::enable();
     let tag = std::process::id().to_string();
     let mut samples = Vec::new();
+    let started = std::time::Instant::now();
     for round in 0..rounds {
         let envs: Vec<fn(&str) -> Result<Env>> = if args.quick {
             vec![Env::loopback]
@@ -153,15 +154,19 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
                 for &tool in &order {
                     check_stop()?;
                     eprint!(
-                        "bench: round {}/{rounds} {} {:<22} {:<9} ",
+                        "bench: {:>4}s round {}/{rounds} {} {:<22} {:<9} ",
+                        started.elapsed().as_secs(),
                         round + 1,
                         env.name,
                         w.label(),
                         tool.name()
                     );
-                    let s = measure(tool, w, &env, &bins, &sizes, &scratch.0, round).with_context(
-                        || format!("{} under {} on {}", w.label(), tool.name(), env.name),
-                    )?;
+                    let s = measure(tool, w, &env, &bins, &sizes, &scratch.0, round);
+                    // Ctrl-C reaches the workload's processes too; say what really happened.
+                    check_stop()?;
+                    let s = s.with_context(|| {
+                        format!("{} under {} on {}", w.label(), tool.name(), env.name)
+                    })?;
                     eprintln!("{}", s.brief());
                     samples.push(s);
                 }
@@ -395,6 +400,7 @@ fn conns(env: &Env, bins: &Binaries, sizes: &Sizes) -> Result<Truth> {
     let mut server = Proc(
         in_ns(&env.server_ns, loadgen)
             .args(["serve", "7299", "2"])
+            .arg(sizes.conn_bytes.to_string())
             .stdout(Stdio::piped())
             .spawn()
             .context("starting loadgen serve")?,

@@ -283,7 +283,8 @@ fn nethogs_report(text: &str, who: &Who) -> Report {
                 .is_some_and(|pid| who.pids.contains(&pid))
         })
         .map(|(_, v)| v)
-        .sum();
+        .sum::<f64>()
+        + 0.0; // an empty f64 sum is -0.0, which would print as "-0.0000"
     Report {
         attributed,
         unknown_share: Some(if total > 0.0 { unknown / total } else { 0.0 }),

@@ -2,7 +2,7 @@
 //! counts per client process, or many idle sockets held open.
 //!
 //! ```text
-//! loadgen serve PORT THREADS          accept loop; prints {"ready":PID,"port":P}; runs until killed
+//! loadgen serve PORT THREADS BYTES    accept loop; prints {"ready":PID,"port":P}; runs until killed
 //! loadgen connect ADDR:PORT RATE SECS BYTES PROCS
 //!                                     PROCS forked clients share RATE connections/s for SECS;
 //!                                     prints {"clients":[{"pid","sent","received","connections"}],..}
@@ -12,13 +12,14 @@
 //!                                     stdin closes
 //! ```
 //!
-//! Each connection: the client writes BYTES and shuts down its write side, the server reads to
-//! EOF and answers one byte, the client reads it and closes with SO_LINGER 0. The reset leaves no
-//! TIME_WAIT on either side, so 20k connections/s do not run out of ports. Every count is what
+//! Each connection: the client writes BYTES, the server reads that many and answers one byte,
+//! the client reads it and closes with SO_LINGER 0. Neither side sends a FIN (a FIN from either
+//! end puts the client into TIME_WAIT once the other closes), and the reset leaves no TIME_WAIT,
+//! so 20k connections/s do not run out of ports even where TIME_WAIT reuse is off (veth). Every count is what
 //! the syscalls returned. A watchdog ends the process after 180 s whatever happens.
 use std::{
     io::{BufRead, Read, Write},
-    net::{Shutdown, SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener, TcpStream},
     os::fd::AsRawFd,
     process::exit,
     time::{Duration, Instant},
@@ -26,7 +27,7 @@ use std::{
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen serve PORT THREADS | connect ADDR:PORT RATE SECS BYTES PROCS | idle SOCKETS"
+        "usage: loadgen serve PORT THREADS BYTES | connect ADDR:PORT RATE SECS BYTES PROCS | idle SOCKETS"
     );
     exit(2)
 }
@@ -41,7 +42,7 @@ fn main() {
     unsafe { libc::alarm(180) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("serve") => serve(arg(&args, 1), arg(&args, 2)),
+        Some("serve") => serve(arg(&args, 1), arg(&args, 2), arg(&args, 3)),
         Some("connect") => connect(
             arg(&args, 1),
             arg(&args, 2),
@@ -54,7 +55,7 @@ fn main() {
     }
 }
 
-fn serve(port: u16, threads: usize) {
+fn serve(port: u16, threads: usize, bytes: u64) {
     let listener = TcpListener::bind(("0.0.0.0", port)).unwrap_or_else(|e| {
         eprintln!("loadgen: binding port {port}: {e}");
         exit(1)
@@ -67,7 +68,7 @@ fn serve(port: u16, threads: usize) {
             let l = listener.try_clone().unwrap();
             std::thread::spawn(move || {
                 for s in l.incoming().map_while(Result::ok) {
-                    answer(s);
+                    answer(s, bytes);
                 }
             })
         })
@@ -77,13 +78,13 @@ fn serve(port: u16, threads: usize) {
     }
 }
 
-fn answer(mut s: TcpStream) {
+fn answer(mut s: TcpStream, bytes: u64) {
     let mut buf = [0u8; 64 * 1024];
-    loop {
+    let mut got = 0u64;
+    while got < bytes {
         match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(_) => return,
+            Ok(0) | Err(_) => return,
+            Ok(n) => got += n as u64,
         }
     }
     let _ = s.write_all(b"k");
@@ -113,7 +114,6 @@ fn one_connection(addr: SocketAddr, payload: &[u8], c: &mut Counts) {
         }
     }
     c.sent += sent as u64;
-    let _ = s.shutdown(Shutdown::Write);
     let mut ack = [0u8; 1];
     if let Ok(n) = s.read(&mut ack) {
         c.received += n as u64;
