@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netmon_tests::{Guard, Lines, netmon_bin, privileged, trafficgen_bin};
+use netmon_tests::{Guard, Lines, netmon_bin, privileged, require_tools, trafficgen_bin};
 use serde_json::Value;
 
 /// A network namespace named `nmfault-<pid>-<tag>` with lo up; deleted on drop unless the test
@@ -557,7 +557,7 @@ fn iperf_sent(mut g: Guard) -> u64 {
 #[test]
 #[ignore = "needs root: run under cargo xtask test"]
 fn a_reused_pid_is_a_new_process() {
-    if !privileged() {
+    if !privileged() || !require_tools(&["iperf3"]) {
         return;
     }
     let ns = Ns::new("reuse");
