@@ -107,7 +107,7 @@ fn render(r: &Report) -> String {
         r.cgroup2.as_deref().unwrap_or("not mounted")
     ));
     s.push_str(&format!(
-        "kprobe PMU    {}\n\ncore hooks (socket owners, wire bytes, lifecycle):\n",
+        "kprobe PMU    {}\n\ncore hooks (socket owners, wire bytes, lifecycle, TCP behaviour):\n",
         if r.kprobe_pmu { "present" } else { "missing" }
     ));
     for c in &r.core {
