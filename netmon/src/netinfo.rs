@@ -156,60 +156,67 @@ pub struct RouteInfo {
     pub default: bool,
 }
 
+impl RouteInfo {
+    /// `prefix` None: a non-contiguous IPv4 mask, shown as the mask itself.
+    fn new(
+        dest: IpAddr,
+        prefix: Option<u8>,
+        mask: &dyn std::fmt::Display,
+        gateway: IpAddr,
+        iface: String,
+        metric: u32,
+    ) -> RouteInfo {
+        let default = dest.is_unspecified() && prefix == Some(0);
+        RouteInfo {
+            family: if dest.is_ipv4() { 4 } else { 6 },
+            destination: match (default, prefix) {
+                (true, _) => "default".into(),
+                (false, Some(p)) => format!("{dest}/{p}"),
+                (false, None) => format!("{dest}/{mask}"),
+            },
+            gateway: if gateway.is_unspecified() {
+                String::new()
+            } else {
+                gateway.to_string()
+            },
+            iface,
+            metric,
+            default,
+        }
+    }
+}
+
 /// Routes from a proc net root (the host's, or a namespace's through /proc/PID).
 pub fn routes(root: &NetRoot) -> Vec<RouteInfo> {
     let dir = root.net_dir();
     let mut out = Vec::new();
     if let Ok(t) = std::fs::read_to_string(dir.join("route")) {
         for r in route::parse_v4(&t).rows {
-            if !r.flags.contains(route::RouteFlags::UP) {
-                continue;
+            if r.flags.contains(route::RouteFlags::UP) {
+                out.push(RouteInfo::new(
+                    r.destination.into(),
+                    r.prefix_len,
+                    &r.mask,
+                    r.gateway.into(),
+                    r.iface,
+                    r.metric,
+                ));
             }
-            let default = r.destination.is_unspecified() && r.prefix_len == Some(0);
-            out.push(RouteInfo {
-                family: 4,
-                destination: if default {
-                    "default".into()
-                } else {
-                    match r.prefix_len {
-                        Some(p) => format!("{}/{p}", r.destination),
-                        None => format!("{}/{}", r.destination, r.mask),
-                    }
-                },
-                gateway: if r.gateway.is_unspecified() {
-                    String::new()
-                } else {
-                    r.gateway.to_string()
-                },
-                iface: r.iface,
-                metric: r.metric,
-                default,
-            });
         }
     }
     if let Ok(t) = std::fs::read_to_string(dir.join("ipv6_route")) {
         for r in route::parse_v6(&t).rows {
             // The local table's host routes and the "lo" reject routes are noise here.
-            if !r.flags.contains(route::RouteFlags::UP) || r.iface == "lo" {
-                continue;
+            if r.flags.contains(route::RouteFlags::UP) && r.iface != "lo" {
+                out.push(RouteInfo::new(
+                    r.destination.into(),
+                    Some(r.destination_prefix_len),
+                    &r.destination_prefix_len,
+                    r.next_hop.into(),
+                    r.iface,
+                    r.metric,
+                ));
             }
-            let default = r.destination.is_unspecified() && r.destination_prefix_len == 0;
-            out.push(RouteInfo {
-                family: 6,
-                destination: if default {
-                    "default".into()
-                } else {
-                    format!("{}/{}", r.destination, r.destination_prefix_len)
-                },
-                gateway: if r.next_hop.is_unspecified() {
-                    String::new()
-                } else {
-                    r.next_hop.to_string()
-                },
-                iface: r.iface,
-                metric: r.metric,
-                default,
-            });
         }
     }
     out.sort_by(|a, b| {

@@ -84,65 +84,23 @@ fn capture_decodes_crafted_frames_and_attributes_tcp_on_a_veth_pair() {
         return;
     }
     let (a, b) = veth_pair("cap");
-    let mut netmon = Guard(
-        Command::new("ip")
-            .args(["netns", "exec", &b.name])
-            .arg(netmon_bin())
-            .args([
-                "capture",
-                "-i",
-                "vB",
-                "--json",
-                "--snaplen",
-                "256",
-                "--duration",
-                "30",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let (netmon, out, err) = netmon_in(
+        &b,
+        &[
+            "capture",
+            "-i",
+            "vB",
+            "--json",
+            "--snaplen",
+            "256",
+            "--duration",
+            "30",
+        ],
     );
-    let err = Lines::new(netmon.0.stderr.take().unwrap());
-    let started = err.next(Duration::from_secs(20)).unwrap_or_default();
-    assert!(
-        started.contains("capturing on vB"),
-        "netmon said: {started}"
-    );
-    let out = Lines::new(netmon.0.stdout.take().unwrap());
-
     // A TCP server on B (the capturing side) and a client on A.
-    let mut server = Guard(
-        Command::new("ip")
-            .args(["netns", "exec", &b.name, "python3", "-c"])
-            .arg(
-                "import os,socket\n\
-                 l=socket.socket(); l.bind(('10.77.0.2',7000)); l.listen()\n\
-                 print(os.getpid(), flush=True)\n\
-                 c,_=l.accept(); n=0\n\
-                 while True:\n d=c.recv(65536)\n if not d: break\n n+=len(d)\n\
-                 c.sendall(b'got %d' % n); c.close()\n",
-            )
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let server_out = Lines::new(server.0.stdout.take().unwrap());
-    let server_pid: u64 = server_out
-        .next(Duration::from_secs(10))
-        .and_then(|l| l.trim().parse().ok())
-        .expect("server pid");
-    let client = Command::new("ip")
-        .args(["netns", "exec", &a.name, "python3", "-c"])
-        .arg(
-            "import socket\n\
-             c=socket.create_connection(('10.77.0.2',7000)); c.sendall(b'x'*3000); c.shutdown(socket.SHUT_WR)\n\
-             print(c.recv(100).decode())\n",
-        )
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&client.stdout).trim(), "got 3000");
-    let _ = server.0.wait();
+    let (mut srv, server_pid) = server(&b, false);
+    client(&a, 3000);
+    let _ = srv.0.wait();
 
     let crafted = Command::new("ip")
         .args([
@@ -167,11 +125,7 @@ fn capture_decodes_crafted_frames_and_attributes_tcp_on_a_veth_pair() {
     while let Some(l) = out.next(Duration::from_secs(2)) {
         lines.push(serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}")));
     }
-    let _ = Command::new("kill")
-        .args(["-INT", &netmon.0.id().to_string()])
-        .status();
-    let summary = err.rest(Duration::from_secs(10)).join("\n");
-    let _ = netmon.0.wait();
+    let summary = stop(netmon, &err);
     assert!(summary.contains("packets shown"), "{summary}");
 
     for l in &lines {
