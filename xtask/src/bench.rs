@@ -227,18 +227,7 @@ impl Drop for TempDir {
 /// Builds netmon and loadgen, and installs the peers (full run only) once, saying so.
 fn prepare(root: &Path, quick: bool) -> Result<Binaries> {
     crate::build_ebpf(root)?;
-    let status = crate::cargo()
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "netmon",
-            "-p",
-            "netmon-tests",
-            "--bins",
-        ])
-        .status()?;
+    let status = crate::release_bins_command(root).status()?;
     crate::check(status, "building netmon and loadgen")?;
     let mut apt = Vec::new();
     if which("iperf3").is_none() {

@@ -186,6 +186,22 @@ fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// `cargo build --release` of netmon and the test binaries (trafficgen, loadgen), which the
+/// root tests, vm-test and bench all run.
+pub(crate) fn release_bins_command(root: &Path) -> Command {
+    let mut c = cargo();
+    c.current_dir(root).args([
+        "build",
+        "--release",
+        "-p",
+        "netmon",
+        "-p",
+        "netmon-tests",
+        "--bins",
+    ]);
+    c
+}
+
 fn build(root: &Path) -> Result<()> {
     build_ebpf(root)?;
     let status = cargo()
@@ -250,18 +266,7 @@ fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Re
     if !privileged {
         return Ok(());
     }
-    let status = cargo()
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "netmon",
-            "-p",
-            "netmon-tests",
-            "--bins",
-        ])
-        .status()?;
+    let status = release_bins_command(root).status()?;
     check(status, "building netmon for the root tests")?;
     let netmon = root.join("target/release/netmon");
     let bindir = root.join("target/release");

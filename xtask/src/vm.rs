@@ -278,17 +278,7 @@ fn install_host_packages() -> Result<()> {
 /// Builds the eBPF object, netmon and the root test binaries; returns what goes into the share.
 fn build(root: &Path, test_args: &[String]) -> Result<share::Payload> {
     super::build_ebpf(root)?;
-    let out = super::cargo()
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "netmon",
-            "-p",
-            "netmon-tests",
-            "--bins",
-        ])
+    let out = super::release_bins_command(root)
         .args(["--message-format=json-render-diagnostics"])
         .stderr(std::process::Stdio::inherit())
         .output()
