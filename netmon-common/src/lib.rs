@@ -133,6 +133,9 @@ pub struct SockOwner {
     /// a child under its parent even when the fork event was lost.
     pub ppid: u32,
     pub _pad2: u32,
+    /// The owner's cgroup v2 id (the cgroup directory's inode): names the systemd unit or
+    /// container even when the process is gone before /proc is read.
+    pub cgroup_id: u64,
 }
 
 /// Key of the PAYLOAD map: one socket as used by one process.
@@ -321,6 +324,8 @@ pub struct KernelEvent {
     /// Parent tgid of the current task, filled for SOCK_OWNER (process context only).
     pub ppid: u32,
     pub _pad: u32,
+    /// cgroup v2 id of the current task, filled for SOCK_OWNER.
+    pub cgroup_id: u64,
 }
 
 #[cfg(feature = "user")]
@@ -347,11 +352,11 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<SockTuple>(), 40);
-        assert_eq!(size_of::<SockOwner>(), 48);
+        assert_eq!(size_of::<SockOwner>(), 56);
         assert_eq!(size_of::<PidSockKey>(), 16);
         assert_eq!(size_of::<PayloadStats>(), 32);
         assert_eq!(size_of::<WireStats>(), 32);
-        assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8 + 8);
+        assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8 + 8 + 8);
         assert_eq!(size_of::<TcpStats>(), 8 * (7 + RTT_BUCKETS));
         assert_eq!(size_of::<KernelFilter>(), 24);
         assert_eq!(size_of::<CaptureConfig>(), 24 + 24);

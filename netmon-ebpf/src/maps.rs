@@ -3,8 +3,8 @@
 //! full map is counted instead.
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
@@ -74,6 +74,7 @@ pub fn current_event(kind: u32, cookie: u64) -> KernelEvent {
         cookie,
         ts_ns: unsafe { bpf_ktime_get_ns() },
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         ..KernelEvent::default()
     }
 }
@@ -122,6 +123,7 @@ pub fn record_owner(cookie: u64, origin: u8, netns: u64) {
         comm: ev.comm,
         ppid: ev.ppid,
         _pad2: 0,
+        cgroup_id: ev.cgroup_id,
     };
     match OWNERS.insert(cookie, owner, BPF_NOEXIST) {
         Ok(()) => {

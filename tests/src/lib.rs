@@ -239,6 +239,19 @@ pub fn scenario_with(
     program: &[&str],
     extra_netmon: &[&str],
 ) -> Outcome {
+    scenario_in(tag, setup, "", program, extra_netmon)
+}
+
+/// Like [`scenario_with`], with the traffic program started through `sh -c '<prefix> exec ip
+/// netns exec NS program...'` so the prefix runs in the host's namespaces first (e.g. moving
+/// itself into a cgroup: `echo $$ > /sys/fs/cgroup/x/cgroup.procs &&`).
+pub fn scenario_in(
+    tag: &str,
+    setup: &[&[&str]],
+    host_prefix: &str,
+    program: &[&str],
+    extra_netmon: &[&str],
+) -> Outcome {
     let ns = Netns::new(tag);
     for cmd in setup {
         let ok = Command::new("ip")
@@ -248,11 +261,20 @@ pub fn scenario_with(
             .is_ok_and(|s| s.success());
         assert!(ok, "setup command {cmd:?} failed in {}", ns.name);
     }
+    let mut cmd = if host_prefix.is_empty() {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns.name]).args(program);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!("{host_prefix} exec ip netns exec \"$0\" \"$@\""))
+            .arg(&ns.name)
+            .args(program);
+        c
+    };
     let mut traffic = Guard(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .args(program)
-            .stdin(Stdio::piped())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("starting the traffic program"),

@@ -3,6 +3,7 @@
 //! [`crate::event::Event`]s (see `reader`).
 pub mod btf;
 pub mod capture;
+mod cgroups;
 pub mod ladder;
 mod reader;
 pub mod system;

@@ -47,6 +47,7 @@ pub struct Reader {
     started: Instant,
     procfs: ProcfsSource,
     known_pids: HashSet<u32>,
+    cgroups: super::cgroups::CgroupPaths,
     /// Cookies a process owns: a raw socket among them is a user's, not the kernel's.
     owned: HashSet<u64>,
     sent_payload: StdHashMap<(u64, u32), PayloadStats>,
@@ -117,6 +118,7 @@ impl Reader {
             started: Instant::now(),
             procfs: ProcfsSource::default(),
             known_pids: HashSet::new(),
+            cgroups: super::cgroups::CgroupPaths::new(super::system::cgroup2_root()),
             owned: HashSet::new(),
             sent_payload: StdHashMap::new(),
             sent_wire: StdHashMap::new(),
@@ -234,17 +236,44 @@ impl Reader {
         if !self.known_pids.insert(pid) {
             return;
         }
-        out.push(self.procfs.process_event(pid).unwrap_or(Event::Process {
-            pid,
-            ppid: 0,
-            comm: comm(&r.comm),
-            cmdline: String::new(),
-            uid: r.uid,
-            exe: String::new(),
-            cgroup: String::new(),
-            netns: 0,
-            start_time: 0,
-        }));
+        let ev = match self.procfs.process_event(pid) {
+            // Exiting while /proc was read: the cgroup file may already be gone.
+            Some(Event::Process {
+                pid,
+                ppid,
+                comm,
+                cmdline,
+                uid,
+                exe,
+                cgroup,
+                netns,
+                start_time,
+            }) if cgroup.is_empty() => Event::Process {
+                pid,
+                ppid,
+                comm,
+                cmdline,
+                uid,
+                exe,
+                cgroup: self.cgroups.path(r.cgroup_id).unwrap_or_default(),
+                netns,
+                start_time,
+            },
+            Some(ev) => ev,
+            // Gone already: what the kernel recorded, the cgroup named by its id.
+            None => Event::Process {
+                pid,
+                ppid: r.ppid,
+                comm: comm(&r.comm),
+                cmdline: String::new(),
+                uid: r.uid,
+                exe: String::new(),
+                cgroup: self.cgroups.path(r.cgroup_id).unwrap_or_default(),
+                netns: 0,
+                start_time: 0,
+            },
+        };
+        out.push(ev);
     }
 
     fn poll_maps(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
@@ -350,6 +379,8 @@ impl Reader {
                 tgid: o.tgid,
                 uid: o.uid,
                 comm: o.comm,
+                ppid: o.ppid,
+                cgroup_id: o.cgroup_id,
                 ..KernelEvent::default()
             };
             self.learn_pid(o.tgid, &ev, out);
