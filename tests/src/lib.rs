@@ -239,16 +239,15 @@ pub fn scenario_with(
     program: &[&str],
     extra_netmon: &[&str],
 ) -> Outcome {
-    scenario_in(tag, setup, "", program, extra_netmon)
+    scenario_in(tag, setup, None, program, extra_netmon)
 }
 
-/// Like [`scenario_with`], with the traffic program started through `sh -c '<prefix> exec ip
-/// netns exec NS program...'` so the prefix runs in the host's namespaces first (e.g. moving
-/// itself into a cgroup: `echo $$ > /sys/fs/cgroup/x/cgroup.procs &&`).
+/// Like [`scenario_with`], with the traffic program moved into the cgroup v2 directory
+/// `cgroup` (when given) before it is told to start: its children are born there.
 pub fn scenario_in(
     tag: &str,
     setup: &[&[&str]],
-    host_prefix: &str,
+    cgroup: Option<&std::path::Path>,
     program: &[&str],
     extra_netmon: &[&str],
 ) -> Outcome {
@@ -261,24 +260,19 @@ pub fn scenario_in(
             .is_ok_and(|s| s.success());
         assert!(ok, "setup command {cmd:?} failed in {}", ns.name);
     }
-    let mut cmd = if host_prefix.is_empty() {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns.name]).args(program);
-        c
-    } else {
-        let mut c = Command::new("sh");
-        c.arg("-c")
-            .arg(format!("{host_prefix} exec ip netns exec \"$0\" \"$@\""))
-            .arg(&ns.name)
-            .args(program);
-        c
-    };
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name]).args(program);
     let mut traffic = Guard(
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("starting the traffic program"),
     );
+    if let Some(dir) = cgroup {
+        // `ip netns exec` execs the program: same pid.
+        std::fs::write(dir.join("cgroup.procs"), traffic.0.id().to_string())
+            .expect("moving the traffic program into its cgroup");
+    }
     let gen_out = Lines::new(traffic.0.stdout.take().unwrap());
     let ready: Value = serde_json::from_str(
         &gen_out

@@ -43,7 +43,7 @@ fn short_lived_processes_get_their_cgroups_unit() {
     let o = scenario_in(
         "ident",
         &[],
-        &format!("echo $$ > {}/cgroup.procs &&", cg.0.display()),
+        Some(&cg.0),
         &[
             netmon_tests::trafficgen_bin().to_str().unwrap(),
             "children",
