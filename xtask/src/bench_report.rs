@@ -492,7 +492,7 @@ fn plot(rows: &[Row], path: &Path) -> Result<()> {
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.5..n - 0.5, (0.001..max * 2.0).log_scale())?;
+            .build_cartesian_2d(-0.5..n - 0.5, (0.0001..max * 2.0).log_scale())?;
         chart
             .configure_mesh()
             .x_labels(groups.len().max(1) * 4)
@@ -507,7 +507,7 @@ fn plot(rows: &[Row], path: &Path) -> Result<()> {
                     let s = find(rows, e, w, *tool)?.cpu_per_gb?;
                     let (a, b) = bar(i, t);
                     Some(Rectangle::new(
-                        [(a, 0.001), (b, s.median.max(0.001))],
+                        [(a, 0.0001), (b, s.median.max(0.0001))],
                         colors[t].filled(),
                     ))
                 })
