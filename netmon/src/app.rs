@@ -120,6 +120,13 @@ fn init_logging(verbose: u8) {
 /// `serving`: no table on stdout, keep serving after a replay ends (until --duration/Ctrl-C).
 fn run(args: RunArgs, serving: bool) -> Result<ExitCode> {
     if args.replay.is_none() {
+        if !args.procfs_root.is_dir() {
+            return Err(AppError::new(
+                Exit::Usage,
+                format!("no proc filesystem at {}", args.procfs_root.display()),
+            )
+            .into());
+        }
         for &pid in &args.pids {
             if procfs::liveness(&args.procfs_root, pid) == Liveness::Gone {
                 return Err(AppError::new(

@@ -164,18 +164,19 @@ pub struct RunArgs {
     /// Also serve /metrics, /healthz and /api/v1/processes on ADDR (`serve`: 127.0.0.1:9742).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
-    /// Processes with their own metric series; the rest are summed under comm="other".
+    /// Processes with their own metric series; the rest are summed under comm="other"
+    /// (0: everything in "other").
     #[arg(long, default_value = "50", value_name = "N")]
     pub metrics_top_k: usize,
     /// Add a `pid` label to per-process metrics (more series).
     #[arg(long)]
     pub metrics_pid_label: bool,
     /// Only processes with this name (comm, repeatable).
-    #[arg(long = "comm", value_name = "NAME")]
+    #[arg(long = "comm", value_name = "NAME", value_parser = non_empty)]
     pub comms: Vec<String>,
     /// Only processes in this cgroup: a path prefix (/system.slice), a unit (nginx.service) or
     /// a container id (repeatable).
-    #[arg(long = "cgroup", value_name = "PATTERN")]
+    #[arg(long = "cgroup", value_name = "PATTERN", value_parser = non_empty)]
     pub cgroups: Vec<String>,
     /// Count connections to these address ranges per process: NAME=CIDR[,CIDR...] (repeatable),
     /// e.g. intranet=10.0.0.0/8,192.168.0.0/16.
@@ -236,6 +237,14 @@ pub fn parse_duration_secs(s: &str) -> Result<Duration, String> {
         return Err("must be between 0 and 31536000 seconds".into());
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A name or pattern that must say something: an empty one would select nothing, silently.
+pub fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(s.to_string())
 }
 
 /// `NAME=CIDR[,CIDR...]`; a bare address counts as a single-host range.
