@@ -34,7 +34,10 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(format!("nmbad-{}", std::process::id()));
+        // One directory per test: tests run in parallel threads of one process.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("nmbad-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
@@ -193,6 +196,77 @@ fn doctor_cases() -> Vec<Case> {
     ]
 }
 
+/// The packet path's commands: every case fails before anything is attached.
+fn capture_cases(s: &Scratch) -> Vec<Case> {
+    let empty = s.file("empty-filter.json", b"{\"TCP\": }");
+    let bad_line = s.file("filters.txt", b"# comment\ntcp\nudp.dport ==\n");
+    let mut v = vec![
+        case(
+            &["capture", "-i", "nosuch0"],
+            2,
+            "no interface named \"nosuch0\"",
+        ),
+        case(&["capture", "--snaplen", "0"], 2, "0 is not in 1..=256"),
+        case(&["capture", "--snaplen", "257"], 2, "257 is not in 1..=256"),
+        case(&["capture", "--snaplen", "x"], 2, "'--snaplen <SNAPLEN>'"),
+        case(&["capture", "--sample", "0"], 2, "0 is not in 1..=1000000"),
+        case(
+            &["capture", "--sample", "-3"],
+            2,
+            "unexpected argument '-3'",
+        ),
+        case(
+            &["capture", "--rate-limit", "lots"],
+            2,
+            "'--rate-limit <PPS>'",
+        ),
+        case(&["capture", "--count", "0"], 2, "'--count <N>'"),
+        case(&["capture", "--duration", "-1"], 2, "between 0 and"),
+        case(&["capture", "--pid", "0"], 2, "idle task"),
+        case(
+            &["capture", "-f", "tcp.dport =="],
+            2,
+            "--filter #1: column 13: expected a value after '=='",
+        ),
+        case(
+            &["capture", "-f", "nosuchfield == 1"],
+            2,
+            "unknown field 'nosuchfield'",
+        ),
+        case(&["capture", "-f", "tcp and (udp"], 2, "--filter #1: column"),
+        case(&["capture", "-f", "{\"TCP\": 5}"], 2, "--filter #1"),
+        case(
+            &["capture", "--filter-file", "/nonexistent/f.json"],
+            2,
+            "reading --filter-file /nonexistent/f.json",
+        ),
+        case(
+            &["follow", "garbage"],
+            2,
+            "expected PORT, ADDR:PORT or ADDR:PORT-ADDR:PORT",
+        ),
+        case(
+            &["follow", "10.0.0.1:80-10.0.0.2"],
+            2,
+            "expected PORT, ADDR:PORT or ADDR:PORT-ADDR:PORT",
+        ),
+        case(&["follow"], 2, "<CONN>"),
+        case(&["interfaces", "extra"], 2, "unexpected argument 'extra'"),
+        case(&["routes", "--json=x"], 2, "'--json'"),
+    ];
+    v.push(Case {
+        args: vec!["capture".into(), "--filter-file".into(), empty],
+        code: 2,
+        says: "--filter-file",
+    });
+    v.push(Case {
+        args: vec!["capture".into(), "--filter-file".into(), bad_line],
+        code: 2,
+        says: "line 3: column",
+    });
+    v
+}
+
 /// Runs one case; returns the stderr line or a description of what went wrong.
 fn check(c: &Case) -> Result<String, String> {
     let out = Command::new(netmon_bin())
@@ -260,6 +334,12 @@ fn serve_flags() {
 #[test]
 fn doctor_and_top_level() {
     run_matrix(&doctor_cases());
+}
+
+#[test]
+fn capture_follow_interfaces_routes() {
+    let s = Scratch::new();
+    run_matrix(&capture_cases(&s));
 }
 
 #[test]

@@ -572,3 +572,26 @@ fn xdp_sampling_and_promiscuous_mode() {
 fn err_said(summary: &str, what: &str) -> bool {
     summary.lines().any(|l| l.contains(what))
 }
+
+/// The captured interface disappears mid-run: netmon goes on (its links went with the device),
+/// and ends on Ctrl-C with its summary, exit 0, no panic.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn the_captured_interface_disappears() {
+    assert!(privileged(), "{ROOT}");
+    let (_a, b) = veth_pair("gone");
+    let (mut nm, _out, err) = netmon_in(&b, &["capture", "-i", "vB", "--quiet"]);
+    ip(&["-n", &b.name, "link", "del", "vB"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        nm.0.try_wait().unwrap().is_none(),
+        "netmon stopped when vB went away"
+    );
+    let id = nm.0.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &id]).status();
+    let summary = err.rest(Duration::from_secs(10)).join("\n");
+    let status = nm.0.wait().unwrap();
+    assert!(!summary.contains("panicked"), "{summary}");
+    assert_eq!(status.code(), Some(0), "{summary}");
+    assert!(summary.contains("packets shown"), "{summary}");
+}
