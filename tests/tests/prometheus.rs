@@ -534,7 +534,9 @@ fn ten_thousand_short_lived_processes_stay_within_top_k() {
     const COUNT: u64 = 10_000;
     const BYTES: u64 = 1_000;
     const TOP_K: usize = 20;
-    const MAX_HWM_KB: u64 = 100 * 1024;
+    // 100 MB for the state of 10,000 processes, plus the 16 MiB event ring, whose pages count
+    // once user space has read them (it was 4 MiB when the bound was set).
+    const MAX_HWM_KB: u64 = 128 * 1024;
     let started = Instant::now();
     let mut traffic = Traffic::start("swarm", &["swarm", &COUNT.to_string(), &BYTES.to_string()]);
     let parent = traffic.pid.to_string();
