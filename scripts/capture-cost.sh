@@ -23,7 +23,9 @@ trap cleanup EXIT INT TERM
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 in_ns() { ip netns exec "$NS" "$@"; }
-in_ns iperf3 -s -B 127.0.0.1 -p 5301 >/dev/null 2>&1 &
+# Started through ip directly (not the in_ns function): $! must be iperf3 itself, or cleanup
+# would kill a subshell and leave the server running.
+ip netns exec "$NS" iperf3 -s -B 127.0.0.1 -p 5301 >/dev/null 2>&1 &
 pids+=($!)
 sleep 0.5
 
