@@ -170,7 +170,12 @@ impl Session {
             snap_len: p.data.len() as u32,
         };
         self.dns.ingest(&pkt, &meta);
-        let events = self.tcp.ingest(&pkt, &meta);
+        // Only `--tcp-events` (and `follow`, which sets it) read the analysis.
+        let events = if self.opts.tcp_events {
+            self.tcp.ingest(&pkt, &meta)
+        } else {
+            Vec::new()
+        };
         if !self.filters.matches(&pkt, &meta) {
             self.tally.filtered += 1;
             return Ok(());
