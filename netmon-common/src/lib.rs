@@ -29,6 +29,8 @@ pub mod maps {
     pub const CAPTURE_CONFIG: &str = "CAPTURE_CONFIG";
     /// `HashMap<u64 (ifindex << 1 | egress), IfaceStats>`: every packet the capture programs saw.
     pub const IFACE_STATS: &str = "IFACE_STATS";
+    /// `RingBuf` of [`crate::DnsRecord`]: DNS replies as the asking socket received them.
+    pub const DNS: &str = "DNS";
 }
 
 /// Indexes into the `COUNTERS` per-CPU array: things the kernel saw but could not record or
@@ -68,6 +70,8 @@ pub mod counter {
     /// A RELEASED insert failed (map full): that socket's entries are freed only if its
     /// SOCK_RELEASE event arrives.
     pub const RELEASED_FULL: u32 = 16;
+    /// A DNS reply was received but the DNS ring was full: its names are not learned.
+    pub const DNS_RING_FULL: u32 = 17;
     pub const COUNT: u32 = 24;
 }
 
@@ -225,6 +229,25 @@ pub fn rtt_bucket(us: u32) -> usize {
     } else {
         bits
     }
+}
+
+/// Bytes of a DNS reply (from its IP header) a [`DnsRecord`] carries: a power of two (the
+/// kernel masks the copy length with it), above the 1232-byte EDNS size resolvers now use.
+pub const DNS_SNAPLEN: usize = 2048;
+
+/// A DNS reply (UDP or TCP from port 53) as the receiving socket's cgroup_skb ingress saw it:
+/// the socket's owner is the process that asked.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DnsRecord {
+    pub cookie: u64,
+    /// Owner of `cookie` from the OWNERS map (0 when unknown).
+    pub tgid: u32,
+    /// Length of the packet from its IP header.
+    pub len: u32,
+    pub cap_len: u32,
+    pub _pad: u32,
+    pub data: [u8; DNS_SNAPLEN],
 }
 
 /// Largest header snapshot a capture record carries.

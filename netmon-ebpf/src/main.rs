@@ -6,6 +6,7 @@
 #![allow(internal_features)]
 
 mod capture;
+mod dns;
 mod lifecycle;
 mod maps;
 mod payload;

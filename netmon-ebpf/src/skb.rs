@@ -1,6 +1,7 @@
 //! cgroup_skb ingress/egress at the cgroup-v2 root: wire bytes (L3 length, headers included)
 //! and packets per socket cookie, and the socket's 5-tuple on its first packet.
-//! The pid is never taken here: these run in softirq context as often as not.
+//! The pid is never taken here: these run in softirq context as often as not. Received DNS
+//! replies are also handed to dns.rs from here.
 use aya_ebpf::{
     EbpfContext, helpers::generated::bpf_get_socket_cookie, macros::cgroup_skb,
     programs::SkBuffContext,
@@ -38,6 +39,9 @@ fn count(ctx: &SkBuffContext, tx: bool) {
     }
     if account_wire(cookie, tx, len, segs) {
         emit_tuple(ctx, cookie);
+    }
+    if !tx {
+        crate::dns::copy_reply(ctx, cookie);
     }
 }
 

@@ -9,13 +9,24 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
-use crate::dns::DnsData;
+use crate::dns::{DnsData, DnsMessage};
 use crate::meta::PacketMeta;
 use crate::packet::Packet;
 
+#[derive(Debug)]
 pub struct DnsNames {
     names: LruCache<(Option<u32>, IpAddr), String>,
     evicted: u64,
+}
+
+/// Entries kept by default: a name and its fallback take two, so about 8k addresses (under
+/// 2 MB with the key, the name and the LRU links).
+pub const DEFAULT_CAPACITY: usize = 16_384;
+
+impl Default for DnsNames {
+    fn default() -> Self {
+        DnsNames::new(DEFAULT_CAPACITY)
+    }
 }
 
 impl DnsNames {
@@ -28,25 +39,26 @@ impl DnsNames {
 
     /// Learns from a packet if it is a successful DNS reply; returns how many addresses it named.
     pub fn ingest(&mut self, pkt: &Packet, meta: &PacketMeta) -> usize {
-        let Some(msg) = &pkt.dns else { return 0 };
-        if !msg.response || msg.rcode != 0 {
-            return 0;
+        match pkt.dns.as_ref().and_then(answered) {
+            Some((name, addrs)) => self.learn(meta.pid, name, &addrs),
+            None => 0,
         }
-        let Some(asked) = msg.questions.first() else {
-            return 0;
-        };
-        let mut n = 0;
-        for a in &msg.answers {
-            if let DnsData::Addr(ip) = a.data {
-                let key = (meta.pid, ip);
+    }
+
+    /// Records that `pid` (None: a process not known) resolved `name` to `addrs`. Every name is
+    /// also kept under no process, the fallback for processes that resolve through another
+    /// (systemd-resolved over D-Bus, a caching daemon): a process's own answer still wins.
+    pub fn learn(&mut self, pid: Option<u32>, name: &str, addrs: &[IpAddr]) -> usize {
+        for &ip in addrs {
+            let keys = [Some((pid, ip)), pid.is_some().then_some((None, ip))];
+            for key in keys.into_iter().flatten() {
                 if !self.names.contains(&key) && self.names.len() == self.names.cap().get() {
                     self.evicted += 1;
                 }
-                self.names.push(key, asked.name.clone());
-                n += 1;
+                self.names.push(key, name.to_string());
             }
         }
-        n
+        addrs.len()
     }
 
     /// The name `pid` resolved to `addr`; falls back to a reply no process was known for.
@@ -68,6 +80,7 @@ impl DnsNames {
         self.lookup(meta.pid, remote)
     }
 
+    /// Entries held (a name learned by a known process counts twice: its own and the fallback).
     pub fn len(&self) -> usize {
         self.names.len()
     }
@@ -79,4 +92,22 @@ impl DnsNames {
     pub fn evicted(&self) -> u64 {
         self.evicted
     }
+}
+
+/// The question's name and the addresses of a successful reply; None for queries, errors and
+/// replies without addresses.
+pub fn answered(msg: &DnsMessage) -> Option<(&str, Vec<IpAddr>)> {
+    if !msg.response || msg.rcode != 0 {
+        return None;
+    }
+    let asked = msg.questions.first()?;
+    let addrs: Vec<IpAddr> = msg
+        .answers
+        .iter()
+        .filter_map(|a| match a.data {
+            DnsData::Addr(ip) => Some(ip),
+            _ => None,
+        })
+        .collect();
+    (!addrs.is_empty()).then_some((asked.name.as_str(), addrs))
 }

@@ -51,8 +51,17 @@ fn each_process_sees_the_name_it_asked_for() {
         names.lookup(Some(2), ip("93.184.216.34")),
         Some("example.org")
     );
-    assert_eq!(names.lookup(Some(2), ip("93.184.216.35")), None);
-    assert_eq!(names.lookup(Some(3), ip("93.184.216.34")), None);
+    // An address a process did not resolve itself gets the latest name any process got for
+    // it (a process that resolves through systemd-resolved or nscd never sees a reply).
+    assert_eq!(
+        names.lookup(Some(2), ip("93.184.216.35")),
+        Some("example.com")
+    );
+    assert_eq!(
+        names.lookup(Some(3), ip("93.184.216.34")),
+        Some("example.org")
+    );
+    assert_eq!(names.lookup(Some(3), ip("93.184.216.36")), None);
 
     let r3 = decode(
         &fixtures::dns_udp_reply("unowned.test", &[[192, 0, 2, 1]]),
@@ -84,7 +93,8 @@ fn queries_and_errors_teach_nothing() {
 
 #[test]
 fn bounded_with_evictions_counted() {
-    let mut names = DnsNames::new(3);
+    // Each reply of a known process takes two entries: its own and the fallback.
+    let mut names = DnsNames::new(6);
     for i in 0..5u8 {
         let p = decode(
             &fixtures::dns_udp_reply(&format!("h{i}.test"), &[[10, 9, 9, i]]),
@@ -92,9 +102,11 @@ fn bounded_with_evictions_counted() {
         );
         names.ingest(&p, &meta(Some(1)));
     }
-    assert_eq!(names.len(), 3);
-    assert_eq!(names.evicted(), 2);
+    assert_eq!(names.len(), 6);
+    assert_eq!(names.evicted(), 4);
     assert_eq!(names.lookup(Some(1), ip("10.9.9.0")), None);
+    assert_eq!(names.lookup(Some(1), ip("10.9.9.1")), None);
+    assert_eq!(names.lookup(Some(1), ip("10.9.9.2")), Some("h2.test"));
     assert_eq!(names.lookup(Some(1), ip("10.9.9.4")), Some("h4.test"));
 }
 
@@ -121,7 +133,19 @@ fn remote_name_of_later_packets_of_the_same_process() {
     m.pid = Some(6);
     assert_eq!(
         names.remote_name(&syn, &m),
-        None,
-        "another process did not ask"
+        Some("example.com"),
+        "another process that did not ask gets the fallback"
+    );
+    let other = decode(
+        &fixtures::dns_udp_reply("mine.test", &[[10, 0, 0, 2]]),
+        LinkType::Ethernet,
+    );
+    names.ingest(&other, &meta(Some(6)));
+    assert_eq!(names.remote_name(&syn, &m), Some("mine.test"));
+    m.pid = Some(5);
+    assert_eq!(
+        names.remote_name(&syn, &m),
+        Some("example.com"),
+        "its own answer wins over a later one of another process"
     );
 }

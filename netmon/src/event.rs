@@ -173,6 +173,8 @@ pub enum LossSource {
     CaptureRing,
     /// The released-sockets map was full (their entries are freed only if the event arrived).
     ReleasedMap,
+    /// The DNS-reply ring buffer was full: those replies' names were not learned.
+    DnsRing,
     /// The source → aggregator channel was full.
     Channel,
 }
@@ -187,6 +189,7 @@ impl LossSource {
             LossSource::TcpStatsMap => "tcp_stats_map",
             LossSource::CaptureRing => "capture_ring",
             LossSource::ReleasedMap => "released_map",
+            LossSource::DnsRing => "dns_ring",
             LossSource::Channel => "channel",
         }
     }
@@ -289,6 +292,12 @@ pub enum Event {
     Packet(PacketRecord),
     /// Capture programs' cumulative counters: what they skipped, and per-interface totals.
     CaptureStats(CaptureStats),
+    /// A DNS reply received by a socket of `pid` (0: owner unknown): `name` resolves to `addrs`.
+    DnsAnswer {
+        pid: Pid,
+        name: String,
+        addrs: Vec<std::net::IpAddr>,
+    },
     /// Cumulative RSTs the kernel sent for segments that matched no socket.
     ResetsWithoutSocket {
         count: u64,

@@ -41,9 +41,14 @@ pub fn netmon_bin() -> PathBuf {
 }
 
 pub fn trafficgen_bin() -> PathBuf {
+    test_bin("trafficgen")
+}
+
+/// One of this package's binaries (trafficgen, dnsprobe...), wherever the run put them.
+pub fn test_bin(name: &str) -> PathBuf {
     std::env::var_os("NETMON_TEST_BIN_DIR")
-        .map(|d| PathBuf::from(d).join("trafficgen"))
-        .unwrap_or_else(|| target_dir_bin("trafficgen"))
+        .map(|d| PathBuf::from(d).join(name))
+        .unwrap_or_else(|| target_dir_bin(name))
 }
 
 /// Whether every tool a test needs is on PATH. On a real machine scripts/setup.sh installs them,

@@ -13,7 +13,8 @@ use log::debug;
 
 use self::counter::Counter;
 pub use self::snapshot::{
-    ConnectionRow, ConnectionsOpened, LostRow, ProcessRow, Snapshot, Totals, UnattributedRow,
+    ConnectionRow, ConnectionsOpened, DnsStats, LostRow, ProcessRow, Snapshot, Totals,
+    UnattributedRow,
 };
 use crate::event::{
     Cookie, Event, LossSource, Origin, Pid, Proto, TcpCounts, TcpState, UnattributedReason,
@@ -206,6 +207,8 @@ pub struct Aggregator {
     unattributed: BTreeMap<UnattributedReason, (u64, u64)>,
     lost: BTreeMap<LossSource, u64>,
     resets_without_socket: u64,
+    /// Names from DNS replies, per process that asked (bounded).
+    dns: netmon_packet::dns_names::DnsNames,
     networks: Vec<WatchedNetwork>,
     /// Bytes of forgotten processes, so the all-process totals stay monotonic.
     forgotten: Retired,
@@ -375,6 +378,9 @@ impl Aggregator {
             }
             Event::TcpStats { cookie, stats } => self.socket(cookie).tcp.set(&stats),
             Event::ResetsWithoutSocket { count } => self.resets_without_socket = count,
+            Event::DnsAnswer { pid, name, addrs } => {
+                self.dns.learn((pid != 0).then_some(pid), &name, &addrs);
+            }
             // Packets are decoded and printed by `netmon capture`, not aggregated.
             Event::Packet(_) | Event::CaptureStats(_) => {}
             Event::ProcessForked { parent, child } => {
@@ -692,6 +698,11 @@ impl Aggregator {
         let mut processes: Vec<ProcessRow> = rows.into_values().collect();
         for p in &mut processes {
             p.sort_connections();
+            for c in &mut p.connections {
+                if let Some(ip) = c.remote_ip {
+                    c.remote_name = self.dns.lookup(Some(p.pid), ip).map(str::to_string);
+                }
+            }
         }
         processes.sort_by(|a, b| {
             snapshot::busiest_first(
@@ -733,6 +744,10 @@ impl Aggregator {
                 .collect(),
             backend: String::new(),
             tcp_resets_without_socket: self.resets_without_socket,
+            dns: DnsStats {
+                names: self.dns.len(),
+                evicted: self.dns.evicted(),
+            },
         };
 
         for pl in self.payload.values_mut() {
@@ -894,6 +909,11 @@ fn connection_row(cookie: Cookie, s: Option<&Socket>, owner: bool, secs: f64) ->
         row.proto = s.proto.unwrap_or(Proto::Other);
         row.local = s.local.map(|a| a.to_string());
         row.remote = s.remote.map(|a| a.to_string());
+        // A dual-stack socket sees IPv4 peers as ::ffff:a.b.c.d; DNS answered with a.b.c.d.
+        row.remote_ip = s
+            .remote
+            .map(|a| a.ip().to_canonical())
+            .filter(|ip| !ip.is_unspecified());
         row.state = s.state.map(|st| st.as_str().to_string());
         row.closed = s.closed_at.is_some();
         row.closed_since = s.closed_at;

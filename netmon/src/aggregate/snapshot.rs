@@ -21,6 +21,16 @@ pub struct Snapshot {
     pub lost: Vec<LostRow>,
     /// RSTs the kernel sent for segments that matched no socket (closed ports, scans).
     pub tcp_resets_without_socket: u64,
+    pub dns: DnsStats,
+}
+
+/// The bounded table of names learned from DNS replies.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DnsStats {
+    /// Entries held.
+    pub names: usize,
+    /// Entries pushed out by newer ones since netmon started.
+    pub evicted: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -78,6 +88,11 @@ pub struct ConnectionRow {
     pub proto: Proto,
     pub local: Option<String>,
     pub remote: Option<String>,
+    /// The name the process asked DNS for and got the remote address back (see DnsNames).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_name: Option<String>,
+    #[serde(skip)]
+    pub remote_ip: Option<std::net::IpAddr>,
     pub state: Option<String>,
     pub tx_bytes: u64,
     pub rx_bytes: u64,
@@ -106,6 +121,8 @@ impl Default for ConnectionRow {
             proto: Proto::Other,
             local: None,
             remote: None,
+            remote_name: None,
+            remote_ip: None,
             state: None,
             tx_bytes: 0,
             rx_bytes: 0,

@@ -564,3 +564,80 @@ fn a_new_start_time_is_a_new_process() {
     got.sort();
     assert_eq!(got, [("new".to_string(), 7), ("old".to_string(), 5)]);
 }
+
+fn dns(pid: Pid, name: &str, addrs: &[&str]) -> Event {
+    Event::DnsAnswer {
+        pid,
+        name: name.to_string(),
+        addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+    }
+}
+
+fn remote_name(s: &Snapshot, pid: Pid, cookie: Cookie) -> Option<&str> {
+    process(s, pid)
+        .connections
+        .iter()
+        .find(|c| c.cookie == cookie)
+        .and_then(|c| c.remote_name.as_deref())
+}
+
+#[test]
+fn connections_carry_the_name_their_process_resolved() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            // Two processes resolve different names to one (CDN) address, a third asks nothing.
+            dns(100, "a.example", &["192.0.2.10", "2001:db8::10"]),
+            dns(200, "b.example", &["192.0.2.10"]),
+            owner(1, 100),
+            endpoints(1, Proto::Tcp, "10.0.0.1:40000", "192.0.2.10:443"),
+            owner(2, 200),
+            endpoints(2, Proto::Tcp, "10.0.0.1:40001", "192.0.2.10:443"),
+            // A dual-stack socket sees the IPv4 peer as a mapped address.
+            owner(3, 100),
+            endpoints(3, Proto::Tcp, "[::]:40002", "[::ffff:192.0.2.10]:443"),
+            owner(4, 100),
+            endpoints(4, Proto::Tcp, "[::1]:40003", "[2001:db8::10]:443"),
+            owner(5, 300),
+            endpoints(5, Proto::Tcp, "10.0.0.1:40004", "192.0.2.10:443"),
+            owner(6, 300),
+            endpoints(6, Proto::Udp, "10.0.0.1:40005", "198.51.100.1:53"),
+            payload(1, 100, 10, 0),
+            payload(2, 200, 10, 0),
+            payload(3, 100, 10, 0),
+            payload(4, 100, 10, 0),
+            payload(5, 300, 10, 0),
+            payload(6, 300, 10, 0),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    assert_eq!(remote_name(&s, 100, 1), Some("a.example"));
+    assert_eq!(remote_name(&s, 200, 2), Some("b.example"));
+    assert_eq!(remote_name(&s, 100, 3), Some("a.example"));
+    assert_eq!(remote_name(&s, 100, 4), Some("a.example"));
+    // Process 300 asked nothing: the latest name any process got for the address.
+    assert_eq!(remote_name(&s, 300, 5), Some("b.example"));
+    assert_eq!(remote_name(&s, 300, 6), None);
+    assert_eq!(s.dns.names, 5);
+    assert_eq!(s.dns.evicted, 0);
+}
+
+#[test]
+fn an_answer_of_an_unknown_process_is_a_fallback_only() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            dns(0, "nobody.example", &["192.0.2.20"]),
+            owner(1, 100),
+            endpoints(1, Proto::Tcp, "10.0.0.1:40000", "192.0.2.20:443"),
+            payload(1, 100, 10, 0),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    assert_eq!(remote_name(&s, 100, 1), Some("nobody.example"));
+    assert_eq!(s.dns.names, 1);
+}

@@ -88,7 +88,7 @@ impl Session {
             out: BufWriter::new(std::io::stdout()),
             pcap,
             tcp: TcpAnalyzer::new(65_536, 16_384),
-            dns: DnsNames::new(16_384),
+            dns: DnsNames::default(),
             tally: Tally::default(),
         })
     }

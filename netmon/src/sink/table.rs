@@ -136,6 +136,13 @@ fn connection_line(c: &ConnectionRow) -> String {
     } else {
         String::new()
     };
+    // The address stays (it is what the packets carry); the name the process asked DNS for
+    // follows it, as `ss -r` would show it but without a reverse lookup.
+    let remote = match (&c.remote, &c.remote_name) {
+        (Some(r), Some(name)) => format!("{r} ({name})"),
+        (Some(r), None) => r.clone(),
+        (None, _) => "*".to_string(),
+    };
     format!(
         "{:>7} {:<15} {:>NUM$} {:>NUM$} {:>12} {:>12}  {} -> {} {}{}",
         "",
@@ -145,13 +152,13 @@ fn connection_line(c: &ConnectionRow) -> String {
         rate(c.tx_rate),
         rate(c.rx_rate),
         c.local.as_deref().unwrap_or("*"),
-        c.remote.as_deref().unwrap_or("*"),
+        remote,
         state,
         wire
     )
 }
 
-fn footer(s: &Snapshot) -> [String; 2] {
+fn footer(s: &Snapshot) -> [String; 3] {
     let mut u = String::from("unattributed:");
     if s.unattributed.is_empty() {
         u.push_str(" none");
@@ -166,7 +173,8 @@ fn footer(s: &Snapshot) -> [String; 2] {
     for r in &s.lost {
         let _ = write!(l, " {} {}", r.source, r.count);
     }
-    [u, l]
+    let d = format!("dns names: {} held, {} evicted", s.dns.names, s.dns.evicted);
+    [u, l, d]
 }
 
 /// Splits at spaces so that no piece is wider than `width` (a longer word is cut later).

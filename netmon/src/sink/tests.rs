@@ -44,6 +44,10 @@ fn ground_truth_of_the_two_process_fixture() {
     );
     assert_eq!(curl.tx_wire_bytes, 1200);
     assert!(curl.connections[0].closed);
+    assert_eq!(
+        curl.connections[0].remote_name.as_deref(),
+        Some("big.example.test")
+    );
     assert_eq!(last.processes[0].pid, 4242, "busiest first");
     let u: Vec<(&str, u64)> = last
         .unattributed

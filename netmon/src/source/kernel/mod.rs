@@ -162,7 +162,8 @@ pub struct KernelSource {
 
 /// Loads the object with every offset the programs need, before any program is attached.
 /// `capturing`: size the packet ring for `netmon capture`; otherwise it gets one page, as its
-/// programs never run.
+/// programs never run. The DNS-reply ring is the other way round: `run` and `serve` read it
+/// (names for their tables), `capture` learns names from the packets it decodes.
 pub(crate) fn load_object(
     capturing: bool,
 ) -> Result<(Ebpf, Option<aya::Btf>, Preconditions<'static>), KernelError> {
@@ -190,7 +191,10 @@ pub(crate) fn load_object(
     // One parse of the kernel's BTF serves the loader's relocations and the tp_btf attaches.
     let aya_btf = aya::Btf::parse_file(&btf_path, aya::Endianness::default()).ok();
     let mut loader = EbpfLoader::new();
-    if !capturing {
+    let dns_enabled = u32::from(!capturing);
+    if capturing {
+        loader.map_max_entries(netmon_common::maps::DNS, 4096);
+    } else {
         loader.map_max_entries(netmon_common::maps::CAPTURE, 4096);
     }
     loader
@@ -202,7 +206,8 @@ pub(crate) fn load_object(
         .override_global("TASK_TGID_OFFSET", &task_tgid, true)
         .override_global("TP_SK_OFFSET", &tp_offs[0], true)
         .override_global("TP_RET_OFFSET", &tp_offs[1], true)
-        .override_global("TP_FLAGS_OFFSET", &tp_offs[2], true);
+        .override_global("TP_FLAGS_OFFSET", &tp_offs[2], true)
+        .override_global("DNS_ENABLED", &dns_enabled, true);
     let ebpf = loader
         .load(obj)
         .map_err(|e| KernelError::Load(first_line(&e)))?;

@@ -12,8 +12,8 @@ use aya::{
 };
 use log::debug;
 use netmon_common::{
-    CaptureRecord, IfaceStats, KernelEvent, PayloadStats, PidSockKey, SockOwner, SockTuple,
-    TcpStats, WireStats, capture_hook, counter, direction, event_kind, maps,
+    CaptureRecord, DnsRecord, IfaceStats, KernelEvent, PayloadStats, PidSockKey, SockOwner,
+    SockTuple, TcpStats, WireStats, capture_hook, counter, direction, event_kind, maps,
 };
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -40,6 +40,8 @@ pub struct Reader {
     ring: AsyncFd<RingBuf<aya::maps::MapData>>,
     /// Packet snapshots, when capturing.
     capture: Option<AsyncFd<RingBuf<aya::maps::MapData>>>,
+    /// DNS replies, unless capturing.
+    dns: Option<AsyncFd<RingBuf<aya::maps::MapData>>>,
     /// Added to bpf_ktime_get_ns() (CLOCK_MONOTONIC) to get wall-clock time.
     boot_offset_ns: i128,
     sent_capture: CaptureStats,
@@ -103,15 +105,16 @@ fn boot_offset_ns() -> i128 {
 impl Reader {
     pub fn new(mut ebpf: Ebpf, poll: Duration, capturing: bool) -> Result<Self, KernelError> {
         let ring = async_ring(&mut ebpf, maps::EVENTS)?;
-        let capture = if capturing {
-            Some(async_ring(&mut ebpf, maps::CAPTURE)?)
+        let (capture, dns) = if capturing {
+            (Some(async_ring(&mut ebpf, maps::CAPTURE)?), None)
         } else {
-            None
+            (None, Some(async_ring(&mut ebpf, maps::DNS)?))
         };
         Ok(Reader {
             ebpf,
             ring,
             capture,
+            dns,
             boot_offset_ns: boot_offset_ns(),
             sent_capture: CaptureStats::default(),
             poll,
@@ -155,6 +158,11 @@ impl Reader {
                     guard.clear_ready();
                     out.extend(packets.into_iter().map(Event::Packet));
                 }
+                guard = readable(&mut self.dns) => {
+                    let mut guard = guard.map_err(KernelError::Read)?;
+                    drain_dns(guard.get_inner_mut(), &mut out);
+                    guard.clear_ready();
+                }
                 _ = ticker.tick() => self.poll_maps(&mut out)?,
                 _ = stop.changed() => {
                     let records = drain(self.ring.get_mut());
@@ -164,6 +172,9 @@ impl Reader {
                     if let Some(c) = self.capture.as_mut() {
                         let packets = drain_packets(c.get_mut(), self.boot_offset_ns);
                         out.extend(packets.into_iter().map(Event::Packet));
+                    }
+                    if let Some(d) = self.dns.as_mut() {
+                        drain_dns(d.get_mut(), &mut out);
                     }
                     self.poll_maps(&mut out)?;
                     send_all(&tx, out).await;
@@ -508,6 +519,7 @@ impl Reader {
             (LossSource::TcpStatsMap, counter::TCP_STATS_FULL),
             (LossSource::CaptureRing, counter::CAPTURE_RING_FULL),
             (LossSource::ReleasedMap, counter::RELEASED_FULL),
+            (LossSource::DnsRing, counter::DNS_RING_FULL),
         ] {
             out.push(Event::Lost {
                 source,
@@ -634,7 +646,7 @@ fn tcp_digest(v: &TcpStats) -> u64 {
     h.finish()
 }
 
-/// Waits for the capture ring when there is one, forever otherwise.
+/// Waits for an optional ring (capture, DNS) when there is one, forever otherwise.
 async fn readable(
     ring: &mut Option<AsyncFd<RingBuf<MapData>>>,
 ) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
@@ -672,6 +684,34 @@ fn drain_packets(ring: &mut RingBuf<MapData>, boot_offset_ns: i128) -> Vec<Packe
         });
     }
     out
+}
+
+/// Decodes the DNS replies the kernel copied; each successful one becomes a [`Event::DnsAnswer`]
+/// for the process whose socket received it.
+fn drain_dns(ring: &mut RingBuf<MapData>, out: &mut Vec<Event>) {
+    while let Some(item) = ring.next() {
+        if item.len() < size_of::<DnsRecord>() {
+            continue;
+        }
+        // SAFETY: the kernel wrote a whole DnsRecord (size checked); read_unaligned because
+        // the ring gives no alignment guarantee for our type.
+        let r = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<DnsRecord>()) };
+        let n = (r.cap_len as usize).min(r.data.len());
+        if let Some(ev) = dns_answer(r.tgid, &r.data[..n]) {
+            out.push(ev);
+        }
+    }
+}
+
+/// A packet from its IP header → the answer it carries, if it is a successful DNS reply.
+fn dns_answer(pid: u32, packet: &[u8]) -> Option<Event> {
+    let pkt = netmon_packet::decode(packet, netmon_packet::LinkType::RawIp);
+    let (name, addrs) = netmon_packet::dns_names::answered(pkt.dns.as_ref()?)?;
+    Some(Event::DnsAnswer {
+        pid,
+        name: name.to_string(),
+        addrs,
+    })
 }
 
 async fn send_all(tx: &mpsc::Sender<Event>, events: Vec<Event>) -> bool {

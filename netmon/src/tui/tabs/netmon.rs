@@ -115,7 +115,10 @@ fn connection_row(
         Cell::text(&p.comm),
         Cell::text(format!("{:?}", c.proto).to_lowercase()),
         Cell::text(shown_addr(c.local.as_deref())),
-        Cell::text(shown_addr(c.remote.as_deref())),
+        Cell::text(match (shown_addr(c.remote.as_deref()), &c.remote_name) {
+            (addr, Some(name)) => format!("{name} ({addr})"),
+            (addr, None) => addr,
+        }),
         Cell::text(state),
         bytes(c.tx_bytes),
         bytes(c.rx_bytes),
