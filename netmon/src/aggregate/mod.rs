@@ -199,6 +199,9 @@ pub struct Aggregator {
     filter: Filter,
     retention: Retention,
     sockets: HashMap<Cookie, Socket>,
+    /// Sockets by protocol and local port, so a captured packet finds its socket without a scan
+    /// of every socket (`socket_for`, once per packet the hook gave no cookie).
+    by_port: HashMap<(Proto, u16), HashSet<Cookie>>,
     payload: HashMap<(Cookie, Pid), Payload>,
     processes: HashMap<Pid, Process>,
     /// Earlier incarnations of reused pids, kept (with their own rows) until forgotten.
@@ -290,9 +293,19 @@ impl Aggregator {
                 remote,
             } => {
                 let s = self.sockets.entry(cookie).or_default();
+                let before = s.proto.zip(s.local.map(|l| l.port()));
                 s.proto = Some(proto);
                 s.local = Some(local);
                 s.remote = remote;
+                if before != Some((proto, local.port())) {
+                    if let Some(key) = before {
+                        self.unindex(key, cookie);
+                    }
+                    self.by_port
+                        .entry((proto, local.port()))
+                        .or_default()
+                        .insert(cookie);
+                }
             }
             Event::KernelSocket { cookie } => self.socket(cookie).kernel = true,
             Event::SocketState { cookie, state } => {
@@ -490,7 +503,11 @@ impl Aggregator {
         remote: std::net::SocketAddr,
     ) -> Option<Cookie> {
         let mut bound = None;
-        for (&cookie, s) in &self.sockets {
+        let candidates = self.by_port.get(&(proto, local.port()))?;
+        for (cookie, s) in candidates
+            .iter()
+            .filter_map(|c| self.sockets.get(c).map(|s| (*c, s)))
+        {
             if s.proto != Some(proto) || s.closed_at.is_some() && s.remote != Some(remote) {
                 continue;
             }
@@ -507,6 +524,15 @@ impl Aggregator {
             }
         }
         bound
+    }
+
+    fn unindex(&mut self, key: (Proto, u16), cookie: Cookie) {
+        if let Some(set) = self.by_port.get_mut(&key) {
+            set.remove(&cookie);
+            if set.is_empty() {
+                self.by_port.remove(&key);
+            }
+        }
     }
 
     /// Pids the snapshot shows; `None` means all.
@@ -826,6 +852,9 @@ impl Aggregator {
             let Some(s) = self.sockets.remove(&cookie) else {
                 continue;
             };
+            if let Some(key) = s.proto.zip(s.local.map(|l| l.port())) {
+                self.unindex(key, cookie);
+            }
             if let Some((owner, origin)) = s.owner {
                 self.tombstones.bury(cookie, (owner, origin));
                 let facts = self.socket_facts(&s);

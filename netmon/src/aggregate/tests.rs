@@ -641,3 +641,65 @@ fn an_answer_of_an_unknown_process_is_a_fallback_only() {
     assert_eq!(remote_name(&s, 100, 1), Some("nobody.example"));
     assert_eq!(s.dns.names, 1);
 }
+
+#[test]
+fn packets_find_their_socket_by_ports_and_addresses() {
+    let mut agg = Aggregator::new(Filter::default());
+    let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            Event::SocketEndpoints {
+                cookie: 1,
+                proto: Proto::Tcp,
+                local: addr("0.0.0.0:8080"),
+                remote: None,
+            },
+            owner(2, 100),
+            endpoints(2, Proto::Tcp, "10.0.0.1:8080", "10.0.0.9:5000"),
+            owner(3, 200),
+            endpoints(3, Proto::Udp, "10.0.0.1:8080", "10.0.0.9:5000"),
+            // Re-bound from port 9000 to 9001: only the new port finds it.
+            owner(4, 300),
+            endpoints(4, Proto::Udp, "10.0.0.1:9000", "10.0.0.9:53"),
+            endpoints(4, Proto::Udp, "10.0.0.1:9001", "10.0.0.9:53"),
+        ],
+    );
+    let find = |agg: &Aggregator, p, l, r| agg.socket_for(p, addr(l), addr(r));
+    assert_eq!(
+        find(&agg, Proto::Tcp, "10.0.0.1:8080", "10.0.0.9:5000"),
+        Some(2)
+    );
+    assert_eq!(
+        find(&agg, Proto::Tcp, "10.0.0.1:8080", "10.0.0.8:6000"),
+        Some(1),
+        "a new peer reaches the listener"
+    );
+    assert_eq!(
+        find(&agg, Proto::Udp, "10.0.0.1:8080", "10.0.0.9:5000"),
+        Some(3)
+    );
+    assert_eq!(find(&agg, Proto::Udp, "10.0.0.1:9000", "10.0.0.9:53"), None);
+    assert_eq!(
+        find(&agg, Proto::Udp, "10.0.0.1:9001", "10.0.0.9:53"),
+        Some(4)
+    );
+    assert_eq!(find(&agg, Proto::Tcp, "10.0.0.1:22", "10.0.0.9:5000"), None);
+    // Once folded away, a socket is no longer found (its owner is, through the tombstones).
+    feed(
+        &mut agg,
+        [
+            Event::SocketClosed { cookie: 2 },
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    for _ in 0..10 {
+        agg.snapshot();
+    }
+    assert_eq!(
+        find(&agg, Proto::Tcp, "10.0.0.1:8080", "10.0.0.9:5000"),
+        Some(1)
+    );
+    assert!(agg.by_port.values().all(|set| !set.contains(&2)));
+}
