@@ -105,6 +105,10 @@ pub mod event_kind {
     pub const PROC_FORK: u32 = 6;
     /// A process (thread group leader) exited: `tgid`.
     pub const PROC_EXIT: u32 = 7;
+    /// A TCP connection was accepted (sock_ops passive established, softirq: no process):
+    /// `tuple` filled, `arg1` = netns cookie. User space gives it to the owner of the listener
+    /// on its port until a process moves bytes.
+    pub const SOCK_ACCEPTED: u32 = 8;
 }
 
 /// A socket's addresses as seen from the socket: local first. Addresses are in network byte

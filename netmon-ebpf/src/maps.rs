@@ -10,7 +10,8 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
 };
 use netmon_common::{
-    KernelEvent, PayloadStats, PidSockKey, SockOwner, TcpStats, WireStats, counter, event_kind,
+    KernelEvent, PayloadStats, PidSockKey, SockOwner, SockTuple, TcpStats, WireStats, counter,
+    event_kind,
 };
 
 /// 16 MiB: about 150k records (120 bytes each with the ring header), enough to ride out the
@@ -253,3 +254,81 @@ fn add_wire(p: *mut WireStats, tx: bool, len: u64, segs: u64) {
         }
     }
 }
+
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+
+/// A socket's addresses from the raw context fields cgroup_skb and sock_ops programs share:
+/// host-order local port, network-order remote port, addresses as the kernel stores them.
+#[inline(always)]
+pub fn sock_tuple(
+    family: u32,
+    protocol: u16,
+    local_port: u32,
+    remote_port: u32,
+    v4: (u32, u32),
+    v6: ([u32; 4], [u32; 4]),
+) -> Option<SockTuple> {
+    let mut t = SockTuple {
+        family: family as u16,
+        protocol,
+        local_port: local_port as u16,
+        // The kernel shifts the network-order port into the upper 16 bits on little-endian
+        // hosts (bpf_convert_ctx_access); older kernels left it in the lower half.
+        remote_port: u16::from_be(if remote_port >> 16 != 0 {
+            (remote_port >> 16) as u16
+        } else {
+            remote_port as u16
+        }),
+        ..SockTuple::default()
+    };
+    if family == AF_INET {
+        t.local_addr[..4].copy_from_slice(&v4.0.to_ne_bytes());
+        t.remote_addr[..4].copy_from_slice(&v4.1.to_ne_bytes());
+    } else if family == AF_INET6 {
+        for i in 0..4 {
+            t.local_addr[i * 4..i * 4 + 4].copy_from_slice(&v6.0[i].to_ne_bytes());
+            t.remote_addr[i * 4..i * 4 + 4].copy_from_slice(&v6.1[i].to_ne_bytes());
+        }
+    } else {
+        return None;
+    }
+    Some(t)
+}
+
+/// [`sock_tuple`] from a context pointer (`__sk_buff` or `bpf_sock_ops`: both name the fields
+/// alike). Every field is read with its own volatile load: the verifier only accepts context
+/// accesses at a constant offset, and an optimiser that shares address arithmetic breaks that.
+macro_rules! ctx_sock_tuple {
+    ($ptr:expr, $protocol:expr) => {{
+        let p = $ptr;
+        let rd = |f: *const u32| unsafe { core::ptr::read_volatile(f) };
+        unsafe {
+            $crate::maps::sock_tuple(
+                rd(&raw const (*p).family),
+                $protocol,
+                rd(&raw const (*p).local_port),
+                rd(&raw const (*p).remote_port),
+                (
+                    rd(&raw const (*p).local_ip4),
+                    rd(&raw const (*p).remote_ip4),
+                ),
+                (
+                    [
+                        rd(&raw const (*p).local_ip6[0]),
+                        rd(&raw const (*p).local_ip6[1]),
+                        rd(&raw const (*p).local_ip6[2]),
+                        rd(&raw const (*p).local_ip6[3]),
+                    ],
+                    [
+                        rd(&raw const (*p).remote_ip6[0]),
+                        rd(&raw const (*p).remote_ip6[1]),
+                        rd(&raw const (*p).remote_ip6[2]),
+                        rd(&raw const (*p).remote_ip6[3]),
+                    ],
+                ),
+            )
+        }
+    }};
+}
+pub(crate) use ctx_sock_tuple;

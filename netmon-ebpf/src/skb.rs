@@ -6,12 +6,9 @@ use aya_ebpf::{
     EbpfContext, helpers::generated::bpf_get_socket_cookie, macros::cgroup_skb,
     programs::SkBuffContext,
 };
-use netmon_common::{SockTuple, counter, event_kind};
+use netmon_common::{counter, event_kind};
 
-use crate::maps::{account_wire, bump, emit};
-
-const AF_INET: u32 = 2;
-const AF_INET6: u32 = 10;
+use crate::maps::{account_wire, bump, ctx_sock_tuple, emit};
 
 #[cgroup_skb(egress)]
 pub fn netmon_skb_egress(ctx: SkBuffContext) -> i32 {
@@ -46,57 +43,12 @@ fn count(ctx: &SkBuffContext, tx: bool) {
 }
 
 /// The socket's own view of its addresses (from `skb->sk`), so local is local on both paths.
-/// Every context field is read with its own volatile load: the verifier only accepts ctx
-/// accesses at a constant offset, and an optimiser that shares address arithmetic breaks that.
 #[inline(always)]
 fn emit_tuple(ctx: &SkBuffContext, cookie: u64) {
     let skb = ctx.skb.skb;
-    let rd = |p: *const u32| unsafe { core::ptr::read_volatile(p) };
-    let (family, lport, rport, l4, r4, l6, r6) = unsafe {
-        (
-            rd(&raw const (*skb).family),
-            rd(&raw const (*skb).local_port),
-            rd(&raw const (*skb).remote_port),
-            rd(&raw const (*skb).local_ip4),
-            rd(&raw const (*skb).remote_ip4),
-            [
-                rd(&raw const (*skb).local_ip6[0]),
-                rd(&raw const (*skb).local_ip6[1]),
-                rd(&raw const (*skb).local_ip6[2]),
-                rd(&raw const (*skb).local_ip6[3]),
-            ],
-            [
-                rd(&raw const (*skb).remote_ip6[0]),
-                rd(&raw const (*skb).remote_ip6[1]),
-                rd(&raw const (*skb).remote_ip6[2]),
-                rd(&raw const (*skb).remote_ip6[3]),
-            ],
-        )
-    };
-    let mut t = SockTuple {
-        family: family as u16,
-        protocol: ip_protocol(ctx),
-        local_port: lport as u16,
-        // The kernel shifts the network-order port into the upper 16 bits on little-endian
-        // hosts (bpf_convert_ctx_access); older kernels left it in the lower half.
-        remote_port: u16::from_be(if rport >> 16 != 0 {
-            (rport >> 16) as u16
-        } else {
-            rport as u16
-        }),
-        ..SockTuple::default()
-    };
-    if family == AF_INET {
-        t.local_addr[..4].copy_from_slice(&l4.to_ne_bytes());
-        t.remote_addr[..4].copy_from_slice(&r4.to_ne_bytes());
-    } else if family == AF_INET6 {
-        for i in 0..4 {
-            t.local_addr[i * 4..i * 4 + 4].copy_from_slice(&l6[i].to_ne_bytes());
-            t.remote_addr[i * 4..i * 4 + 4].copy_from_slice(&r6[i].to_ne_bytes());
-        }
-    } else {
+    let Some(t) = ctx_sock_tuple!(skb, ip_protocol(ctx)) else {
         return;
-    }
+    };
     let ev = netmon_common::KernelEvent {
         kind: event_kind::SOCK_TUPLE,
         cookie,

@@ -4,15 +4,16 @@
 //! must be switched on per socket).
 use aya_ebpf::{
     EbpfContext,
-    helpers::generated::bpf_get_socket_cookie,
+    helpers::generated::{bpf_get_netns_cookie, bpf_get_socket_cookie},
     macros::{btf_tracepoint, sock_ops},
     programs::{BtfTracePointContext, SockOpsContext},
 };
-use netmon_common::{RTT_BUCKETS, TcpStats, counter, rtt_bucket};
+use netmon_common::{KernelEvent, RTT_BUCKETS, TcpStats, counter, event_kind, rtt_bucket};
 
-use crate::maps::{TCP_STATS, atomic_add, bump};
+use crate::maps::{TCP_STATS, atomic_add, bump, ctx_sock_tuple, emit};
 
 const BPF_NOEXIST: u64 = 1;
+const IPPROTO_TCP: u16 = 6;
 const BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB: u32 = 4;
 const BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: u32 = 5;
 const BPF_SOCK_OPS_RTO_CB: u32 = 8;
@@ -101,14 +102,39 @@ pub fn netmon_tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// An accepted connection: until its process moves a byte nothing else ties it to one (there
+/// is no accept hook short of fexit), so user space gets its addresses to find its listener.
+#[inline(always)]
+fn emit_accepted(ctx: &SockOpsContext) {
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    if cookie == 0 {
+        return;
+    }
+    let Some(tuple) = ctx_sock_tuple!(ctx.ops, IPPROTO_TCP) else {
+        return;
+    };
+    emit(&KernelEvent {
+        kind: event_kind::SOCK_ACCEPTED,
+        cookie,
+        // The listener must be looked for in the same namespace (containers reuse ports).
+        arg1: unsafe { bpf_get_netns_cookie(ctx.as_ptr()) },
+        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+        tuple,
+        ..Default::default()
+    });
+}
+
 /// Turns the RTT callback on for each connection as it is established, then records each
 /// smoothed RTT the kernel computes. sock_ops programs never change a socket's behaviour here.
 #[sock_ops]
 pub fn netmon_sock_ops(ctx: SockOpsContext) -> u32 {
     match ctx.op() {
-        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB | BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB => {
+        op @ (BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB | BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) => {
             let flags = ctx.cb_flags() | BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG;
             let _ = ctx.set_cb_flags(flags as i32);
+            if op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB {
+                emit_accepted(&ctx);
+            }
         }
         BPF_SOCK_OPS_RTO_CB => {
             // arg 0: icsk_retransmits, the timeouts in a row before this one.

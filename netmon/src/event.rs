@@ -45,6 +45,8 @@ pub enum Origin {
     Fentry,
     Kprobe,
     Procfs,
+    /// Inferred: an accepted connection given to the owner of its listener.
+    Listener,
     Unknown,
 }
 
@@ -227,6 +229,15 @@ pub enum Event {
     SocketState {
         cookie: Cookie,
         state: TcpState,
+    },
+    /// A TCP connection was accepted (in softirq: no process is known yet). Until a process
+    /// moves a byte on it, it belongs to the owner of the listener on its port and namespace.
+    SocketAccepted {
+        cookie: Cookie,
+        local: SocketAddr,
+        remote: SocketAddr,
+        /// netns cookie; 0 when unknown.
+        netns: u64,
     },
     /// A socket the kernel uses for itself (a per-netns raw control socket): its packets are
     /// nobody's, and are shown as such rather than as an owner netmon missed.

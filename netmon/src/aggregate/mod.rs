@@ -76,6 +76,8 @@ struct Socket {
     remote: Option<std::net::SocketAddr>,
     state: Option<TcpState>,
     closed_at: Option<u64>,
+    /// netns cookie from the kernel (owner records, accepts); None when only /proc saw it.
+    netns: Option<u64>,
     kernel: bool,
     wire: Wire,
     tcp: TcpCounters,
@@ -250,6 +252,7 @@ impl Aggregator {
                 comm,
                 origin,
                 ppid,
+                netns,
                 ..
             } => {
                 // The kernel saw this pid create a socket after it exited: a new process.
@@ -270,10 +273,14 @@ impl Aggregator {
                         .get_or_insert(ppid);
                 }
                 let s = self.sockets.entry(cookie).or_default();
+                if origin != Origin::Procfs && netns != 0 {
+                    s.netns = Some(netns);
+                }
                 // The kernel saw the socket being created; a later /proc scan only saw who
-                // holds it now, which after fork may be someone else.
+                // holds it now, which after fork may be someone else. An owner inferred from
+                // the listener gives way to any process seen with the socket.
                 let replace = match s.owner {
-                    None => true,
+                    None | Some((_, Origin::Listener)) => true,
                     Some((_, Origin::Procfs)) => origin != Origin::Procfs,
                     Some(_) => false,
                 };
@@ -291,20 +298,24 @@ impl Aggregator {
                 proto,
                 local,
                 remote,
+            } => self.set_endpoints(cookie, proto, local, remote),
+            Event::SocketAccepted {
+                cookie,
+                local,
+                remote,
+                netns,
             } => {
-                let s = self.sockets.entry(cookie).or_default();
-                let before = s.proto.zip(s.local.map(|l| l.port()));
-                s.proto = Some(proto);
-                s.local = Some(local);
-                s.remote = remote;
-                if before != Some((proto, local.port())) {
-                    if let Some(key) = before {
-                        self.unindex(key, cookie);
-                    }
-                    self.by_port
-                        .entry((proto, local.port()))
-                        .or_default()
-                        .insert(cookie);
+                self.set_endpoints(cookie, Proto::Tcp, local, Some(remote));
+                let listener = self.listener_owner(local, netns);
+                let s = self.socket(cookie);
+                if netns != 0 {
+                    s.netns = Some(netns);
+                }
+                if s.owner.is_none()
+                    && let Some((pid, inc)) = listener
+                {
+                    s.owner = Some((pid, Origin::Listener));
+                    s.owner_inc = inc;
                 }
             }
             Event::KernelSocket { cookie } => self.socket(cookie).kernel = true,
@@ -524,6 +535,64 @@ impl Aggregator {
             }
         }
         bound
+    }
+
+    fn set_endpoints(
+        &mut self,
+        cookie: Cookie,
+        proto: Proto,
+        local: std::net::SocketAddr,
+        remote: Option<std::net::SocketAddr>,
+    ) {
+        let s = self.sockets.entry(cookie).or_default();
+        let before = s.proto.zip(s.local.map(|l| l.port()));
+        s.proto = Some(proto);
+        s.local = Some(local);
+        s.remote = remote;
+        if before != Some((proto, local.port())) {
+            if let Some(key) = before {
+                self.unindex(key, cookie);
+            }
+            self.by_port
+                .entry((proto, local.port()))
+                .or_default()
+                .insert(cookie);
+        }
+    }
+
+    /// Owner (pid, incarnation) of the TCP listener an accepted connection to `local` came
+    /// through: one on the same port and address (or the wildcard) in the same namespace. A
+    /// listener whose namespace only /proc saw counts when no other process listens there.
+    fn listener_owner(&self, local: std::net::SocketAddr, netns: u64) -> Option<(Pid, u32)> {
+        let mut same_ns = None;
+        let mut unknown_ns: Option<(Pid, u32)> = None;
+        let mut ambiguous = false;
+        for c in self.by_port.get(&(Proto::Tcp, local.port()))? {
+            let Some(s) = self.sockets.get(c) else {
+                continue;
+            };
+            let (Some(l), None, None) = (s.local, s.remote, s.closed_at) else {
+                continue;
+            };
+            if !(l.ip().is_unspecified() || l.ip().to_canonical() == local.ip().to_canonical()) {
+                continue;
+            }
+            let Some((pid, origin)) = s.owner else {
+                continue;
+            };
+            if origin == Origin::Listener {
+                continue;
+            }
+            match s.netns {
+                Some(n) if netns != 0 && n == netns => same_ns = Some((pid, s.owner_inc)),
+                Some(_) if netns != 0 => {}
+                _ => {
+                    ambiguous |= unknown_ns.is_some_and(|(p, _)| p != pid);
+                    unknown_ns = Some((pid, s.owner_inc));
+                }
+            }
+        }
+        same_ns.or(if ambiguous { None } else { unknown_ns })
     }
 
     fn unindex(&mut self, key: (Proto, u16), cookie: Cookie) {

@@ -703,3 +703,115 @@ fn packets_find_their_socket_by_ports_and_addresses() {
     );
     assert!(agg.by_port.values().all(|set| !set.contains(&2)));
 }
+
+fn owner_in(cookie: Cookie, pid: Pid, origin: Origin, netns: u64) -> Event {
+    Event::SocketOwner {
+        cookie,
+        pid,
+        uid: 0,
+        comm: format!("p{pid}"),
+        netns,
+        origin,
+        ppid: 0,
+    }
+}
+
+fn listen(cookie: Cookie, local: &str) -> Event {
+    Event::SocketEndpoints {
+        cookie,
+        proto: Proto::Tcp,
+        local: local.parse().unwrap(),
+        remote: None,
+    }
+}
+
+fn accepted(cookie: Cookie, local: &str, remote: &str, netns: u64) -> Event {
+    Event::SocketAccepted {
+        cookie,
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        netns,
+    }
+}
+
+fn owner_pid(agg: &Aggregator, cookie: Cookie) -> Option<Pid> {
+    agg.owner_of(cookie).map(|(pid, _)| pid)
+}
+
+#[test]
+fn accepted_connections_belong_to_their_listener_until_a_process_moves_bytes() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            // Two containers listen on port 80 of their own namespaces.
+            owner_in(1, 100, Origin::SockCreate, 7),
+            listen(1, "0.0.0.0:80"),
+            owner_in(2, 200, Origin::SockCreate, 8),
+            listen(2, "[::]:80"),
+            // A listener on another address of the same port in namespace 7.
+            owner_in(3, 300, Origin::SockCreate, 7),
+            listen(3, "10.0.0.5:8080"),
+            accepted(10, "10.0.0.1:80", "10.0.0.9:5000", 7),
+            accepted(11, "172.17.0.2:80", "172.17.0.1:6000", 8),
+            accepted(12, "10.0.0.5:8080", "10.0.0.9:5001", 7),
+            accepted(13, "10.0.0.6:8080", "10.0.0.9:5002", 7),
+            accepted(14, "10.0.0.1:443", "10.0.0.9:5003", 7),
+        ],
+    );
+    assert_eq!(owner_pid(&agg, 10), Some(100));
+    assert_eq!(
+        owner_pid(&agg, 11),
+        Some(200),
+        "a v6 wildcard takes IPv4 too"
+    );
+    assert_eq!(owner_pid(&agg, 12), Some(300));
+    assert_eq!(owner_pid(&agg, 13), None, "no listener on that address");
+    assert_eq!(owner_pid(&agg, 14), None, "no listener on that port");
+    // A worker that accepted it moves bytes: it becomes the owner.
+    feed(&mut agg, [owner_in(10, 101, Origin::TpBtf, 7)]);
+    assert_eq!(owner_pid(&agg, 10), Some(101));
+    // Real evidence is never overridden by an inference.
+    feed(&mut agg, [accepted(10, "10.0.0.1:80", "10.0.0.9:5000", 7)]);
+    assert_eq!(owner_pid(&agg, 10), Some(101));
+
+    feed(
+        &mut agg,
+        [
+            payload(10, 101, 0, 10),
+            wire(11, 0, 500),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    let idle = process(&s, 200);
+    assert_eq!(
+        idle.connections.len(),
+        2,
+        "listener and accepted connection"
+    );
+    assert_eq!(idle.rx_wire_bytes, 500);
+    assert_eq!(unattributed(&s, "unknown_owner"), (0, 0));
+}
+
+#[test]
+fn listeners_only_proc_saw_are_used_when_unambiguous() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            owner_in(1, 100, Origin::Procfs, 4026531840),
+            listen(1, "0.0.0.0:22"),
+            accepted(10, "10.0.0.1:22", "10.0.0.9:5000", 7),
+            // Two processes hold listeners on port 80 (two namespaces, /proc cannot tell
+            // which one this is): nobody is guessed.
+            owner_in(2, 200, Origin::Procfs, 4026532000),
+            listen(2, "0.0.0.0:80"),
+            owner_in(3, 300, Origin::Procfs, 4026532001),
+            listen(3, "0.0.0.0:80"),
+            accepted(11, "10.0.0.1:80", "10.0.0.9:5001", 7),
+        ],
+    );
+    assert_eq!(owner_pid(&agg, 10), Some(100));
+    assert_eq!(owner_pid(&agg, 11), None);
+}

@@ -216,6 +216,16 @@ impl Reader {
                     });
                 }
             }
+            event_kind::SOCK_ACCEPTED => {
+                if let Some((_, local, Some(remote))) = endpoints(&r.tuple) {
+                    out.push(Event::SocketAccepted {
+                        cookie: r.cookie,
+                        local,
+                        remote,
+                        netns: r.arg1,
+                    });
+                }
+            }
             event_kind::SOCK_STATE => {
                 out.push(Event::SocketState {
                     cookie: r.cookie,
