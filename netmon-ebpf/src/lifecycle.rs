@@ -15,6 +15,9 @@ pub fn netmon_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let sk: *const core::ffi::c_void = ctx.arg(0);
     let old: i32 = ctx.arg(1);
     let new: i32 = ctx.arg(2);
+    if !shown_state(new) {
+        return 0;
+    }
     // bpf_get_socket_cookie accepts a BTF `struct sock *` in tracing programs.
     let cookie = unsafe { aya_ebpf::helpers::generated::bpf_get_socket_cookie(sk as *mut _) };
     let mut ev = current_event(event_kind::SOCK_STATE, cookie);
@@ -22,6 +25,17 @@ pub fn netmon_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     ev.arg1 = new as u64;
     emit(&ev);
     0
+}
+
+/// States user space shows or uses: SYN_SENT (outbound connections), ESTABLISHED, CLOSE,
+/// CLOSE_WAIT (the peer closed and the application has not: the state that piles up) and
+/// LISTEN. The others (SYN_RECV, FIN_WAIT1/2, TIME_WAIT, LAST_ACK, CLOSING) pass in a moment
+/// on the way to a close that SOCK_RELEASE reports anyway, and each would be one more ring
+/// record per connection: at tens of thousands of connections a second, records are what
+/// gets lost.
+#[inline(always)]
+fn shown_state(state: i32) -> bool {
+    matches!(state, 1 | 2 | 7 | 8 | 10)
 }
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`: runs in the

@@ -19,20 +19,28 @@ use netmon_common::{
 #[map(name = "EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
+/// Per-socket maps hold every socket alive or closed within the last poll and release grace:
+/// at 20k connections/s with both ends local that is 100k+ sockets. Allocated as entries are
+/// added (BPF_F_NO_PREALLOC; tracing programs may use such maps since Linux 6.1), so the
+/// room costs nothing until it is used.
+const SOCKETS: u32 = 524_288;
+const NO_PREALLOC: u32 = 1;
+
 #[map(name = "OWNERS")]
-pub static OWNERS: HashMap<u64, SockOwner> = HashMap::with_max_entries(131_072, 0);
+pub static OWNERS: HashMap<u64, SockOwner> = HashMap::with_max_entries(SOCKETS, NO_PREALLOC);
 
 #[map(name = "PAYLOAD")]
-pub static PAYLOAD: HashMap<PidSockKey, PayloadStats> = HashMap::with_max_entries(131_072, 0);
+pub static PAYLOAD: HashMap<PidSockKey, PayloadStats> =
+    HashMap::with_max_entries(SOCKETS, NO_PREALLOC);
 
 #[map(name = "WIRE")]
-pub static WIRE: HashMap<u64, WireStats> = HashMap::with_max_entries(131_072, 0);
+pub static WIRE: HashMap<u64, WireStats> = HashMap::with_max_entries(SOCKETS, NO_PREALLOC);
 
 #[map(name = "TCP_STATS")]
-pub static TCP_STATS: HashMap<u64, TcpStats> = HashMap::with_max_entries(65_536, 0);
+pub static TCP_STATS: HashMap<u64, TcpStats> = HashMap::with_max_entries(SOCKETS, NO_PREALLOC);
 
 #[map(name = "RELEASED")]
-pub static RELEASED: HashMap<u64, u64> = HashMap::with_max_entries(65_536, 0);
+pub static RELEASED: HashMap<u64, u64> = HashMap::with_max_entries(SOCKETS, NO_PREALLOC);
 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);

@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use netmon_common::{KernelEvent, RTT_BUCKETS, TcpStats, counter, event_kind, rtt_bucket};
 
-use crate::maps::{TCP_STATS, atomic_add, bump, ctx_sock_tuple, emit};
+use crate::maps::{TCP_STATS, account_wire, atomic_add, bump, ctx_sock_tuple, emit};
 
 const BPF_NOEXIST: u64 = 1;
 const IPPROTO_TCP: u16 = 6;
@@ -113,6 +113,9 @@ fn emit_accepted(ctx: &SockOpsContext) {
     let Some(tuple) = ctx_sock_tuple!(ctx.ops, IPPROTO_TCP) else {
         return;
     };
+    // This record carries the addresses: with the socket's wire entry in place, its first
+    // packet does not send them again (one ring record fewer per connection).
+    account_wire(cookie, false, 0, 0);
     emit(&KernelEvent {
         kind: event_kind::SOCK_ACCEPTED,
         cookie,

@@ -38,6 +38,12 @@ pub struct Args {
     /// Where the table and plot go (default: bench-results/ in the workspace).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only the workloads whose label contains this (e.g. `short`, `idle`, `iperf3 UDP`).
+    #[arg(long)]
+    only: Option<String>,
+    /// Baseline and netmon only (no nethogs, no bandwhich): to measure a change quickly.
+    #[arg(long)]
+    netmon_only: bool,
 }
 
 impl Args {
@@ -48,6 +54,8 @@ impl Args {
             quick: true,
             rate: 20_000.0,
             out: None,
+            only: None,
+            netmon_only: false,
         }
     }
 }
@@ -116,7 +124,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     };
     let rounds = if args.quick { 1 } else { args.rounds.max(1) };
     let mut tools = vec![Tool::Baseline, Tool::Netmon];
-    if !args.quick {
+    if !args.quick && !args.netmon_only {
         tools.extend([Tool::Nethogs, Tool::Bandwhich]);
     }
     // The smoke run's table and plot are written (that is what it checks) and then removed.
@@ -148,7 +156,12 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             if env.loopback {
                 workloads.extend(sizes.idle.iter().map(|&n| Workload::Idle(n)));
             }
-            for w in workloads {
+            let wanted = |w: &Workload| {
+                args.only
+                    .as_deref()
+                    .is_none_or(|o| w.label().to_lowercase().contains(&o.to_lowercase()))
+            };
+            for w in workloads.into_iter().filter(wanted) {
                 let mut order = tools.clone();
                 order.rotate_left(round % tools.len());
                 for &tool in &order {

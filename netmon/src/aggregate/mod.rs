@@ -5,6 +5,7 @@
 //! `--pid` filter is applied when a snapshot is taken. Counter events are cumulative, so each
 //! counter keeps its last cumulative value and a running total of deltas.
 mod counter;
+mod index;
 mod snapshot;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -201,9 +202,8 @@ pub struct Aggregator {
     filter: Filter,
     retention: Retention,
     sockets: HashMap<Cookie, Socket>,
-    /// Sockets by protocol and local port, so a captured packet finds its socket without a scan
-    /// of every socket (`socket_for`, once per packet the hook gave no cookie).
-    by_port: HashMap<(Proto, u16), HashSet<Cookie>>,
+    /// Sockets by address: for captured packets without a cookie and for accepted connections.
+    index: index::SocketIndex,
     payload: HashMap<(Cookie, Pid), Payload>,
     processes: HashMap<Pid, Process>,
     /// Earlier incarnations of reused pids, kept (with their own rows) until forgotten.
@@ -513,28 +513,16 @@ impl Aggregator {
         local: std::net::SocketAddr,
         remote: std::net::SocketAddr,
     ) -> Option<Cookie> {
-        let mut bound = None;
-        let candidates = self.by_port.get(&(proto, local.port()))?;
-        for (cookie, s) in candidates
-            .iter()
-            .filter_map(|c| self.sockets.get(c).map(|s| (*c, s)))
-        {
-            if s.proto != Some(proto) || s.closed_at.is_some() && s.remote != Some(remote) {
-                continue;
-            }
-            let Some(l) = s.local else { continue };
-            let same_port = l.port() == local.port();
-            let addr_ok = l.ip() == local.ip() || l.ip().is_unspecified();
-            if !same_port || !addr_ok {
-                continue;
-            }
-            match s.remote {
-                Some(r) if r == remote => return Some(cookie),
-                None => bound = Some(cookie),
-                Some(_) => {}
-            }
+        if let Some(c) = self.index.connected(proto, local, remote) {
+            return Some(c);
         }
-        bound
+        self.index.bound(proto, local.port()).find(|c| {
+            self.sockets.get(c).is_some_and(|s| {
+                s.closed_at.is_none()
+                    && s.local
+                        .is_some_and(|l| l.ip() == local.ip() || l.ip().is_unspecified())
+            })
+        })
     }
 
     fn set_endpoints(
@@ -545,18 +533,16 @@ impl Aggregator {
         remote: Option<std::net::SocketAddr>,
     ) {
         let s = self.sockets.entry(cookie).or_default();
-        let before = s.proto.zip(s.local.map(|l| l.port()));
+        let before = ends(s);
         s.proto = Some(proto);
         s.local = Some(local);
         s.remote = remote;
-        if before != Some((proto, local.port())) {
-            if let Some(key) = before {
-                self.unindex(key, cookie);
+        let after = (proto, local, remote);
+        if before != Some(after) {
+            if let Some(old) = before {
+                self.index.remove(cookie, old);
             }
-            self.by_port
-                .entry((proto, local.port()))
-                .or_default()
-                .insert(cookie);
+            self.index.insert(cookie, after);
         }
     }
 
@@ -567,8 +553,8 @@ impl Aggregator {
         let mut same_ns = None;
         let mut unknown_ns: Option<(Pid, u32)> = None;
         let mut ambiguous = false;
-        for c in self.by_port.get(&(Proto::Tcp, local.port()))? {
-            let Some(s) = self.sockets.get(c) else {
+        for c in self.index.bound(Proto::Tcp, local.port()) {
+            let Some(s) = self.sockets.get(&c) else {
                 continue;
             };
             let (Some(l), None, None) = (s.local, s.remote, s.closed_at) else {
@@ -593,15 +579,6 @@ impl Aggregator {
             }
         }
         same_ns.or(if ambiguous { None } else { unknown_ns })
-    }
-
-    fn unindex(&mut self, key: (Proto, u16), cookie: Cookie) {
-        if let Some(set) = self.by_port.get_mut(&key) {
-            set.remove(&cookie);
-            if set.is_empty() {
-                self.by_port.remove(&key);
-            }
-        }
     }
 
     /// Pids the snapshot shows; `None` means all.
@@ -921,8 +898,8 @@ impl Aggregator {
             let Some(s) = self.sockets.remove(&cookie) else {
                 continue;
             };
-            if let Some(key) = s.proto.zip(s.local.map(|l| l.port())) {
-                self.unindex(key, cookie);
+            if let Some(e) = ends(&s) {
+                self.index.remove(cookie, e);
             }
             if let Some((owner, origin)) = s.owner {
                 self.tombstones.bury(cookie, (owner, origin));
@@ -995,6 +972,11 @@ impl Aggregator {
             }
         }
     }
+}
+
+/// Where the index files a socket; None until its addresses are known.
+fn ends(s: &Socket) -> Option<index::Ends> {
+    Some((s.proto?, s.local?, s.remote))
 }
 
 fn connection_row(cookie: Cookie, s: Option<&Socket>, owner: bool, secs: f64) -> ConnectionRow {
