@@ -334,3 +334,87 @@ pub fn scenario_in(
         netmon_stderr,
     }
 }
+
+// Capture tests (tests/tests/capture.rs, capture_hooks.rs): a veth pair between two namespaces,
+// `netmon capture` in one of them.
+
+/// Runs `ip args`, failing the test if it fails.
+pub fn ip(args: &[&str]) {
+    let ok = Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "ip {args:?} failed");
+}
+
+/// Two namespaces joined by a veth pair: vA (10.77.0.1, fd77::1) and vB (10.77.0.2, fd77::2).
+pub fn veth_pair(tag: &str) -> (Netns, Netns) {
+    let a = Netns::new(&format!("{tag}-a"));
+    let b = Netns::new(&format!("{tag}-b"));
+    ip(&[
+        "-n", &a.name, "link", "add", "vA", "type", "veth", "peer", "name", "vB", "netns", &b.name,
+    ]);
+    for (ns, dev, v4, v6) in [
+        (&a, "vA", "10.77.0.1/24", "fd77::1/64"),
+        (&b, "vB", "10.77.0.2/24", "fd77::2/64"),
+    ] {
+        ip(&["-n", &ns.name, "addr", "add", v4, "dev", dev]);
+        ip(&["-n", &ns.name, "addr", "add", v6, "dev", dev, "nodad"]);
+        ip(&["-n", &ns.name, "link", "set", dev, "up"]);
+    }
+    (a, b)
+}
+
+/// Starts netmon with `args` in B and waits until it captures on vB. Returns netmon, its stdout
+/// and stderr, and its first stderr line (`netmon: capturing on vB: <how it attached>`).
+pub fn netmon_in(b: &Netns, args: &[&str]) -> (Guard, Lines, Lines, String) {
+    let mut g = Guard(
+        Command::new("ip")
+            .args(["netns", "exec", &b.name])
+            .arg(netmon_bin())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = Lines::new(g.0.stderr.take().unwrap());
+    let first = err.next(Duration::from_secs(20)).unwrap_or_default();
+    assert!(first.contains("capturing on vB"), "netmon said: {first}");
+    let out = Lines::new(g.0.stdout.take().unwrap());
+    (g, out, err, first)
+}
+
+/// Stops netmon with SIGINT (as Ctrl-C would) and returns the rest of its stderr: the summary.
+pub fn stop(mut g: Guard, err: &Lines) -> String {
+    let _ = Command::new("kill")
+        .args(["-INT", &g.0.id().to_string()])
+        .status();
+    let text = err.rest(Duration::from_secs(10)).join("\n");
+    let _ = g.0.wait();
+    text
+}
+
+/// The fields of layer `name` in one `netmon capture --json` line.
+pub fn layer<'a>(line: &'a Value, name: &str) -> Option<&'a Value> {
+    line["layers"]
+        .as_array()?
+        .iter()
+        .find(|l| l["layer"] == name)
+        .map(|l| &l["fields"])
+}
+
+/// The number right before `what` in netmon's end-of-capture summary.
+pub fn summary_count(summary: &str, what: &str) -> u64 {
+    let before = summary
+        .split(what)
+        .next()
+        .filter(|b| b.len() < summary.len())
+        .unwrap_or_else(|| panic!("no '{what}' in {summary}"));
+    before
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before '{what}' in {summary}"))
+}

@@ -8,18 +8,13 @@ use std::{
     time::Duration,
 };
 
-use netmon_tests::{Guard, Lines, Netns, netmon_bin, privileged, require_tools};
+use netmon_tests::{
+    Guard, Lines, Netns, ip, layer, netmon_in, privileged, require_tools, stop, summary_count,
+    veth_pair,
+};
 use serde_json::Value;
 
 const ROOT: &str = "needs root: run under cargo xtask test";
-
-fn ip(args: &[&str]) {
-    let ok = Command::new("ip")
-        .args(args)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "ip {args:?} failed");
-}
 
 fn mac(ns: &Netns, dev: &str) -> String {
     let out = Command::new("ip")
@@ -35,38 +30,12 @@ fn mac(ns: &Netns, dev: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Two namespaces joined by a veth pair: vA (10.77.0.1, fd77::1) and vB (10.77.0.2, fd77::2).
-fn veth_pair(tag: &str) -> (Netns, Netns) {
-    let a = Netns::new(&format!("{tag}-a"));
-    let b = Netns::new(&format!("{tag}-b"));
-    ip(&[
-        "-n", &a.name, "link", "add", "vA", "type", "veth", "peer", "name", "vB", "netns", &b.name,
-    ]);
-    for (ns, dev, v4, v6) in [
-        (&a, "vA", "10.77.0.1/24", "fd77::1/64"),
-        (&b, "vB", "10.77.0.2/24", "fd77::2/64"),
-    ] {
-        ip(&["-n", &ns.name, "addr", "add", v4, "dev", dev]);
-        ip(&["-n", &ns.name, "addr", "add", v6, "dev", dev, "nodad"]);
-        ip(&["-n", &ns.name, "link", "set", dev, "up"]);
-    }
-    (a, b)
-}
-
 fn script(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("scripts")
         .join(name)
         .display()
         .to_string()
-}
-
-fn layer<'a>(line: &'a Value, name: &str) -> Option<&'a Value> {
-    line["layers"]
-        .as_array()?
-        .iter()
-        .find(|l| l["layer"] == name)
-        .map(|l| &l["fields"])
 }
 
 fn find<'a>(lines: &'a [Value], what: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
@@ -84,7 +53,7 @@ fn capture_decodes_crafted_frames_and_attributes_tcp_on_a_veth_pair() {
         return;
     }
     let (a, b) = veth_pair("cap");
-    let (netmon, out, err) = netmon_in(
+    let (netmon, out, err, _) = netmon_in(
         &b,
         &[
             "capture",
@@ -258,34 +227,6 @@ fn client(a: &Netns, bytes: usize) {
     );
 }
 
-/// Starts netmon with `args` in B and waits until it captures.
-fn netmon_in(b: &Netns, args: &[&str]) -> (Guard, Lines, Lines) {
-    let mut g = Guard(
-        Command::new("ip")
-            .args(["netns", "exec", &b.name])
-            .arg(netmon_bin())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let err = Lines::new(g.0.stderr.take().unwrap());
-    let first = err.next(Duration::from_secs(20)).unwrap_or_default();
-    assert!(first.contains("capturing on vB"), "netmon said: {first}");
-    let out = Lines::new(g.0.stdout.take().unwrap());
-    (g, out, err)
-}
-
-fn stop(mut g: Guard, err: &Lines) -> String {
-    let _ = Command::new("kill")
-        .args(["-INT", &g.0.id().to_string()])
-        .status();
-    let text = err.rest(Duration::from_secs(10)).join("\n");
-    let _ = g.0.wait();
-    text
-}
-
 #[test]
 #[ignore = "needs root: run under cargo xtask test"]
 fn pcapng_is_read_back_by_tshark_and_a_simple_filter_runs_in_the_kernel() {
@@ -297,7 +238,7 @@ fn pcapng_is_read_back_by_tshark_and_a_simple_filter_runs_in_the_kernel() {
     let dir = std::env::temp_dir().join(format!("netmon-pcap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("out.pcapng");
-    let (nm, _out, err) = netmon_in(
+    let (nm, _out, err, _) = netmon_in(
         &b,
         &[
             "capture",
@@ -421,7 +362,7 @@ fn follow_shows_retransmissions_and_the_reset() {
             .is_ok_and(|s| s.success());
         assert!(ok, "nft {cmd:?}");
     }
-    let (nm, out, err) = netmon_in(&b, &["follow", "10.77.0.2:7000", "-i", "vB"]);
+    let (nm, out, err, _) = netmon_in(&b, &["follow", "10.77.0.2:7000", "-i", "vB"]);
     let (mut srv, server_pid) = server(&b, true);
     client(&a, 40_000);
     let _ = srv.0.wait();
@@ -468,21 +409,6 @@ fn iface_flags(ns: &Netns, dev: &str) -> u32 {
     .unwrap()
 }
 
-/// The number right before `what` in netmon's end-of-capture summary.
-fn summary_count(summary: &str, what: &str) -> u64 {
-    let before = summary
-        .split(what)
-        .next()
-        .filter(|b| b.len() < summary.len())
-        .unwrap_or_else(|| panic!("no '{what}' in {summary}"));
-    before
-        .trim_end()
-        .rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count before '{what}' in {summary}"))
-}
-
 /// XDP (native mode: veth has it) for received packets, 1-in-4 sampling counted, promiscuous mode
 /// on while capturing and restored after.
 #[test]
@@ -495,7 +421,7 @@ fn xdp_sampling_and_promiscuous_mode() {
     const IFF_PROMISC: u32 = 0x100;
     let (a, b) = veth_pair("xdp");
     assert_eq!(iface_flags(&b, "vB") & IFF_PROMISC, 0);
-    let (nm, out, err) = netmon_in(
+    let (nm, out, err, _) = netmon_in(
         &b,
         &[
             "capture",
@@ -580,7 +506,7 @@ fn err_said(summary: &str, what: &str) -> bool {
 fn the_captured_interface_disappears() {
     assert!(privileged(), "{ROOT}");
     let (_a, b) = veth_pair("gone");
-    let (mut nm, _out, err) = netmon_in(&b, &["capture", "-i", "vB", "--quiet"]);
+    let (mut nm, _out, err, _) = netmon_in(&b, &["capture", "-i", "vB", "--quiet"]);
     ip(&["-n", &b.name, "link", "del", "vB"]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(

@@ -1,6 +1,7 @@
 //! Ground truth for netmon's end-to-end tests: moves exactly the bytes it is told to over
 //! loopback, between processes it forks, and prints one JSON line saying which pid moved what
-//! (counted from the syscalls' return values).
+//! (counted from the syscalls' return values). `listen` and `connect` are the two ends of one
+//! connection between namespaces, one process each.
 //!
 //! Protocol with the test: print `{"ready":PID}`, wait for a line on stdin (so netmon can
 //! attach first), do the work, print the result line, exit. It kills itself after 60 s.
@@ -15,7 +16,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: trafficgen tcp FAMILY SEND RECV | udp FAMILY connected|unconnected SEND DGRAM RECV | \
          children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | preconnected SEND | sleep SECS | \
-         swarm COUNT BYTES | steady SECS CHUNK | reset SEND | hold SEND"
+         swarm COUNT BYTES | steady SECS CHUNK | reset SEND | hold SEND | listen ADDR PORT SEND | \
+         connect ADDR PORT SEND"
     );
     exit(2)
 }
@@ -102,6 +104,8 @@ fn main() {
     unsafe { libc::alarm(60) };
     // `preconnected` opens its connection before saying ready, i.e. before netmon starts.
     let pre = (args.first().map(String::as_str) == Some("preconnected")).then(preconnect);
+    // `listen` binds before saying ready, so a client started after it finds the port open.
+    let bound = (args.first().map(String::as_str) == Some("listen")).then(|| bind(&args));
     println!("{{\"ready\":{}}}", std::process::id());
     std::io::stdout().flush().unwrap();
     let mut line = String::new();
@@ -129,6 +133,11 @@ fn main() {
             std::thread::sleep(Duration::from_secs(num(args.get(1))));
             format!("{{\"pid\":{}}}", std::process::id())
         }
+        Some("listen") => match bound {
+            Some(l) => listen(l, num(args.get(3))),
+            None => usage(),
+        },
+        Some("connect") => connect(addr(&args), num(args.get(3))),
         _ => usage(),
     };
     println!("{result}");
@@ -528,4 +537,45 @@ fn hold(send: u64) -> String {
     loop {
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// `ADDR PORT` of the `listen` and `connect` modes.
+fn addr(args: &[String]) -> SocketAddr {
+    let ip: std::net::IpAddr = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| usage());
+    SocketAddr::new(ip, num(args.get(2)) as u16)
+}
+
+fn bind(args: &[String]) -> TcpListener {
+    TcpListener::bind(addr(args)).unwrap_or_else(|e| panic!("binding {}: {e}", addr(args)))
+}
+
+/// `listen ADDR PORT SEND`: accepts one connection (e.g. from another namespace), reads until
+/// the peer shuts its side down, answers with `send` bytes and closes.
+fn listen(listener: TcpListener, send: u64) -> String {
+    let (mut s, peer) = listener.accept().unwrap();
+    let got = read_exact_count(&mut s, u64::MAX);
+    let sent = write_count(&mut s, send);
+    drop(s);
+    format!(
+        "{{\"pid\":{},\"local\":\"{}\",\"peer\":\"{peer}\",\"sent\":{sent},\"received\":{got}}}",
+        std::process::id(),
+        listener.local_addr().unwrap()
+    )
+}
+
+/// `connect ADDR PORT SEND`: connects, sends `send` bytes, shuts its side down and reads the
+/// answer until the peer closes.
+fn connect(to: SocketAddr, send: u64) -> String {
+    let mut c = TcpStream::connect(to).unwrap_or_else(|e| panic!("connecting to {to}: {e}"));
+    let sent = write_count(&mut c, send);
+    let _ = c.shutdown(std::net::Shutdown::Write);
+    let got = read_exact_count(&mut c, u64::MAX);
+    format!(
+        "{{\"pid\":{},\"local\":\"{}\",\"peer\":\"{to}\",\"sent\":{sent},\"received\":{got}}}",
+        std::process::id(),
+        c.local_addr().unwrap()
+    )
 }
