@@ -1,6 +1,7 @@
 //! The kernel source: loads netmon's eBPF object, attaches the cgroup and lifecycle programs and
 //! one payload rung of the ladder, then turns ring-buffer records and map counters into
 //! [`crate::event::Event`]s (see `reader`).
+mod batch;
 pub mod btf;
 pub mod capture;
 mod cgroups;

@@ -20,7 +20,7 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
-use super::KernelError;
+use super::{KernelError, batch};
 use crate::{
     event::{
         CaptureStats, Event, LossSource, Origin, PacketRecord, Proto, TcpCounts, TcpState,
@@ -315,11 +315,9 @@ impl Reader {
     }
 
     fn poll_payload(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
-        let map: HashMap<&MapData, PidSockKey, PayloadStats> =
-            HashMap::try_from(get_map(&self.ebpf, maps::PAYLOAD)?)
-                .map_err(map_err(maps::PAYLOAD))?;
-        for item in map.iter() {
-            let Ok((k, v)) = item else { continue };
+        let all: Vec<(PidSockKey, PayloadStats)> =
+            batch::read_all(get_map(&self.ebpf, maps::PAYLOAD)?).map_err(map_err(maps::PAYLOAD))?;
+        for (k, v) in all {
             if self.sent_payload.get(&(k.cookie, k.tgid)) == Some(&v) {
                 continue;
             }
@@ -337,10 +335,9 @@ impl Reader {
     }
 
     fn poll_wire(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
-        let map: HashMap<&MapData, u64, WireStats> =
-            HashMap::try_from(get_map(&self.ebpf, maps::WIRE)?).map_err(map_err(maps::WIRE))?;
-        for item in map.iter() {
-            let Ok((cookie, v)) = item else { continue };
+        let all: Vec<(u64, WireStats)> =
+            batch::read_all(get_map(&self.ebpf, maps::WIRE)?).map_err(map_err(maps::WIRE))?;
+        for (cookie, v) in all {
             if self.sent_wire.get(&cookie) == Some(&v) {
                 continue;
             }
@@ -359,14 +356,15 @@ impl Reader {
     /// Releases recorded in the RELEASED map whose ring event was lost: the socket still
     /// closes, and its entries are still freed after the grace period.
     fn poll_released(&mut self, out: &mut Vec<Event>) {
-        let Some(m) = self.ebpf.map(maps::RELEASED) else {
-            return;
-        };
-        let Ok(map) = HashMap::<&MapData, u64, u64>::try_from(m) else {
+        let Some(Ok(all)) = self
+            .ebpf
+            .map(maps::RELEASED)
+            .map(batch::read_all::<u64, u64>)
+        else {
             return;
         };
         let due = self.polls + self.grace_polls;
-        for cookie in map.keys().flatten() {
+        for (cookie, _) in all {
             if let std::collections::hash_map::Entry::Vacant(e) = self.released.entry(cookie) {
                 e.insert(due);
                 out.push(Event::SocketClosed { cookie });
@@ -377,15 +375,15 @@ impl Reader {
     /// After ring-buffer losses, owners whose SOCK_OWNER record was lost are read from the
     /// OWNERS map, so their sockets are not left unattributed.
     fn recover_owners(&mut self, out: &mut Vec<Event>) {
-        let Some(m) = self.ebpf.map(maps::OWNERS) else {
+        let Some(Ok(all)) = self
+            .ebpf
+            .map(maps::OWNERS)
+            .map(batch::read_all::<u64, SockOwner>)
+        else {
             return;
         };
-        let Ok(map) = HashMap::<&MapData, u64, SockOwner>::try_from(m) else {
-            return;
-        };
-        let missing: Vec<(u64, SockOwner)> = map
-            .iter()
-            .flatten()
+        let missing: Vec<(u64, SockOwner)> = all
+            .into_iter()
             .filter(|(c, _)| !self.owned.contains(c))
             .collect();
         if !missing.is_empty() {
@@ -420,14 +418,14 @@ impl Reader {
     /// TCP statistics are optional (the map exists, but its programs may not have attached):
     /// a missing map is not an error.
     fn poll_tcp(&mut self, out: &mut Vec<Event>) {
-        let Some(m) = self.ebpf.map(maps::TCP_STATS) else {
+        let Some(Ok(all)) = self
+            .ebpf
+            .map(maps::TCP_STATS)
+            .map(batch::read_all::<u64, TcpStats>)
+        else {
             return;
         };
-        let Ok(map) = HashMap::<&MapData, u64, TcpStats>::try_from(m) else {
-            return;
-        };
-        for item in map.iter() {
-            let Ok((cookie, v)) = item else { continue };
+        for (cookie, v) in all {
             let digest = tcp_digest(&v);
             if self.sent_tcp.get(&cookie) == Some(&digest) {
                 continue;
