@@ -1,6 +1,7 @@
 //! Sockets by address, so a packet or an accepted connection finds its socket without a scan of
 //! every socket: at tens of thousands of connections a second a scan per event is quadratic.
-//! Connected sockets by their exact ends; bound, listening and unconnected ones by port.
+//! Connected sockets by their exact ends (only when asked: capture is the one user, and at 100k
+//! connections the map costs ~10 MB); bound, listening and unconnected ones by port.
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
@@ -10,6 +11,8 @@ use crate::event::{Cookie, Proto};
 pub(super) struct SocketIndex {
     bound: HashMap<(Proto, u16), HashSet<Cookie>>,
     connected: HashMap<(Proto, SocketAddr, SocketAddr), Cookie>,
+    /// Whether `connected` is kept.
+    pub(super) by_ends: bool,
 }
 
 /// Where a socket is filed: its protocol and ends.
@@ -19,7 +22,9 @@ impl SocketIndex {
     pub(super) fn insert(&mut self, cookie: Cookie, (proto, local, remote): Ends) {
         match remote {
             Some(r) => {
-                self.connected.insert((proto, local, r), cookie);
+                if self.by_ends {
+                    self.connected.insert((proto, local, r), cookie);
+                }
             }
             None => {
                 self.bound

@@ -230,6 +230,12 @@ impl Aggregator {
         }
     }
 
+    /// Keep what [`Aggregator::socket_for`] needs to find connected sockets by their ends.
+    pub fn with_packet_lookup(mut self) -> Self {
+        self.index.by_ends = true;
+        self
+    }
+
     pub fn with_retention(mut self, retention: Retention) -> Self {
         self.retention = retention;
         self
@@ -506,7 +512,8 @@ impl Aggregator {
 
     /// The socket a packet belongs to, from its addresses as seen by the host (`local` is the
     /// host's end): a connected socket with exactly these ends, else a listening or
-    /// unconnected one bound to `local` or to the wildcard address on its port.
+    /// unconnected one bound to `local` or to the wildcard address on its port. Connected
+    /// sockets are found only if the aggregator was made [`Aggregator::with_packet_lookup`].
     pub fn socket_for(
         &self,
         proto: Proto,

@@ -644,7 +644,7 @@ fn an_answer_of_an_unknown_process_is_a_fallback_only() {
 
 #[test]
 fn packets_find_their_socket_by_ports_and_addresses() {
-    let mut agg = Aggregator::new(Filter::default());
+    let mut agg = Aggregator::new(Filter::default()).with_packet_lookup();
     let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
     feed(
         &mut agg,

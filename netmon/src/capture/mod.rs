@@ -196,7 +196,7 @@ async fn capture_async(
             eprintln!("netmon: error: kernel source stopped: {e}");
         }
     });
-    let mut agg = Aggregator::new(Filter::default());
+    let mut agg = Aggregator::new(Filter::default()).with_packet_lookup();
     for ev in initial {
         agg.ingest(ev);
     }
