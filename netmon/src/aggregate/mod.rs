@@ -777,8 +777,14 @@ impl Aggregator {
         let mut processes: Vec<ProcessRow> = rows.into_values().collect();
         for p in &mut processes {
             p.sort_connections();
+            // Sockets keep their RTT buckets up to the last one used; rows show all of them.
+            if !p.tcp.rtt_buckets.is_empty() {
+                p.tcp.rtt_buckets.resize(netmon_common::RTT_BUCKETS, 0);
+            }
             for c in &mut p.connections {
-                if let Some(ip) = c.remote_ip {
+                // A dual-stack socket sees IPv4 peers as ::ffff:a.b.c.d; DNS answered a.b.c.d.
+                let ip = c.remote.map(|a| a.ip().to_canonical());
+                if let Some(ip) = ip.filter(|ip| !ip.is_unspecified()) {
                     c.remote_name = self.dns.lookup(Some(p.pid), ip).map(str::to_string);
                 }
             }
@@ -994,14 +1000,9 @@ fn connection_row(cookie: Cookie, s: Option<&Socket>, owner: bool, secs: f64) ->
     };
     if let Some(s) = s {
         row.proto = s.proto.unwrap_or(Proto::Other);
-        row.local = s.local.map(|a| a.to_string());
-        row.remote = s.remote.map(|a| a.to_string());
-        // A dual-stack socket sees IPv4 peers as ::ffff:a.b.c.d; DNS answered with a.b.c.d.
-        row.remote_ip = s
-            .remote
-            .map(|a| a.ip().to_canonical())
-            .filter(|ip| !ip.is_unspecified());
-        row.state = s.state.map(|st| st.as_str().to_string());
+        row.local = s.local;
+        row.remote = s.remote;
+        row.state = s.state.map(TcpState::as_str);
         row.closed = s.closed_at.is_some();
         row.closed_since = s.closed_at;
         if owner {

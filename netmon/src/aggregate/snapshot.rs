@@ -3,6 +3,8 @@
 use serde::Serialize;
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::net::SocketAddr;
 
 use crate::event::{Proto, TcpCounts};
 
@@ -86,14 +88,16 @@ impl ConnectionsOpened {
 pub struct ConnectionRow {
     pub cookie: u64,
     pub proto: Proto,
-    pub local: Option<String>,
-    pub remote: Option<String>,
+    /// Addresses are kept as values and written as text (`"10.0.0.1:443"`): at 100k sockets a
+    /// snapshot's strings were tens of megabytes.
+    #[serde(serialize_with = "display_opt")]
+    pub local: Option<SocketAddr>,
+    #[serde(serialize_with = "display_opt")]
+    pub remote: Option<SocketAddr>,
     /// The name the process asked DNS for and got the remote address back (see DnsNames).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_name: Option<String>,
-    #[serde(skip)]
-    pub remote_ip: Option<std::net::IpAddr>,
-    pub state: Option<String>,
+    pub state: Option<&'static str>,
     pub tx_bytes: u64,
     pub rx_bytes: u64,
     pub tx_rate: f64,
@@ -122,7 +126,6 @@ impl Default for ConnectionRow {
             local: None,
             remote: None,
             remote_name: None,
-            remote_ip: None,
             state: None,
             tx_bytes: 0,
             rx_bytes: 0,
@@ -208,4 +211,11 @@ impl ProcessRow {
 /// Rows ordered like nethogs: highest rate first, then most bytes, then a stable id.
 pub(super) fn busiest_first(a: (f64, u64, u64), b: (f64, u64, u64)) -> std::cmp::Ordering {
     b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2))
+}
+
+fn display_opt<T: Display, S: serde::Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }

@@ -86,10 +86,10 @@ fn two_processes_totals_and_rates() {
     let a = process(&s, 100);
     assert_eq!((a.tx_bytes, a.rx_bytes), (1000, 10));
     assert_eq!((a.tx_rate, a.rx_rate), (1000.0, 10.0));
-    assert_eq!(a.connections[0].local.as_deref(), Some("127.0.0.1:40000"));
+    assert_eq!(a.connections[0].local, "127.0.0.1:40000".parse().ok());
     assert_eq!(a.connections[0].proto, Proto::Tcp);
     let b = process(&s, 200);
-    assert_eq!(b.connections[0].remote.as_deref(), Some("[::1]:53"));
+    assert_eq!(b.connections[0].remote, "[::1]:53".parse().ok());
     // Busiest first: 5050 B/s beats 1010 B/s.
     assert_eq!(s.processes[0].pid, 200);
     assert_eq!((s.totals.tx_bytes, s.totals.rx_bytes), (1050, 5010));

@@ -123,7 +123,7 @@ fn connection_line(c: &ConnectionRow) -> String {
     let state = if c.closed {
         "CLOSED"
     } else {
-        c.state.as_deref().unwrap_or("")
+        c.state.unwrap_or("")
     };
     let wire = if c.owner && (c.tx_wire_bytes > 0 || c.rx_wire_bytes > 0) {
         format!(
@@ -140,7 +140,7 @@ fn connection_line(c: &ConnectionRow) -> String {
     // follows it, as `ss -r` would show it but without a reverse lookup.
     let remote = match (&c.remote, &c.remote_name) {
         (Some(r), Some(name)) => format!("{r} ({name})"),
-        (Some(r), None) => r.clone(),
+        (Some(r), None) => r.to_string(),
         (None, _) => "*".to_string(),
     };
     format!(
@@ -151,7 +151,7 @@ fn connection_line(c: &ConnectionRow) -> String {
         bytes(c.rx_bytes),
         rate(c.tx_rate),
         rate(c.rx_rate),
-        c.local.as_deref().unwrap_or("*"),
+        c.local.map_or_else(|| "*".to_string(), |a| a.to_string()),
         remote,
         state,
         wire

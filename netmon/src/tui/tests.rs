@@ -70,9 +70,9 @@ fn conn(cookie: u64, local: &str, remote: &str, tx: u64, rx: u64) -> ConnectionR
     ConnectionRow {
         cookie,
         proto: Proto::Tcp,
-        local: Some(local.into()),
-        remote: Some(remote.into()),
-        state: Some("ESTABLISHED".into()),
+        local: local.parse().ok(),
+        remote: remote.parse().ok(),
+        state: Some("ESTABLISHED"),
         tx_bytes: tx,
         rx_bytes: rx,
         tx_rate: tx as f64 / 2.0,

@@ -439,7 +439,14 @@ impl Reader {
                     resets_received: v.resets_received,
                     rtt_count: v.rtt_count,
                     rtt_sum_us: v.rtt_sum_us,
-                    rtt_buckets: v.rtt_buckets.to_vec(),
+                    // Up to the last bucket with samples: a socket's RTTs fall in a few low
+                    // buckets, and the aggregator keeps these for every socket.
+                    rtt_buckets: v.rtt_buckets[..v
+                        .rtt_buckets
+                        .iter()
+                        .rposition(|&b| b > 0)
+                        .map_or(0, |i| i + 1)]
+                        .to_vec(),
                     rto_timeouts: v.rto_timeouts,
                     rto_backoff_max: v.rto_backoff_max,
                 },
