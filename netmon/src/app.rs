@@ -40,6 +40,7 @@ use crate::{
 /// Capacity of the source → aggregator channel. Sources block (never drop) when it is full,
 /// and the kernel ring buffer absorbs the burst and counts what it cannot.
 const CHANNEL_CAPACITY: usize = 65_536;
+const EVENT_BATCH: usize = 4096;
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -256,18 +257,22 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     let mut source_done = false;
     let mut exited = false;
 
+    // Events are taken a batch at a time: one wakeup of this loop per batch, not per event.
+    let mut batch = Vec::with_capacity(EVENT_BATCH);
     let ending = loop {
         tokio::select! {
-            ev = rx.recv(), if !source_done => match ev {
-                Some(ev) => {
-                    if let Some(w) = recorder.as_mut() {
-                        replay::write_event(w, &ev).context("writing --record file")?;
-                    }
-                    agg.ingest(ev);
-                }
+            n = rx.recv_many(&mut batch, EVENT_BATCH), if !source_done => match n {
                 // A replay that ran out ends the run like --once would.
-                None if replaying && !serving => break Ending::Done,
-                None => source_done = true,
+                0 if replaying && !serving => break Ending::Done,
+                0 => source_done = true,
+                _ => {
+                    for ev in batch.drain(..) {
+                        if let Some(w) = recorder.as_mut() {
+                            replay::write_event(w, &ev).context("writing --record file")?;
+                        }
+                        agg.ingest(ev);
+                    }
+                }
             },
             _ = ticker.tick() => {
                 if args.once {

@@ -289,3 +289,46 @@ fn an_idle_connection_from_before_start_is_found_through_proc() {
     );
     assert_eq!(client["tx_bytes"], 0);
 }
+
+/// Connections accepted while netmon runs and never used: no process moves a byte, and the
+/// accept itself has no hook here (fexit is refused), so only the listener ties them to the
+/// server. Every one must show under the server, with the client's port as its remote.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn idle_accepted_connections_belong_to_the_server() {
+    if !privileged() {
+        return;
+    }
+    const COUNT: u64 = 50;
+    let o = scenario("idleacc", &["idle", &COUNT.to_string()], &[]);
+    assert_eq!(o.truth_u64("opened"), COUNT);
+    let server = o.process(o.truth_u64("server_pid"));
+    let port = o.truth_u64("server_port");
+    let remotes: std::collections::HashSet<u64> = server["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["proto"] == "tcp" && c["owner"] == true)
+        .filter(|c| {
+            c["local"]
+                .as_str()
+                .is_some_and(|l| l.ends_with(&format!(":{port}")))
+        })
+        .filter_map(|c| c["remote"].as_str()?.rsplit(':').next()?.parse().ok())
+        .collect();
+    let want: std::collections::HashSet<u64> = o.truth["client_ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert_eq!(want.len() as u64, COUNT);
+    assert_eq!(remotes, want, "server: {server}");
+    assert_eq!(server["opened"]["tcp"].as_u64(), Some(COUNT), "{server}");
+    let client = o.process(o.truth_u64("client_pid"));
+    assert_eq!(client["opened"]["tcp"].as_u64(), Some(COUNT), "{client}");
+    assert_eq!(
+        (server["tx_bytes"].as_u64(), server["rx_bytes"].as_u64()),
+        (Some(0), Some(0))
+    );
+}

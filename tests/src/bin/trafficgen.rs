@@ -16,7 +16,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: trafficgen tcp FAMILY SEND RECV | udp FAMILY connected|unconnected SEND DGRAM RECV | \
          children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | preconnected SEND | sleep SECS | \
-         swarm COUNT BYTES | steady SECS CHUNK | reset SEND | hold SEND | listen ADDR PORT SEND | \
+         swarm COUNT BYTES | steady SECS CHUNK | reset SEND | hold SEND | idle COUNT | listen ADDR PORT SEND | \
          connect ADDR PORT SEND"
     );
     exit(2)
@@ -129,6 +129,7 @@ fn main() {
         Some("steady") => steady(num(args.get(1)), num(args.get(2))),
         Some("reset") => reset(num(args.get(1))),
         Some("hold") => hold(num(args.get(1))),
+        Some("idle") => idle(num(args.get(1))),
         Some("sleep") => {
             std::thread::sleep(Duration::from_secs(num(args.get(1))));
             format!("{{\"pid\":{}}}", std::process::id())
@@ -577,5 +578,38 @@ fn connect(to: SocketAddr, send: u64) -> String {
         "{{\"pid\":{},\"local\":\"{}\",\"peer\":\"{to}\",\"sent\":{sent},\"received\":{got}}}",
         std::process::id(),
         c.local_addr().unwrap()
+    )
+}
+
+/// A forked client opens `count` connections to the parent, which accepts them; nobody sends a
+/// byte. Both hold them for a second (netmon reads), then exit. Nothing but the accept ties the
+/// server's sockets to the server.
+fn idle(count: u64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let client = fork(move || {
+        let conns: Vec<TcpStream> = (0..count)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        report(wr, conns.len() as u64);
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(conns);
+        0
+    });
+    let accepted: Vec<TcpStream> = (0..count).map(|_| listener.accept().unwrap().0).collect();
+    let opened = collect(rd);
+    std::thread::sleep(Duration::from_millis(1000));
+    let ports: Vec<String> = accepted
+        .iter()
+        .map(|s| s.peer_addr().unwrap().port().to_string())
+        .collect();
+    drop(accepted);
+    wait(client);
+    format!(
+        "{{\"server_pid\":{},\"client_pid\":{client},\"server_port\":{},\"opened\":{opened},\"client_ports\":[{}]}}",
+        std::process::id(),
+        addr.port(),
+        ports.join(",")
     )
 }
