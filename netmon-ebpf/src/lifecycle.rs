@@ -7,7 +7,9 @@ use aya_ebpf::{
 };
 use netmon_common::event_kind;
 
-use crate::maps::{current_event, emit};
+use crate::maps::{RELEASED, current_event, emit};
+
+const TCP_CLOSE: i32 = 7;
 
 /// `inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate)`.
 #[btf_tracepoint(function = "inet_sock_set_state")]
@@ -20,6 +22,11 @@ pub fn netmon_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     }
     // bpf_get_socket_cookie accepts a BTF `struct sock *` in tracing programs.
     let cookie = unsafe { aya_ebpf::helpers::generated::bpf_get_socket_cookie(sk as *mut _) };
+    // The process closed the socket before TCP finished with it (the usual order for whoever
+    // closes first): SOCK_RELEASE already told user space, the final CLOSE adds nothing.
+    if new == TCP_CLOSE && unsafe { RELEASED.get(cookie) }.is_some() {
+        return 0;
+    }
     let mut ev = current_event(event_kind::SOCK_STATE, cookie);
     ev.arg0 = old as u64;
     ev.arg1 = new as u64;

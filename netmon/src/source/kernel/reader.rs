@@ -52,8 +52,9 @@ pub struct Reader {
     cgroups: super::cgroups::CgroupPaths,
     /// Cookies a process owns: a raw socket among them is a user's, not the kernel's.
     owned: HashSet<u64>,
-    sent_payload: StdHashMap<(u64, u32), PayloadStats>,
-    sent_wire: StdHashMap<u64, WireStats>,
+    /// Digests of the values last sent, so only changes are sent (8 bytes a socket, not 32).
+    sent_payload: StdHashMap<(u64, u32), u64>,
+    sent_wire: StdHashMap<u64, u64>,
     /// A hash of each socket's last TCP stats sent (the stats are 248 bytes; thousands of
     /// sockets would otherwise be kept twice).
     sent_tcp: StdHashMap<u64, u64>,
@@ -318,10 +319,10 @@ impl Reader {
         let all: Vec<(PidSockKey, PayloadStats)> =
             batch::read_all(get_map(&self.ebpf, maps::PAYLOAD)?).map_err(map_err(maps::PAYLOAD))?;
         for (k, v) in all {
-            if self.sent_payload.get(&(k.cookie, k.tgid)) == Some(&v) {
+            let d = digest(&v);
+            if self.sent_payload.insert((k.cookie, k.tgid), d) == Some(d) {
                 continue;
             }
-            self.sent_payload.insert((k.cookie, k.tgid), v);
             out.push(Event::Payload {
                 cookie: k.cookie,
                 pid: k.tgid,
@@ -338,10 +339,10 @@ impl Reader {
         let all: Vec<(u64, WireStats)> =
             batch::read_all(get_map(&self.ebpf, maps::WIRE)?).map_err(map_err(maps::WIRE))?;
         for (cookie, v) in all {
-            if self.sent_wire.get(&cookie) == Some(&v) {
+            let d = digest(&v);
+            if self.sent_wire.insert(cookie, d) == Some(d) {
                 continue;
             }
-            self.sent_wire.insert(cookie, v);
             out.push(Event::Wire {
                 cookie,
                 tx_bytes: v.tx_bytes,
@@ -426,11 +427,10 @@ impl Reader {
             return;
         };
         for (cookie, v) in all {
-            let digest = tcp_digest(&v);
-            if self.sent_tcp.get(&cookie) == Some(&digest) {
+            let d = digest(&v);
+            if self.sent_tcp.insert(cookie, d) == Some(d) {
                 continue;
             }
-            self.sent_tcp.insert(cookie, digest);
             out.push(Event::TcpStats {
                 cookie,
                 stats: TcpCounts {
@@ -644,20 +644,13 @@ fn drain(ring: &mut RingBuf<MapData>) -> Vec<KernelEvent> {
     out
 }
 
-fn tcp_digest(v: &TcpStats) -> u64 {
+/// A hash of a map value's bytes: enough to tell whether it changed since it was last sent.
+fn digest<T: aya::Pod>(v: &T) -> u64 {
     use std::hash::{Hash, Hasher};
+    // SAFETY: Pod values are plain bytes without padding (netmon_common's are all u64 fields).
+    let bytes = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) };
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        v.retransmits,
-        v.resets_sent,
-        v.resets_received,
-        v.rtt_count,
-        v.rtt_sum_us,
-        v.rto_timeouts,
-        v.rto_backoff_max,
-    )
-        .hash(&mut h);
-    v.rtt_buckets.hash(&mut h);
+    bytes.hash(&mut h);
     h.finish()
 }
 
