@@ -52,10 +52,14 @@ impl DnsNames {
         for &ip in addrs {
             let keys = [Some((pid, ip)), pid.is_some().then_some((None, ip))];
             for key in keys.into_iter().flatten() {
-                if !self.names.contains(&key) && self.names.len() == self.names.cap().get() {
+                // push hands back the entry it replaced: this key's, or the one evicted.
+                if self
+                    .names
+                    .push(key, name.to_string())
+                    .is_some_and(|(old, _)| old != key)
+                {
                     self.evicted += 1;
                 }
-                self.names.push(key, name.to_string());
             }
         }
         addrs.len()

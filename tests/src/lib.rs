@@ -40,6 +40,28 @@ pub fn netmon_bin() -> PathBuf {
         .unwrap_or_else(|| target_dir_bin("netmon"))
 }
 
+/// Starts `program` (trafficgen's protocol) in `ns` and waits for its `{"ready":PID}`: the
+/// process, its stdout lines after that one, and PID (`ip netns exec` execs the program, so it
+/// is the child's own pid). It waits on stdin for its go.
+pub fn start_ready(ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
+    let mut child = Guard(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .args(program)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the traffic program"),
+    );
+    let out = Lines::new(child.0.stdout.take().unwrap());
+    let pid = out
+        .next(Duration::from_secs(10))
+        .and_then(|l| serde_json::from_str::<Value>(&l).ok())
+        .and_then(|v| v["ready"].as_u64())
+        .unwrap_or_else(|| panic!("{program:?} never said ready"));
+    (child, out, pid)
+}
+
 pub fn trafficgen_bin() -> PathBuf {
     test_bin("trafficgen")
 }
@@ -211,6 +233,16 @@ impl Outcome {
         )
     }
 
+    /// An array of numbers in the ground truth (child pids, ports).
+    pub fn truth_u64s(&self, key: &str) -> Vec<u64> {
+        self.truth[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} missing in {}", self.truth))
+            .iter()
+            .map(|v| v.as_u64().expect("a number"))
+            .collect()
+    }
+
     pub fn truth_u64(&self, key: &str) -> u64 {
         self.truth[key]
             .as_u64()
@@ -265,27 +297,12 @@ pub fn scenario_in(
             .is_ok_and(|s| s.success());
         assert!(ok, "setup command {cmd:?} failed in {}", ns.name);
     }
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns.name]).args(program);
-    let mut traffic = Guard(
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the traffic program"),
-    );
+    let (mut traffic, gen_out, pid) = start_ready(&ns, program);
     if let Some(dir) = cgroup {
-        // `ip netns exec` execs the program: same pid.
-        std::fs::write(dir.join("cgroup.procs"), traffic.0.id().to_string())
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string())
             .expect("moving the traffic program into its cgroup");
     }
-    let gen_out = Lines::new(traffic.0.stdout.take().unwrap());
-    let ready: Value = serde_json::from_str(
-        &gen_out
-            .next(Duration::from_secs(10))
-            .expect("trafficgen never said ready"),
-    )
-    .unwrap();
-    let pid = ready["ready"].as_u64().unwrap().to_string();
+    let pid = pid.to_string();
 
     let mut netmon = Guard(
         Command::new(netmon_bin())

@@ -447,23 +447,10 @@ pub struct Traffic {
 impl Traffic {
     pub fn start(tag: &str, args: &[&str]) -> Traffic {
         let ns = Netns::new(&format!("nmprom-{tag}"));
-        let mut child = Guard(
-            Command::new("ip")
-                .args(["netns", "exec", &ns.name])
-                .arg(trafficgen_bin())
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("starting trafficgen"),
-        );
-        let out = Lines::new(child.0.stdout.take().unwrap());
-        let ready: Value = serde_json::from_str(
-            &out.next(Duration::from_secs(10))
-                .expect("trafficgen never said ready"),
-        )
-        .unwrap();
-        let pid = ready["ready"].as_u64().unwrap();
+        let bin = trafficgen_bin();
+        let mut program = vec![bin.to_str().unwrap()];
+        program.extend_from_slice(args);
+        let (child, out, pid) = crate::start_ready(&ns, &program);
         Traffic {
             child,
             out,

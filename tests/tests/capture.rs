@@ -16,18 +16,18 @@ use serde_json::Value;
 
 const ROOT: &str = "needs root: run under cargo xtask test";
 
-fn mac(ns: &Netns, dev: &str) -> String {
+/// `/sys/class/net/DEV/ATTR` as seen inside `ns`.
+fn sysfs(ns: &Netns, dev: &str, attr: &str) -> String {
     let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "cat",
-            &format!("/sys/class/net/{dev}/address"),
-        ])
+        .args(["netns", "exec", &ns.name, "cat"])
+        .arg(format!("/sys/class/net/{dev}/{attr}"))
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn mac(ns: &Netns, dev: &str) -> String {
+    sysfs(ns, dev, "address")
 }
 
 fn script(name: &str) -> String {
@@ -390,23 +390,7 @@ fn follow_shows_retransmissions_and_the_reset() {
 }
 
 fn iface_flags(ns: &Netns, dev: &str) -> u32 {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "cat",
-            &format!("/sys/class/net/{dev}/flags"),
-        ])
-        .output()
-        .unwrap();
-    u32::from_str_radix(
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap()
+    u32::from_str_radix(sysfs(ns, dev, "flags").trim_start_matches("0x"), 16).unwrap()
 }
 
 /// XDP (native mode: veth has it) for received packets, 1-in-4 sampling counted, promiscuous mode

@@ -3,15 +3,11 @@
 //! links from 6.6 and through a clsact qdisc with netlink filters before, XDP on request, a
 //! kernel-side filter; each packet names the process, interface and direction, and nothing is
 //! left attached once netmon exits.
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{io::Write, process::Command, time::Duration};
 
 use netmon_tests::{
-    Guard, Lines, Netns, layer, netmon_in, privileged, stop, summary_count, trafficgen_bin,
-    veth_pair,
+    Guard, Lines, Netns, layer, netmon_in, privileged, start_ready, stop, summary_count,
+    trafficgen_bin, veth_pair,
 };
 use serde_json::Value;
 
@@ -84,22 +80,10 @@ struct Gen {
 
 impl Gen {
     fn start(ns: &Netns, args: &[&str]) -> Gen {
-        let mut guard = Guard(
-            Command::new("ip")
-                .args(["netns", "exec", &ns.name])
-                .arg(trafficgen_bin())
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let out = Lines::new(guard.0.stdout.take().unwrap());
-        let ready: Value = out
-            .next(Duration::from_secs(10))
-            .and_then(|l| serde_json::from_str(&l).ok())
-            .unwrap_or_else(|| panic!("trafficgen {args:?} never said ready"));
-        let pid = ready["ready"].as_u64().unwrap();
+        let bin = trafficgen_bin();
+        let mut program = vec![bin.to_str().unwrap()];
+        program.extend_from_slice(args);
+        let (guard, out, pid) = start_ready(ns, &program);
         Gen { guard, out, pid }
     }
 

@@ -140,12 +140,7 @@ fn a_thousand_short_lived_children() {
     }
     let o = scenario("kids", &["children", "1000", "1500"], &[]);
     let bytes = o.truth_u64("bytes_each");
-    let kids: Vec<u64> = o.truth["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let kids = o.truth_u64s("children");
     assert_eq!(kids.len(), 1000);
     let mut wrong = Vec::new();
     for &k in &kids {
@@ -316,12 +311,7 @@ fn idle_accepted_connections_belong_to_the_server() {
         })
         .filter_map(|c| c["remote"].as_str()?.rsplit(':').next()?.parse().ok())
         .collect();
-    let want: std::collections::HashSet<u64> = o.truth["client_ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_u64().unwrap())
-        .collect();
+    let want: std::collections::HashSet<u64> = o.truth_u64s("client_ports").into_iter().collect();
     assert_eq!(want.len() as u64, COUNT);
     assert_eq!(remotes, want, "server: {server}");
     assert_eq!(server["opened"]["tcp"].as_u64(), Some(COUNT), "{server}");

@@ -52,12 +52,7 @@ fn short_lived_processes_get_their_cgroups_unit() {
         ],
         &[],
     );
-    let kids: Vec<u64> = o.truth["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let kids = o.truth_u64s("children");
     assert_eq!(kids.len(), 300);
     let rows = o.snapshot["processes"].as_array().unwrap();
     let mut wrong = Vec::new();

@@ -775,13 +775,15 @@ impl Aggregator {
         }
 
         let mut processes: Vec<ProcessRow> = rows.into_values().collect();
+        // Two hash lookups a connection for its name: skipped while no DNS reply has been seen.
+        let names = !self.dns.is_empty();
         for p in &mut processes {
             p.sort_connections();
             // Sockets keep their RTT buckets up to the last one used; rows show all of them.
             if !p.tcp.rtt_buckets.is_empty() {
                 p.tcp.rtt_buckets.resize(netmon_common::RTT_BUCKETS, 0);
             }
-            for c in &mut p.connections {
+            for c in p.connections.iter_mut().filter(|_| names) {
                 // A dual-stack socket sees IPv4 peers as ::ffff:a.b.c.d; DNS answered a.b.c.d.
                 let ip = c.remote.map(|a| a.ip().to_canonical());
                 if let Some(ip) = ip.filter(|ip| !ip.is_unspecified()) {

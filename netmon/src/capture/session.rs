@@ -193,7 +193,7 @@ impl Session {
             summary::line(&pkt, &meta)
         };
         if !self.opts.json {
-            if let Some(name) = remote_name(&pkt, &meta, &mut self.dns) {
+            if let Some(name) = self.dns.remote_name(&pkt, &meta).map(str::to_string) {
                 line.push_str(&format!(" [{name}]"));
             }
         }
@@ -208,17 +208,6 @@ impl Session {
         }
         Ok(())
     }
-}
-
-/// The name a DNS reply gave the far end of this packet, for the process on this end.
-fn remote_name(pkt: &Packet, meta: &PacketMeta, dns: &mut DnsNames) -> Option<String> {
-    let (src, dst) = pkt.ip_addrs()?;
-    let remote = if meta.direction == Direction::Egress {
-        dst
-    } else {
-        src
-    };
-    dns.lookup(meta.pid, remote).map(str::to_string)
 }
 
 /// One line for the TCP events a user follows; per-segment bookkeeping is left out.

@@ -258,43 +258,28 @@ impl Reader {
         if !self.known_pids.insert(pid) {
             return;
         }
-        let ev = match self.procfs.process_event(pid) {
-            // Exiting while /proc was read: the cgroup file may already be gone.
-            Some(Event::Process {
-                pid,
-                ppid,
-                comm,
-                cmdline,
-                uid,
-                exe,
-                cgroup,
-                netns,
-                start_time,
-            }) if cgroup.is_empty() => Event::Process {
-                pid,
-                ppid,
-                comm,
-                cmdline,
-                uid,
-                exe,
-                cgroup: self.cgroups.path(r.cgroup_id).unwrap_or_default(),
-                netns,
-                start_time,
-            },
-            Some(ev) => ev,
-            // Gone already: what the kernel recorded, the cgroup named by its id.
-            None => Event::Process {
+        // Gone already: what the kernel recorded.
+        let mut ev = self
+            .procfs
+            .process_event(pid)
+            .unwrap_or_else(|| Event::Process {
                 pid,
                 ppid: r.ppid,
                 comm: comm(&r.comm),
                 cmdline: String::new(),
                 uid: r.uid,
                 exe: String::new(),
-                cgroup: self.cgroups.path(r.cgroup_id).unwrap_or_default(),
+                cgroup: String::new(),
                 netns: 0,
                 start_time: 0,
-            },
-        };
+            });
+        // Gone, or exiting while /proc was read (the cgroup file goes first): the cgroup the
+        // kernel named by its id.
+        if let Event::Process { cgroup, .. } = &mut ev
+            && cgroup.is_empty()
+        {
+            *cgroup = self.cgroups.path(r.cgroup_id).unwrap_or_default();
+        }
         out.push(ev);
     }
 
