@@ -189,9 +189,23 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     let total = Instant::now();
     let mut outcomes = Vec::new();
     for target in &targets {
-        let outcome = run_one(root, &results, target, &payload, &args)
-            .with_context(|| format!("kernel {}", target.label()))?;
+        let run = || {
+            run_one(root, &results, target, &payload, &args)
+                .with_context(|| format!("kernel {}", target.label()))
+        };
+        let mut outcome = run()?;
         outcome.print();
+        // One more boot, said out loud, when the kernel died before anything of ours ran; a
+        // second crash fails like any other.
+        if matches!(target, Target::Debian(_)) && outcome.crashed_while_booting() {
+            eprintln!(
+                "xtask: {}: the guest kernel panicked while booting, before netmon's run began (console above); booting it once more",
+                outcome.label
+            );
+            check_interrupt()?;
+            outcome = run()?;
+            outcome.print();
+        }
         outcomes.push(outcome);
         check_interrupt()?;
     }
