@@ -36,6 +36,11 @@ fn run(dir: &Path) -> std::io::Result<()> {
             write(dir, "decode", &format!("{name}.raw"), &raw)?;
         }
     }
+    // The lldp and llc targets take the bytes after the 14-byte header they add themselves.
+    write(dir, "lldp", "lldp", &fixtures::lldp()[14..])?;
+    write(dir, "llc", "cdp", &fixtures::cdp()[14..])?;
+    write(dir, "llc", "snap_ipv4", &fixtures::snap_ipv4()[14..])?;
+    write(dir, "tcp_session", "session", &tcp_session_script())?;
     write(
         dir,
         "dns",
@@ -66,4 +71,35 @@ fn run(dir: &Path) -> std::io::Result<()> {
         write(dir, "json_filter", &format!("j{i}"), j.as_bytes())?;
     }
     Ok(())
+}
+
+/// A handshake, data both ways with one retransmission and a duplicate ACK, a zero window, and
+/// a FIN close, in the tcp_session target's 14-byte records (see that target).
+fn tcp_session_script() -> Vec<u8> {
+    const B_TO_A: u8 = 1;
+    const SYN: u8 = 2;
+    const ACK: u8 = 4;
+    const FIN: u8 = 8;
+    const WSCALE: u8 = 64;
+    let segs: [(u8, u8, u32, u32, u16, u8, u8); 10] = [
+        (SYN | WSCALE, 7, 100, 0, 64240, 0, 0),
+        (B_TO_A | SYN | ACK | WSCALE, 7, 900, 101, 65160, 0, 1),
+        (ACK, 0, 101, 901, 502, 0, 1),
+        (ACK, 0, 101, 901, 502, 200, 1),
+        (ACK, 0, 101, 901, 502, 200, 200),
+        (B_TO_A | ACK, 0, 901, 301, 0, 0, 1),
+        (B_TO_A | ACK, 0, 901, 301, 0, 0, 1),
+        (B_TO_A | ACK, 0, 901, 301, 509, 0, 1),
+        (FIN | ACK, 0, 301, 901, 502, 0, 1),
+        (B_TO_A | FIN | ACK, 0, 901, 302, 509, 0, 1),
+    ];
+    let mut out = Vec::new();
+    for (flags, wscale, seq, ack, win, len, dt) in segs {
+        out.extend_from_slice(&[flags, wscale]);
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(&ack.to_be_bytes());
+        out.extend_from_slice(&win.to_be_bytes());
+        out.extend_from_slice(&[len, dt]);
+    }
+    out
 }
