@@ -173,6 +173,15 @@ pub struct WireStats {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub rx_packets: u64,
+    /// TCP only: bit 0 set while the last segment sent advertised a zero window, bit 1 the
+    /// same for the last one received, so a zero-window episode is counted once.
+    pub zero_window: u64,
+}
+
+/// [`WireStats::zero_window`] bits.
+pub mod zero_window {
+    pub const SENT: u64 = 1;
+    pub const RECEIVED: u64 = 2;
 }
 
 /// Log2 buckets of smoothed RTT in microseconds: bucket `i` holds samples of at most `2^i` µs
@@ -196,6 +205,18 @@ pub struct TcpStats {
     pub rto_timeouts: u64,
     /// Most consecutive expiries seen (the RTO was doubled that many times in a row).
     pub rto_backoff_max: u64,
+    /// When the connect began (sock_ops TCP_CONNECT_CB, boot-time ns); 0 for accepted sockets.
+    pub connect_ns: u64,
+    /// Handshake time, 0 until established while netmon ran: connecting side SYN to SYN-ACK
+    /// (SYN retransmissions included), accepting side SYN-ACK to its ACK.
+    pub handshake_us: u64,
+    /// FIN closes: this socket sent the first FIN (ESTABLISHED -> FIN_WAIT1) or received it
+    /// (ESTABLISHED -> CLOSE_WAIT).
+    pub closes_local: u64,
+    pub closes_remote: u64,
+    /// Times the window this socket advertised, or its peer advertised, went to zero.
+    pub zero_windows_sent: u64,
+    pub zero_windows_received: u64,
 }
 
 /// The number of significant bits of `us`, capped at the last bucket; `rtt_bucket(x - 1)` is
@@ -382,9 +403,9 @@ mod tests {
         assert_eq!(size_of::<SockOwner>(), 56);
         assert_eq!(size_of::<PidSockKey>(), 16);
         assert_eq!(size_of::<PayloadStats>(), 32);
-        assert_eq!(size_of::<WireStats>(), 32);
+        assert_eq!(size_of::<WireStats>(), 40);
         assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8 + 8 + 8);
-        assert_eq!(size_of::<TcpStats>(), 8 * (7 + RTT_BUCKETS));
+        assert_eq!(size_of::<TcpStats>(), 8 * (13 + RTT_BUCKETS));
         assert_eq!(size_of::<KernelFilter>(), 24);
         assert_eq!(size_of::<CaptureConfig>(), 24 + 24);
         assert_eq!(

@@ -9,7 +9,15 @@ use netmon_common::event_kind;
 
 use crate::maps::{RELEASED, current_event, emit};
 
+const TCP_FIN_WAIT1: i32 = 4;
 const TCP_CLOSE: i32 = 7;
+const TCP_CLOSE_WAIT: i32 = 8;
+
+/// bpf_get_socket_cookie accepts a BTF `struct sock *` in tracing programs.
+#[inline(always)]
+fn cookie_of(sk: *const core::ffi::c_void) -> u64 {
+    unsafe { aya_ebpf::helpers::generated::bpf_get_socket_cookie(sk as *mut _) }
+}
 
 /// `inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate)`.
 #[btf_tracepoint(function = "inet_sock_set_state")]
@@ -17,11 +25,18 @@ pub fn netmon_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let sk: *const core::ffi::c_void = ctx.arg(0);
     let old: i32 = ctx.arg(1);
     let new: i32 = ctx.arg(2);
-    if !shown_state(new) {
+    let shown = shown_state(new);
+    if !shown && new != TCP_FIN_WAIT1 {
         return 0;
     }
-    // bpf_get_socket_cookie accepts a BTF `struct sock *` in tracing programs.
-    let cookie = unsafe { aya_ebpf::helpers::generated::bpf_get_socket_cookie(sk as *mut _) };
+    let cookie = cookie_of(sk);
+    // Who began a FIN close (FIN_WAIT1 is only counted, never sent to user space).
+    if new == TCP_FIN_WAIT1 || new == TCP_CLOSE_WAIT {
+        crate::tcp::count_fin_close(cookie, new == TCP_FIN_WAIT1);
+    }
+    if !shown {
+        return 0;
+    }
     // The process closed the socket before TCP finished with it (the usual order for whoever
     // closes first): SOCK_RELEASE already told user space, the final CLOSE adds nothing.
     if new == TCP_CLOSE && unsafe { RELEASED.get(cookie) }.is_some() {

@@ -201,12 +201,22 @@ pub fn account_payload(cookie: u64, tx: bool, bytes: u64, origin: u8) {
     record_owner(cookie, origin, 0);
 }
 
-/// Adds one packet's L3 length to the socket's wire counters; true when the entry is new.
+/// What [`account_wire`] found.
+pub enum WireEntry {
+    /// The socket's first packet: its entry was created.
+    Created,
+    /// The entry, already there (or created by another CPU a moment ago).
+    Existing(*mut WireStats),
+    /// The map is full: counted as lost.
+    Missing,
+}
+
+/// Adds one packet's L3 length to the socket's wire counters.
 #[inline(always)]
-pub fn account_wire(cookie: u64, tx: bool, len: u64, segs: u64) -> bool {
+pub fn account_wire(cookie: u64, tx: bool, len: u64, segs: u64) -> WireEntry {
     if let Some(p) = WIRE.get_ptr_mut(cookie) {
         add_wire(p, tx, len, segs);
-        return false;
+        return WireEntry::Existing(p);
     }
     let first = if tx {
         WireStats {
@@ -222,18 +232,21 @@ pub fn account_wire(cookie: u64, tx: bool, len: u64, segs: u64) -> bool {
         }
     };
     match WIRE.insert(cookie, first, BPF_NOEXIST) {
-        Ok(()) => true,
+        Ok(()) => WireEntry::Created,
         Err(-17) => {
             // Lost the race to another CPU; count on its entry.
-            if let Some(p) = WIRE.get_ptr_mut(cookie) {
-                add_wire(p, tx, len, segs);
+            match WIRE.get_ptr_mut(cookie) {
+                Some(p) => {
+                    add_wire(p, tx, len, segs);
+                    WireEntry::Existing(p)
+                }
+                None => WireEntry::Missing,
             }
-            false
         }
         Err(_) => {
             bump(counter::WIRE_FULL, 1);
             bump(counter::WIRE_FULL_BYTES, len);
-            false
+            WireEntry::Missing
         }
     }
 }

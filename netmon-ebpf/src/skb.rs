@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use netmon_common::{counter, event_kind};
 
-use crate::maps::{account_wire, bump, ctx_sock_tuple, emit};
+use crate::maps::{WireEntry, account_wire, bump, ctx_sock_tuple, emit};
 
 #[cgroup_skb(egress)]
 pub fn netmon_skb_egress(ctx: SkBuffContext) -> i32 {
@@ -34,8 +34,16 @@ fn count(ctx: &SkBuffContext, tx: bool) {
         bump(counter::NO_SOCKET_PACKETS, segs);
         return;
     }
-    if account_wire(cookie, tx, len, segs) {
-        emit_tuple(ctx, cookie);
+    match account_wire(cookie, tx, len, segs) {
+        WireEntry::Created => emit_tuple(ctx, cookie),
+        WireEntry::Existing(wire) => {
+            // A socket's first packet is never a zero-window one worth counting (a SYN or the
+            // first packet of a connection older than netmon), so only known sockets are read.
+            if let Some((window, flags)) = tcp_window(ctx) {
+                crate::tcp::track_zero_window(cookie, wire, tx, window, flags);
+            }
+        }
+        WireEntry::Missing => {}
     }
     if !tx {
         crate::dns::copy_reply(ctx, cookie);
@@ -74,6 +82,24 @@ fn sock_type(skb: *mut aya_ebpf::bindings::__sk_buff) -> u32 {
         return 0;
     }
     unsafe { core::ptr::read_volatile(&raw const (*full).type_) }
+}
+
+/// The raw window and flags byte of a TCP segment; None for anything else. IPv6 extension
+/// headers before TCP are not walked (TCP segments practically never carry them).
+#[inline(always)]
+fn tcp_window(ctx: &SkBuffContext) -> Option<(u16, u8)> {
+    let first: u8 = ctx.load(0).ok()?;
+    let (proto, l4) = match first >> 4 {
+        4 => (ctx.load::<u8>(9).ok()?, usize::from(first & 0x0f) * 4),
+        6 => (ctx.load::<u8>(6).ok()?, 40),
+        _ => return None,
+    };
+    if proto != 6 {
+        return None;
+    }
+    // Bytes 12..16 of the TCP header: data offset, flags, window.
+    let w: [u8; 4] = ctx.load(l4 + 12).ok()?;
+    Some((u16::from_be_bytes([w[2], w[3]]), w[1]))
 }
 
 /// The L4 protocol from the packet's IP header (cgroup_skb data starts at the network header).

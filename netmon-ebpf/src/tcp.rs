@@ -1,19 +1,23 @@
 //! TCP behaviour per socket: retransmissions and resets from tracepoints (they see every socket,
 //! including those from before start), RTT samples and retransmission-timer expiries from the
 //! sock_ops callbacks (only sockets that become established while netmon runs: the callbacks
-//! must be switched on per socket).
+//! must be switched on per socket), handshake times from sock_ops, FIN closes from the state
+//! tracepoint (lifecycle.rs) and zero-window episodes from the cgroup_skb programs (skb.rs).
 use aya_ebpf::{
     EbpfContext,
     helpers::generated::{bpf_get_netns_cookie, bpf_get_socket_cookie},
     macros::{btf_tracepoint, sock_ops},
     programs::{BtfTracePointContext, SockOpsContext},
 };
-use netmon_common::{KernelEvent, RTT_BUCKETS, TcpStats, counter, event_kind, rtt_bucket};
+use netmon_common::{
+    KernelEvent, RTT_BUCKETS, TcpStats, WireStats, counter, event_kind, rtt_bucket, zero_window,
+};
 
 use crate::maps::{TCP_STATS, account_wire, atomic_add, bump, ctx_sock_tuple, emit};
 
 const BPF_NOEXIST: u64 = 1;
 const IPPROTO_TCP: u16 = 6;
+const BPF_SOCK_OPS_TCP_CONNECT_CB: u32 = 3;
 const BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB: u32 = 4;
 const BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: u32 = 5;
 const BPF_SOCK_OPS_RTO_CB: u32 = 8;
@@ -23,7 +27,7 @@ const BPF_SOCK_OPS_RTT_CB_FLAG: u32 = 1 << 3;
 
 /// The socket's stats entry, created zeroed on first use; None when the map is full.
 #[inline(always)]
-fn stats(cookie: u64) -> Option<*mut TcpStats> {
+pub fn stats(cookie: u64) -> Option<*mut TcpStats> {
     if let Some(p) = TCP_STATS.get_ptr_mut(cookie) {
         return Some(p);
     }
@@ -102,6 +106,58 @@ pub fn netmon_tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+
+/// Counts a zero-window episode when a segment's window drops to zero, once until a segment
+/// with a window opens it again. Segments with SYN, FIN or RST are not window advertisements
+/// that matter (Wireshark's `tcp.analysis.zero_window` leaves them out too).
+#[inline(always)]
+pub fn track_zero_window(cookie: u64, wire: *mut WireStats, tx: bool, window: u16, flags: u8) {
+    let bit = if tx {
+        zero_window::SENT
+    } else {
+        zero_window::RECEIVED
+    };
+    let state = unsafe { core::ptr::read_volatile(&raw const (*wire).zero_window) };
+    if window != 0 {
+        if state & bit != 0 {
+            unsafe { (*wire).zero_window = state & !bit };
+        }
+        return;
+    }
+    if state & bit != 0 || flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 {
+        return;
+    }
+    // Racy with the other direction's bit on another CPU; at worst one episode is counted twice.
+    unsafe { (*wire).zero_window = state | bit };
+    if let Some(s) = stats(cookie) {
+        let field = if tx {
+            unsafe { &raw mut (*s).zero_windows_sent }
+        } else {
+            unsafe { &raw mut (*s).zero_windows_received }
+        };
+        atomic_add(field, 1);
+    }
+}
+
+/// A FIN close began on the socket: `local` when it sent the first FIN.
+#[inline(always)]
+pub fn count_fin_close(cookie: u64, local: bool) {
+    if cookie == 0 {
+        return;
+    }
+    if let Some(s) = stats(cookie) {
+        let field = if local {
+            unsafe { &raw mut (*s).closes_local }
+        } else {
+            unsafe { &raw mut (*s).closes_remote }
+        };
+        atomic_add(field, 1);
+    }
+}
+
 /// An accepted connection: until its process moves a byte nothing else ties it to one (there
 /// is no accept hook short of fexit), so user space gets its addresses to find its listener.
 #[inline(always)]
@@ -127,14 +183,49 @@ fn emit_accepted(ctx: &SockOpsContext) {
     });
 }
 
+/// The handshake time at ESTABLISHED. Connecting side: since TCP_CONNECT_CB, so from the first
+/// SYN to the SYN-ACK, retransmitted SYNs included. Accepting side: the kernel has just taken
+/// its first RTT sample from the SYN-ACK and the ACK that completed the handshake (the SYN's
+/// arrival is not kept), so the smoothed RTT is that time.
+#[inline(always)]
+fn record_handshake(ctx: &SockOpsContext, active: bool) {
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    if cookie == 0 {
+        return;
+    }
+    let Some(s) = stats(cookie) else { return };
+    let us = if active {
+        let start = unsafe { (*s).connect_ns };
+        if start == 0 {
+            return;
+        }
+        let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+        now.saturating_sub(start) / 1000
+    } else {
+        (unsafe { (*ctx.ops).srtt_us } >> 3) as u64
+    };
+    // 0 means "none": a sub-microsecond handshake is recorded as 1 µs.
+    unsafe { (*s).handshake_us = us.max(1) };
+}
+
 /// Turns the RTT callback on for each connection as it is established, then records each
 /// smoothed RTT the kernel computes. sock_ops programs never change a socket's behaviour here.
 #[sock_ops]
 pub fn netmon_sock_ops(ctx: SockOpsContext) -> u32 {
     match ctx.op() {
+        BPF_SOCK_OPS_TCP_CONNECT_CB => {
+            // The SYN is about to be sent: the handshake's start on the connecting side.
+            let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+            if cookie != 0
+                && let Some(s) = stats(cookie)
+            {
+                unsafe { (*s).connect_ns = aya_ebpf::helpers::bpf_ktime_get_ns() };
+            }
+        }
         op @ (BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB | BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) => {
             let flags = ctx.cb_flags() | BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG;
             let _ = ctx.set_cb_flags(flags as i32);
+            record_handshake(&ctx, op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB);
             if op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB {
                 emit_accepted(&ctx);
             }

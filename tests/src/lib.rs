@@ -205,6 +205,9 @@ pub struct Outcome {
     pub tcp_retrans_segs: u64,
     /// Retransmissions the kernel attempted but could not send (`TcpExt: TCPRetransFail`).
     pub tcp_retrans_fail: u64,
+    /// Times the namespace's TCP advertised a zero window after a non-zero one
+    /// (`TcpExt: TCPToZeroWindowAdv`).
+    pub tcp_to_zero_window_adv: u64,
     pub truth: Value,
     pub snapshot: Value,
     pub netmon_exit: Option<i32>,
@@ -345,6 +348,12 @@ pub fn scenario_in(
     Outcome {
         tcp_retrans_segs: retrans_segs(&ns),
         tcp_retrans_fail: mib_counter(&ns, "/proc/net/netstat", "TcpExt:", "TCPRetransFail"),
+        tcp_to_zero_window_adv: mib_counter(
+            &ns,
+            "/proc/net/netstat",
+            "TcpExt:",
+            "TCPToZeroWindowAdv",
+        ),
         truth,
         snapshot: serde_json::from_str(last).unwrap(),
         netmon_exit: status.and_then(|s| s.code()),

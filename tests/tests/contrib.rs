@@ -21,6 +21,9 @@ const METRICS: &[&str] = &[
     "netmon_process_tcp_rto_timeouts_total",
     "netmon_process_tcp_resets_total",
     "netmon_process_tcp_rtt_seconds",
+    "netmon_process_tcp_handshake_seconds",
+    "netmon_process_tcp_closes_total",
+    "netmon_process_tcp_zero_windows_total",
     "netmon_process_watched_network_connections_total",
     "netmon_process_info",
     "netmon_unattributed_bytes_total",
@@ -30,7 +33,10 @@ const METRICS: &[&str] = &[
     "netmon_tracked_processes",
     "netmon_other_processes",
 ];
-const HISTOGRAMS: &[&str] = &["netmon_process_tcp_rtt_seconds"];
+const HISTOGRAMS: &[&str] = &[
+    "netmon_process_tcp_rtt_seconds",
+    "netmon_process_tcp_handshake_seconds",
+];
 
 fn is_exported(name: &str) -> bool {
     METRICS.contains(&name)

@@ -168,3 +168,75 @@ fn a_stalled_connection_shows_rto_expiries_and_their_doubling() {
         "each expiry retransmits: {t}"
     );
 }
+
+/// The samples of a bucketed histogram (bucket i: at most 2^i µs, more than 2^(i-1)).
+fn buckets(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .map(|a| a.iter().map(|b| b.as_u64().unwrap_or_default()).collect())
+        .unwrap_or_default()
+}
+
+fn bucket_of(us: u64) -> usize {
+    (64 - us.saturating_sub(1).leading_zeros()) as usize
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn handshakes_closes_and_zero_windows_belong_to_each_side() {
+    assert!(privileged(), "{ROOT}");
+    if !require_tools(&["python3", "nft"]) {
+        return;
+    }
+    let s = script();
+    let o = scenario_with("tcp-life", &[], &["python3", s.as_str(), "lifecycle"], &[]);
+    let t = &o.truth;
+    let n = t["connections"].as_u64().unwrap();
+    let client = &o.process(t["client_pid"].as_u64().unwrap())["tcp"];
+    let server = &o.process(t["server_pid"].as_u64().unwrap())["tcp"];
+    eprintln!("client {client}\nserver {server}\ntruth {t}");
+
+    // Who sent the first FIN, seen from both ends; the reset connection is neither.
+    assert_eq!(client["closes_local"], t["client_first"], "{client}");
+    assert_eq!(client["closes_remote"], t["server_first"], "{client}");
+    assert_eq!(server["closes_local"], t["server_first"], "{server}");
+    assert_eq!(server["closes_remote"], t["client_first"], "{server}");
+
+    // One handshake sample per connection on each side.
+    for (side, tcp) in [("client", client), ("server", server)] {
+        assert_eq!(tcp["handshake_count"].as_u64(), Some(n), "{side}: {tcp}");
+        assert_eq!(
+            buckets(&tcp["handshake_buckets"]).iter().sum::<u64>(),
+            n,
+            "{side}: {tcp}"
+        );
+    }
+    // The dropped SYN: exactly one client handshake above 2^19 µs, no longer than the connect
+    // the script timed around it; the server's side of it (SYN-ACK to ACK) stays short.
+    let slow = t["slow_connect_us"].as_u64().unwrap();
+    assert!(slow > 900_000, "the SYN was not retransmitted: {slow} µs");
+    let cb = buckets(&client["handshake_buckets"]);
+    let long: Vec<usize> = (20..cb.len()).filter(|&i| cb[i] > 0).collect();
+    assert_eq!(cb[20..].iter().sum::<u64>(), 1, "{cb:?}");
+    assert!(long[0] <= bucket_of(slow), "{cb:?} vs connect {slow} µs");
+    assert!(
+        buckets(&server["handshake_buckets"]).len() <= 20,
+        "{server}"
+    );
+    assert!(
+        client["handshake_sum_us"].as_u64().unwrap() > 500_000,
+        "{client}"
+    );
+
+    // The server stopped reading: its window went to zero, the client saw it go to zero.
+    let adv = o.tcp_to_zero_window_adv;
+    eprintln!("zero windows: kernel TCPToZeroWindowAdv {adv}");
+    assert!(adv >= 1, "the receive window never closed");
+    assert_eq!(server["zero_windows_sent"].as_u64(), Some(adv), "{server}");
+    assert_eq!(
+        client["zero_windows_received"].as_u64(),
+        Some(adv),
+        "{client}"
+    );
+    assert_eq!(client["zero_windows_sent"], 0, "{client}");
+    assert_eq!(server["zero_windows_received"], 0, "{server}");
+}

@@ -98,11 +98,7 @@ struct TcpCounters {
 impl TcpCounters {
     fn set(&mut self, c: &TcpCounts) {
         if let Some(last) = &self.last
-            && (c.retransmits < last.retransmits
-                || c.rtt_count < last.rtt_count
-                || c.resets_sent < last.resets_sent
-                || c.resets_received < last.resets_received
-                || c.rto_timeouts < last.rto_timeouts)
+            && c.restarted_from(last)
         {
             self.carried.get_or_insert_default().add(last);
         }

@@ -56,7 +56,8 @@ impl GroupKey {
 }
 
 /// Every counter a group carries, flat, so folding treats them alike. Layout: the fixed
-/// fields below, then the RTT buckets, then one count per watched network.
+/// fields below, then the RTT buckets, the handshake buckets, then one count per watched
+/// network.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Values(pub Vec<u64>);
 
@@ -72,8 +73,15 @@ pub const RESETS_RECEIVED: usize = 8;
 pub const RTT_COUNT: usize = 9;
 pub const RTT_SUM_US: usize = 10;
 pub const RTO_TIMEOUTS: usize = 11;
-pub const RTT_BUCKET0: usize = 12;
-pub const NETWORK0: usize = RTT_BUCKET0 + RTT_BUCKETS;
+pub const HANDSHAKE_COUNT: usize = 12;
+pub const HANDSHAKE_SUM_US: usize = 13;
+pub const CLOSES_LOCAL: usize = 14;
+pub const CLOSES_REMOTE: usize = 15;
+pub const ZERO_WINDOWS_SENT: usize = 16;
+pub const ZERO_WINDOWS_RECEIVED: usize = 17;
+pub const RTT_BUCKET0: usize = 18;
+pub const HANDSHAKE_BUCKET0: usize = RTT_BUCKET0 + RTT_BUCKETS;
+pub const NETWORK0: usize = HANDSHAKE_BUCKET0 + RTT_BUCKETS;
 
 impl Values {
     fn zero(networks: usize) -> Self {
@@ -96,6 +104,12 @@ impl Values {
             t.rtt_count,
             t.rtt_sum_us,
             t.rto_timeouts,
+            t.handshake_count,
+            t.handshake_sum_us,
+            t.closes_local,
+            t.closes_remote,
+            t.zero_windows_sent,
+            t.zero_windows_received,
         ]
         .into_iter()
         .enumerate()
@@ -104,6 +118,9 @@ impl Values {
         }
         for (i, &b) in t.rtt_buckets.iter().take(RTT_BUCKETS).enumerate() {
             v.0[RTT_BUCKET0 + i] = b;
+        }
+        for (i, &b) in t.handshake_buckets.iter().take(RTT_BUCKETS).enumerate() {
+            v.0[HANDSHAKE_BUCKET0 + i] = b;
         }
         // Rows list networks sorted by name, the same order as `MetricsState::networks`.
         for (i, &c) in p.networks.values().take(networks).enumerate() {

@@ -11,14 +11,16 @@ use prometheus::{
     proto::{self, MetricFamily, MetricType},
 };
 
-pub use self::fold::{Folded, GroupKey, MetricsOptions, MetricsState, Series, Values};
 use self::fold::{
-    NETWORK0, OPENED_TCP, OPENED_UDP, RESETS_RECEIVED, RESETS_SENT, RETRANSMITS, RTO_TIMEOUTS,
-    RTT_BUCKET0, RTT_COUNT, RTT_SUM_US, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS,
+    CLOSES_LOCAL, CLOSES_REMOTE, HANDSHAKE_BUCKET0, HANDSHAKE_COUNT, HANDSHAKE_SUM_US, NETWORK0,
+    OPENED_TCP, OPENED_UDP, RESETS_RECEIVED, RESETS_SENT, RETRANSMITS, RTO_TIMEOUTS, RTT_BUCKET0,
+    RTT_COUNT, RTT_SUM_US, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, ZERO_WINDOWS_RECEIVED,
+    ZERO_WINDOWS_SENT,
 };
+pub use self::fold::{Folded, GroupKey, MetricsOptions, MetricsState, Series, Values};
 use crate::aggregate::Snapshot;
 
-/// RTT histogram bounds exported, as bucket indexes: `2^i` µs for every other power of two
+/// RTT and handshake histogram bounds exported, as bucket indexes: `2^i` µs for every other power of two
 /// from 64 µs to 4.2 s (finer buckets exist in the kernel; ten keep the series count sane).
 const RTT_EXPORTED: [usize; 9] = [6, 8, 10, 12, 14, 16, 18, 20, 22];
 
@@ -89,13 +91,32 @@ fn per_series(f: &Folded, name: &str, help: &str, idx: usize) -> MetricFamily {
     family(name, help, MetricType::COUNTER, metrics)
 }
 
-fn rtt_histogram(s: &Series) -> proto::Metric {
+/// Where one log2-microsecond histogram lives in [`Values`].
+struct HistogramAt {
+    count: usize,
+    sum_us: usize,
+    bucket0: usize,
+}
+
+const RTT: HistogramAt = HistogramAt {
+    count: RTT_COUNT,
+    sum_us: RTT_SUM_US,
+    bucket0: RTT_BUCKET0,
+};
+
+const HANDSHAKE: HistogramAt = HistogramAt {
+    count: HANDSHAKE_COUNT,
+    sum_us: HANDSHAKE_SUM_US,
+    bucket0: HANDSHAKE_BUCKET0,
+};
+
+fn histogram(s: &Series, at: &HistogramAt) -> proto::Metric {
     let mut buckets = Vec::new();
     let mut cumulative = 0;
     let mut next = 0;
     for &bound in &RTT_EXPORTED {
         while next <= bound {
-            cumulative += s.values.get(RTT_BUCKET0 + next);
+            cumulative += s.values.get(at.bucket0 + next);
             next += 1;
         }
         let mut b = proto::Bucket::default();
@@ -104,8 +125,8 @@ fn rtt_histogram(s: &Series) -> proto::Metric {
         buckets.push(b);
     }
     let mut h = proto::Histogram::default();
-    h.set_sample_count(s.values.get(RTT_COUNT));
-    h.set_sample_sum(s.values.get(RTT_SUM_US) as f64 / 1e6);
+    h.set_sample_count(s.values.get(at.count));
+    h.set_sample_sum(s.values.get(at.sum_us) as f64 / 1e6);
     h.set_bucket(buckets);
     let mut m = proto::Metric::default();
     m.set_label(identity(&s.key));
@@ -155,6 +176,8 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
     ];
     let mut opened = Vec::new();
     let mut resets = Vec::new();
+    let mut closes = Vec::new();
+    let mut zero_windows = Vec::new();
     let mut networks = Vec::new();
     for sr in &f.series {
         let id = identity(&sr.key);
@@ -173,6 +196,22 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
         resets.push(counter(
             with(id.clone(), "direction", "received"),
             sr.values.get(RESETS_RECEIVED),
+        ));
+        closes.push(counter(
+            with(id.clone(), "initiator", "local"),
+            sr.values.get(CLOSES_LOCAL),
+        ));
+        closes.push(counter(
+            with(id.clone(), "initiator", "remote"),
+            sr.values.get(CLOSES_REMOTE),
+        ));
+        zero_windows.push(counter(
+            with(id.clone(), "direction", "sent"),
+            sr.values.get(ZERO_WINDOWS_SENT),
+        ));
+        zero_windows.push(counter(
+            with(id.clone(), "direction", "received"),
+            sr.values.get(ZERO_WINDOWS_RECEIVED),
         ));
         for (i, n) in f.networks.iter().enumerate() {
             networks.push(counter(
@@ -193,6 +232,18 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
         MetricType::COUNTER,
         resets,
     ));
+    fams.push(family(
+        "netmon_process_tcp_closes_total",
+        "TCP connections of the process closed with a FIN, by who sent the first one",
+        MetricType::COUNTER,
+        closes,
+    ));
+    fams.push(family(
+        "netmon_process_tcp_zero_windows_total",
+        "Times a receive window on the process's connections went to zero: sent = the process fell behind reading, received = its peer did",
+        MetricType::COUNTER,
+        zero_windows,
+    ));
     if !f.networks.is_empty() {
         fams.push(family(
             "netmon_process_watched_network_connections_total",
@@ -205,7 +256,13 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
         "netmon_process_tcp_rtt_seconds",
         "Smoothed TCP round-trip time, one sample per RTT measurement (connections established while netmon runs)",
         MetricType::HISTOGRAM,
-        f.series.iter().map(rtt_histogram).collect(),
+        f.series.iter().map(|sr| histogram(sr, &RTT)).collect(),
+    ));
+    fams.push(family(
+        "netmon_process_tcp_handshake_seconds",
+        "TCP handshake time, one sample per connection established while netmon runs: SYN to SYN-ACK where the process connected, SYN-ACK to ACK where it accepted",
+        MetricType::HISTOGRAM,
+        f.series.iter().map(|sr| histogram(sr, &HANDSHAKE)).collect(),
     ));
     fams.push(family(
         "netmon_process_info",

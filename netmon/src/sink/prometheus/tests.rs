@@ -62,6 +62,19 @@ fn four() -> Vec<ProcessRow> {
         },
         rto_timeouts: 2,
         rto_backoff_max: 2,
+        // 30 µs (≤32, bucket 5) and 1.2 s, a SYN retransmitted once (≤2.097 s, bucket 21).
+        handshake_count: 2,
+        handshake_sum_us: 30 + 1_200_000,
+        handshake_buckets: {
+            let mut b = vec![0; 22];
+            b[5] = 1;
+            b[21] = 1;
+            b
+        },
+        closes_local: 5,
+        closes_remote: 6,
+        zero_windows_sent: 7,
+        zero_windows_received: 1,
     };
     vec![
         proc(10, "curl", 1_000, 50_000),
@@ -178,6 +191,49 @@ fn tcp_counters_and_rtt_histogram() {
     assert!(text.contains(&format!(
         "netmon_process_info{{{l},exe=\"/usr/sbin/nginx\",netns=\"4026531840\"}} 1"
     )));
+    let h = "netmon_process_tcp_handshake_seconds";
+    for (le, n) in [
+        ("0.000064", 1.0),
+        ("1.048576", 1.0),
+        ("4.194304", 2.0),
+        ("+Inf", 2.0),
+    ] {
+        assert_eq!(
+            value(&text, &format!("{h}_bucket{{{l},le=\"{le}\"}}")),
+            n,
+            "handshake le={le}"
+        );
+    }
+    assert_eq!(value(&text, &format!("{h}_count{{{l}}}")), 2.0);
+    assert_eq!(value(&text, &format!("{h}_sum{{{l}}}")), 1.20003);
+    for (m, label, n) in [
+        (
+            "netmon_process_tcp_closes_total",
+            "initiator=\"local\"",
+            5.0,
+        ),
+        (
+            "netmon_process_tcp_closes_total",
+            "initiator=\"remote\"",
+            6.0,
+        ),
+        (
+            "netmon_process_tcp_zero_windows_total",
+            "direction=\"sent\"",
+            7.0,
+        ),
+        (
+            "netmon_process_tcp_zero_windows_total",
+            "direction=\"received\"",
+            1.0,
+        ),
+    ] {
+        assert_eq!(
+            value(&text, &format!("{m}{{{l},{label}}}")),
+            n,
+            "{m} {label}"
+        );
+    }
 }
 
 #[test]

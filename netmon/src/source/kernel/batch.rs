@@ -128,6 +128,7 @@ mod tests {
                 rx_bytes: cookie * 5,
                 tx_packets: cookie,
                 rx_packets: cookie + 1,
+                zero_window: cookie % 4,
             };
             wire.insert(cookie, v, 0).unwrap();
         }

@@ -434,6 +434,13 @@ impl Reader {
                         .to_vec(),
                     rto_timeouts: v.rto_timeouts,
                     rto_backoff_max: v.rto_backoff_max,
+                    handshake_count: u64::from(v.handshake_us > 0),
+                    handshake_sum_us: v.handshake_us,
+                    handshake_buckets: one_sample_buckets(v.handshake_us),
+                    closes_local: v.closes_local,
+                    closes_remote: v.closes_remote,
+                    zero_windows_sent: v.zero_windows_sent,
+                    zero_windows_received: v.zero_windows_received,
                 },
             });
         }
@@ -608,6 +615,17 @@ impl Reader {
             reason: "missing".into(),
         })
     }
+}
+
+/// A histogram of one sample of `us` (none when 0), as long as its bucket.
+fn one_sample_buckets(us: u64) -> Vec<u64> {
+    if us == 0 {
+        return Vec::new();
+    }
+    let b = netmon_common::rtt_bucket(u32::try_from(us - 1).unwrap_or(u32::MAX));
+    let mut v = vec![0; b + 1];
+    v[b] = 1;
+    v
 }
 
 fn get_map<'a>(ebpf: &'a Ebpf, name: &'static str) -> Result<&'a aya::maps::Map, KernelError> {
