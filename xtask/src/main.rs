@@ -272,8 +272,8 @@ fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Re
     let bindir = root.join("target/release");
     let mut failed = Vec::new();
     // Root tests are the `#[ignore]`d ones; the rest already ran above without root.
-    for package in ["netmon", "netmon-tests"] {
-        for exe in vm::test_binaries(root, package)? {
+    for dir in ["netmon", "tests"] {
+        for exe in vm::test_binaries(root, dir)? {
             eprintln!("xtask: root tests in {}", exe.path.display());
             let mut args = vec!["--ignored".to_string(), "--test-threads=1".to_string()];
             args.extend(extra.iter().cloned());
