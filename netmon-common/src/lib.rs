@@ -16,8 +16,9 @@ pub mod maps {
     pub const PAYLOAD: &str = "PAYLOAD";
     /// `HashMap<u64 cookie, WireStats>`: L3 bytes and packets per socket from cgroup_skb.
     pub const WIRE: &str = "WIRE";
-    /// `HashMap<u64 cookie, u64 ktime>`: sockets released, kept until user space has read
-    /// their final counters; a lost SOCK_RELEASE event must not leak their map entries.
+    /// `HashMap<u64 cookie, u64 tgid>`: TCP sockets released by their last process (the
+    /// value) but not CLOSE yet; their final record goes out when they reach CLOSE. Also how
+    /// user space frees them the slow way when that record cannot be sent.
     pub const RELEASED: &str = "RELEASED";
     /// `PerCpuArray<u64>` indexed by [`crate::counter`].
     pub const COUNTERS: &str = "COUNTERS";
@@ -31,6 +32,13 @@ pub mod maps {
     pub const IFACE_STATS: &str = "IFACE_STATS";
     /// `RingBuf` of [`crate::DnsRecord`]: DNS replies as the asking socket received them.
     pub const DNS: &str = "DNS";
+    /// `LruHashMap<u64 cookie, u32 owner tgid>`: sockets whose final record was sent and whose
+    /// entries were freed. Packets the kernel still sends for them (the RST of an abortive
+    /// close goes out after the state is CLOSE) are counted in `LATE`, not in a new entry
+    /// nobody would ever free. An eviction only sends such a packet back to `WIRE`.
+    pub const ENDED: &str = "ENDED";
+    /// `HashMap<u32 tgid, LateStats>`: what ended sockets still did, per owner process.
+    pub const LATE: &str = "LATE";
 }
 
 /// Indexes into the `COUNTERS` per-CPU array: things the kernel saw but could not record or
@@ -68,10 +76,14 @@ pub mod counter {
     /// Capture: netmon's own packets, skipped unless --include-self.
     pub const CAPTURE_SELF: u32 = 15;
     /// A RELEASED insert failed (map full): that socket's entries are freed only if its
-    /// SOCK_RELEASE event arrives.
+    /// final record arrives.
     pub const RELEASED_FULL: u32 = 16;
     /// A DNS reply was received but the DNS ring was full: its names are not learned.
     pub const DNS_RING_FULL: u32 = 17;
+    /// A LATE entry could not be created (map full): wire bytes of ended sockets not
+    /// attributed; the bytes themselves are in `LATE_FULL_BYTES`.
+    pub const LATE_FULL: u32 = 18;
+    pub const LATE_FULL_BYTES: u32 = 19;
     pub const COUNT: u32 = 24;
 }
 
@@ -109,6 +121,9 @@ pub mod event_kind {
     /// `tuple` filled, `arg1` = netns cookie. User space gives it to the owner of the listener
     /// on its port until a process moves bytes.
     pub const SOCK_ACCEPTED: u32 = 8;
+    /// A socket's end: one [`crate::SockFinal`] record (not a `KernelEvent`) with everything
+    /// the maps held for it; the kernel freed those entries when it sent the record.
+    pub const SOCK_FINAL: u32 = 9;
 }
 
 /// A socket's addresses as seen from the socket: local first. Addresses are in network byte
@@ -354,6 +369,48 @@ pub struct CaptureRecord {
     pub data: [u8; MAX_SNAPLEN],
 }
 
+/// [`SockFinal::flags`]: which parts of the record hold values.
+pub mod final_flags {
+    pub const OWNER: u32 = 1;
+    pub const WIRE: u32 = 2;
+    pub const TCP: u32 = 4;
+    /// `payload[0]` (the owner's) and `payload[1]` (the releasing process's, when another).
+    pub const PAYLOAD0: u32 = 8;
+    pub const PAYLOAD1: u32 = 16;
+}
+
+/// The last word on a socket, sent once when it ends (released by its last process and, for
+/// TCP, in state CLOSE): its owner and final counters, after which the kernel frees its
+/// entries. A short connection thus costs user space one record and no map polling. Starts
+/// with `kind` like [`KernelEvent`] so the reader can tell the two apart.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SockFinal {
+    /// [`event_kind::SOCK_FINAL`].
+    pub kind: u32,
+    /// [`final_flags`].
+    pub flags: u32,
+    pub cookie: u64,
+    pub ts_ns: u64,
+    pub owner: SockOwner,
+    pub payload_tgid: [u32; 2],
+    pub payload: [PayloadStats; 2],
+    pub wire: WireStats,
+    pub tcp: TcpStats,
+}
+
+/// Counters of ended sockets, per owner process (the `LATE` map).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct LateStats {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+}
+
 /// One ring-buffer record. Fixed size so the reader never has to guess.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
@@ -387,6 +444,8 @@ mod pod {
     unsafe impl aya::Pod for WireStats {}
     unsafe impl aya::Pod for KernelEvent {}
     unsafe impl aya::Pod for TcpStats {}
+    unsafe impl aya::Pod for SockFinal {}
+    unsafe impl aya::Pod for LateStats {}
     unsafe impl aya::Pod for KernelFilter {}
     unsafe impl aya::Pod for CaptureConfig {}
     unsafe impl aya::Pod for IfaceStats {}
@@ -406,6 +465,11 @@ mod tests {
         assert_eq!(size_of::<WireStats>(), 40);
         assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8 + 8 + 8);
         assert_eq!(size_of::<TcpStats>(), 8 * (13 + RTT_BUCKETS));
+        assert_eq!(
+            size_of::<SockFinal>(),
+            24 + 56 + 8 + 2 * 32 + 40 + size_of::<TcpStats>()
+        );
+        assert_eq!(size_of::<LateStats>(), 48);
         assert_eq!(size_of::<KernelFilter>(), 24);
         assert_eq!(size_of::<CaptureConfig>(), 24 + 24);
         assert_eq!(

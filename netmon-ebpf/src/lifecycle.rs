@@ -38,8 +38,11 @@ pub fn netmon_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     // The process closed the socket before TCP finished with it (the usual order for whoever
-    // closes first): SOCK_RELEASE already told user space, the final CLOSE adds nothing.
-    if new == TCP_CLOSE && unsafe { RELEASED.get(cookie) }.is_some() {
+    // closes first): now the socket has ended.
+    if new == TCP_CLOSE
+        && let Some(&releaser) = unsafe { RELEASED.get(cookie) }
+    {
+        crate::finish::finish(cookie, releaser as u32);
         return 0;
     }
     let mut ev = current_event(event_kind::SOCK_STATE, cookie);

@@ -7,6 +7,7 @@
 
 mod capture;
 mod dns;
+mod finish;
 mod lifecycle;
 mod maps;
 mod payload;

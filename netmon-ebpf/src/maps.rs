@@ -209,6 +209,8 @@ pub enum WireEntry {
     Existing(*mut WireStats),
     /// The map is full: counted as lost.
     Missing,
+    /// The socket has ended: the packet went to its owner's LATE counters.
+    Ended,
 }
 
 /// Adds one packet's L3 length to the socket's wire counters.
@@ -217,6 +219,9 @@ pub fn account_wire(cookie: u64, tx: bool, len: u64, segs: u64) -> WireEntry {
     if let Some(p) = WIRE.get_ptr_mut(cookie) {
         add_wire(p, tx, len, segs);
         return WireEntry::Existing(p);
+    }
+    if crate::finish::late_packet(cookie, tx, len, segs) {
+        return WireEntry::Ended;
     }
     let first = if tx {
         WireStats {

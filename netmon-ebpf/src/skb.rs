@@ -43,7 +43,7 @@ fn count(ctx: &SkBuffContext, tx: bool) {
                 crate::tcp::track_zero_window(cookie, wire, tx, window, flags);
             }
         }
-        WireEntry::Missing => {}
+        WireEntry::Missing | WireEntry::Ended => {}
     }
     if !tx {
         crate::dns::copy_reply(ctx, cookie);

@@ -3,13 +3,14 @@
 //! Every hook allows the operation: netmon observes, it never filters.
 use aya_ebpf::{
     EbpfContext,
+    helpers::bpf_get_current_pid_tgid,
     helpers::generated::{bpf_get_netns_cookie, bpf_get_socket_cookie},
     macros::{cgroup_sock, cgroup_sock_addr},
     programs::{SockAddrContext, SockContext},
 };
-use netmon_common::{counter, event_kind, origin};
+use netmon_common::{counter, origin};
 
-use crate::maps::{RELEASED, bump, current_event, emit, record_owner};
+use crate::maps::{RELEASED, bump, record_owner};
 
 const ALLOW: i32 = 1;
 
@@ -76,17 +77,29 @@ pub fn netmon_recvmsg6(ctx: SockAddrContext) -> i32 {
     own_addr(&ctx, origin::RECVMSG)
 }
 
-/// The last close of a socket: user space reads its final counters and then forgets it.
+const IPPROTO_TCP: u32 = 6;
+const TCP_CLOSE: u32 = 7;
+
+/// The last close of a socket. A TCP socket that is not CLOSE yet lives on (FIN_WAIT,
+/// LAST_ACK): it is marked released (with the releasing process) and ends when its state
+/// reaches CLOSE; the mark is also how user space frees it should that tracepoint be missing.
+/// Anything else ends here.
 #[cgroup_sock(sock_release)]
 pub fn netmon_sock_release(ctx: SockContext) -> i32 {
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    if cookie != 0 {
-        let ev = current_event(event_kind::SOCK_RELEASE, cookie);
-        // The map is the reliable record (the event may be lost when the ring is full).
-        if RELEASED.insert(cookie, ev.ts_ns, 0).is_err() {
+    if cookie == 0 {
+        return ALLOW;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let sk = ctx.sock;
+    let protocol = unsafe { core::ptr::read_volatile(&raw const (*sk).protocol) };
+    let state = unsafe { core::ptr::read_volatile(&raw const (*sk).state) };
+    if protocol == IPPROTO_TCP && state != TCP_CLOSE {
+        if RELEASED.insert(cookie, tgid as u64, 0).is_err() {
             bump(counter::RELEASED_FULL, 1);
         }
-        emit(&ev);
+        return ALLOW;
     }
+    crate::finish::finish(cookie, tgid);
     ALLOW
 }

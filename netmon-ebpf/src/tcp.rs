@@ -31,6 +31,10 @@ pub fn stats(cookie: u64) -> Option<*mut TcpStats> {
     if let Some(p) = TCP_STATS.get_ptr_mut(cookie) {
         return Some(p);
     }
+    // An ended socket's entry was freed with its final record; a new one would never be.
+    if unsafe { crate::finish::ENDED.get(cookie) }.is_some() {
+        return None;
+    }
     match TCP_STATS.insert(cookie, TcpStats::default(), BPF_NOEXIST) {
         Ok(()) | Err(-17) => TCP_STATS.get_ptr_mut(cookie),
         Err(_) => {
@@ -87,6 +91,10 @@ pub fn netmon_tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
         bump(counter::RST_NO_SOCKET, 1);
         return 0;
     }
+    // An abortive close sends its reset after the state went to CLOSE and the record was sent.
+    if crate::finish::late_reset(cookie, true) {
+        return 0;
+    }
     if let Some(s) = stats(cookie) {
         atomic_add(unsafe { &raw mut (*s).resets_sent }, 1);
     }
@@ -98,6 +106,9 @@ pub fn netmon_tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
 pub fn netmon_tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
     let cookie = sk_cookie(&ctx);
     if cookie == 0 {
+        return 0;
+    }
+    if crate::finish::late_reset(cookie, false) {
         return 0;
     }
     if let Some(s) = stats(cookie) {

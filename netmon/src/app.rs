@@ -224,6 +224,9 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         cgroups: args.cgroups.clone(),
     })
     .with_networks(args.watch_networks.clone());
+    if args.connections == crate::cli::ConnectionsShown::All {
+        agg = agg.with_closed_rows();
+    }
     let mut out = Output::new(&args);
     out.quiet = serving;
     let _server = listener.map(|l| {

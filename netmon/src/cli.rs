@@ -125,6 +125,12 @@ pub enum BackendChoice {
     Cgroup,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConnectionsShown {
+    Live,
+    All,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Watch this process (repeatable). Without it: every process, busiest first.
@@ -188,6 +194,11 @@ pub struct RunArgs {
     /// TLS and basic-auth settings for the HTTP endpoint (see README "Securing the endpoint").
     #[arg(long, value_name = "FILE")]
     pub web_config: Option<PathBuf>,
+    /// Connections listed per process: `live` ones (a connection that ended is folded into
+    /// its process's totals and counts at once), or `all` (ended ones stay listed as closed
+    /// for a few intervals; costs memory and time at high connection rates).
+    #[arg(long, value_enum, default_value_t = ConnectionsShown::Live)]
+    pub connections: ConnectionsShown,
     /// Record every event the sources produce to FILE (JSON lines), for --replay.
     #[arg(long, value_name = "FILE", hide = true)]
     pub record: Option<PathBuf>,

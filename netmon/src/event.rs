@@ -177,6 +177,8 @@ pub enum LossSource {
     ReleasedMap,
     /// The DNS-reply ring buffer was full: those replies' names were not learned.
     DnsRing,
+    /// The per-process map of ended sockets' late packets was full.
+    LateMap,
     /// The source → aggregator channel was full.
     Channel,
 }
@@ -192,9 +194,21 @@ impl LossSource {
             LossSource::CaptureRing => "capture_ring",
             LossSource::ReleasedMap => "released_map",
             LossSource::DnsRing => "dns_ring",
+            LossSource::LateMap => "late_map",
             LossSource::Channel => "channel",
         }
     }
+}
+
+/// A socket's owner as carried by [`Event::SocketFinal`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalOwner {
+    pub pid: Pid,
+    pub uid: u32,
+    pub comm: String,
+    pub netns: u64,
+    pub origin: Origin,
+    pub ppid: Pid,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -264,6 +278,27 @@ pub enum Event {
     /// The socket was released; its counters will not grow (much) further.
     SocketClosed {
         cookie: Cookie,
+    },
+    /// The socket ended: its last counters, all at once (the kernel forgot it when it sent
+    /// them). Counts for the same cookie after this start from zero again.
+    SocketFinal {
+        cookie: Cookie,
+        /// The owner as the kernel recorded it, when it did.
+        owner: Option<FinalOwner>,
+        /// Payload per process that moved bytes: (pid, tx, rx), cumulative.
+        payload: Vec<(Pid, u64, u64)>,
+        /// Wire bytes and packets: tx, rx bytes, tx, rx packets.
+        wire: Option<[u64; 4]>,
+        tcp: Option<TcpCounts>,
+    },
+    /// What ended sockets of a process still sent and received (an abortive close's reset
+    /// leaves after the final record): growth since the last such event for the process.
+    Late {
+        pid: Pid,
+        /// tx, rx bytes, tx, rx packets.
+        wire: [u64; 4],
+        resets_sent: u64,
+        resets_received: u64,
     },
     /// Identity of a process (from /proc, or from the kernel for short-lived ones).
     Process {

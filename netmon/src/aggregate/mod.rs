@@ -18,7 +18,8 @@ pub use self::snapshot::{
     UnattributedRow,
 };
 use crate::event::{
-    Cookie, Event, LossSource, Origin, Pid, Proto, TcpCounts, TcpState, UnattributedReason,
+    Cookie, Event, FinalOwner, LossSource, Origin, Pid, Proto, TcpCounts, TcpState,
+    UnattributedReason,
 };
 
 /// Which processes a snapshot shows.
@@ -84,6 +85,10 @@ struct Socket {
     tcp: TcpCounters,
     /// A TCP socket seen in SYN_SENT: this host opened the connection (not accepted it).
     initiated: bool,
+    /// The first process with payload through this socket, and whether others followed: what
+    /// folding the socket away must collect from `Aggregator::payload` without scanning it.
+    payload_pid: Option<Pid>,
+    shared_payload: bool,
 }
 
 /// A socket's TCP counters: the kernel's cumulative values, plus what earlier incarnations of
@@ -167,6 +172,9 @@ struct Process {
     exited_at: Option<u64>,
     retired: Retired,
     retired_sockets: RetiredSockets,
+    /// Payload totals (tx, rx) at the last snapshot that showed the process: its rates are
+    /// measured from these, so bytes of sockets that ended and were folded away still count.
+    rate_mark: (u64, u64),
 }
 
 /// Owners of sockets folded away, so packets that arrive after (a late FIN/ACK) still find their
@@ -206,6 +214,8 @@ pub struct Aggregator {
     past: HashMap<(Pid, u32), Process>,
     children: HashMap<Pid, HashSet<Pid>>,
     unattributed: BTreeMap<UnattributedReason, (u64, u64)>,
+    /// Wire bytes and packets of ended sockets nobody owned, by reason.
+    unattributed_folded: BTreeMap<UnattributedReason, (u64, u64)>,
     lost: BTreeMap<LossSource, u64>,
     resets_without_socket: u64,
     /// Names from DNS replies, per process that asked (bounded).
@@ -216,6 +226,9 @@ pub struct Aggregator {
     now_ms: u64,
     prev_snapshot_ms: Option<u64>,
     snapshots: u64,
+    /// Ended sockets stay as closed rows for `retention.closed_snapshots` (`--connections
+    /// all`) instead of folding into their process at once.
+    keep_closed_rows: bool,
 }
 
 impl Aggregator {
@@ -229,6 +242,13 @@ impl Aggregator {
     /// Keep what [`Aggregator::socket_for`] needs to find connected sockets by their ends.
     pub fn with_packet_lookup(mut self) -> Self {
         self.index.by_ends = true;
+        self
+    }
+
+    /// Keep ended sockets as closed connection rows (for the retention) instead of folding
+    /// them into their process's totals as soon as their final counters arrive.
+    pub fn with_closed_rows(mut self) -> Self {
+        self.keep_closed_rows = true;
         self
     }
 
@@ -334,7 +354,12 @@ impl Aggregator {
                 ..
             } => {
                 let inc = self.processes.entry(pid).or_default().inc;
-                self.socket(cookie);
+                let s = self.socket(cookie);
+                match s.payload_pid {
+                    None => s.payload_pid = Some(pid),
+                    Some(p) if p != pid => s.shared_payload = true,
+                    Some(_) => {}
+                }
                 let p = self
                     .payload
                     .entry((cookie, pid))
@@ -403,6 +428,29 @@ impl Aggregator {
                 }
             }
             Event::TcpStats { cookie, stats } => self.socket(cookie).tcp.set(&stats),
+            Event::SocketFinal {
+                cookie,
+                owner,
+                payload,
+                wire,
+                tcp,
+            } => self.end_socket(cookie, owner, payload, wire, tcp),
+            Event::Late {
+                pid,
+                wire,
+                resets_sent,
+                resets_received,
+            } => {
+                let p = self.processes.entry(pid).or_default();
+                let r = &mut p.retired;
+                r.tx_wire_bytes += wire[0];
+                r.rx_wire_bytes += wire[1];
+                r.tx_packets += wire[2];
+                r.rx_packets += wire[3];
+                let tcp = &mut p.retired_sockets.tcp;
+                tcp.resets_sent += resets_sent;
+                tcp.resets_received += resets_received;
+            }
             Event::ResetsWithoutSocket { count } => self.resets_without_socket = count,
             Event::DnsAnswer { pid, name, addrs } => {
                 self.dns.learn((pid != 0).then_some(pid), &name, &addrs);
@@ -434,6 +482,126 @@ impl Aggregator {
                 self.lost.insert(source, count);
             }
         }
+    }
+
+    /// A socket's final counters: applied like any others, then the socket is folded into its
+    /// process at once (or kept as a closed row with `with_closed_rows`).
+    fn end_socket(
+        &mut self,
+        cookie: Cookie,
+        owner: Option<FinalOwner>,
+        payload: Vec<(Pid, u64, u64)>,
+        wire: Option<[u64; 4]>,
+        tcp: Option<TcpCounts>,
+    ) {
+        if let Some(o) = owner {
+            // Not a SocketOwner event: the process may have exited by now, and that is no
+            // reason to start a new incarnation of its pid.
+            let inc = self.processes.entry(o.pid).or_default().inc;
+            let s = self.socket(cookie);
+            if matches!(s.owner, None | Some((_, Origin::Listener))) {
+                s.owner = Some((o.pid, o.origin));
+                s.owner_inc = inc;
+            }
+            if o.netns != 0 {
+                s.netns.get_or_insert(o.netns);
+            }
+            let p = self.processes.entry(o.pid).or_default();
+            if p.comm.is_empty() {
+                p.comm = o.comm;
+            }
+            if o.ppid != 0 && o.ppid != o.pid {
+                p.ppid.get_or_insert(o.ppid);
+            }
+        }
+        for (pid, tx_bytes, rx_bytes) in payload {
+            self.ingest(Event::Payload {
+                cookie,
+                pid,
+                tx_bytes,
+                rx_bytes,
+                tx_calls: 0,
+                rx_calls: 0,
+            });
+        }
+        if let Some([tx_bytes, rx_bytes, tx_packets, rx_packets]) = wire {
+            self.ingest(Event::Wire {
+                cookie,
+                tx_bytes,
+                rx_bytes,
+                tx_packets,
+                rx_packets,
+            });
+        }
+        let snaps = self.snapshots;
+        let s = self.socket(cookie);
+        if let Some(t) = tcp {
+            s.tcp.set(&t);
+        }
+        s.closed_at.get_or_insert(snaps);
+        if !self.keep_closed_rows {
+            self.fold_socket(cookie);
+        }
+    }
+
+    /// Moves a closed socket's counts into its owner's totals and forgets it; its owner is
+    /// remembered a while for counts that arrive late.
+    fn fold_socket(&mut self, cookie: Cookie) {
+        let Some(s) = self.sockets.remove(&cookie) else {
+            return;
+        };
+        // The payload entries of this socket: known without a scan unless it was shared.
+        let keys: Vec<(Cookie, Pid)> = if s.shared_payload {
+            self.payload
+                .keys()
+                .filter(|(c, _)| *c == cookie)
+                .copied()
+                .collect()
+        } else {
+            s.payload_pid.map(|p| (cookie, p)).into_iter().collect()
+        };
+        for key in keys {
+            if let Some(pl) = self.payload.remove(&key) {
+                let r = &mut self.process_at_mut(key.1, pl.inc).retired;
+                r.tx_bytes += pl.tx.total();
+                r.rx_bytes += pl.rx.total();
+            }
+        }
+        if let Some(e) = ends(&s) {
+            self.index.remove(cookie, e);
+        }
+        if let Some((owner, origin)) = s.owner {
+            self.tombstones.bury(cookie, (owner, origin));
+            let facts = self.socket_facts(&s);
+            let p = self.process_at_mut(owner, s.owner_inc);
+            let r = &mut p.retired;
+            r.tx_wire_bytes += s.wire.tx_bytes.total();
+            r.rx_wire_bytes += s.wire.rx_bytes.total();
+            r.tx_packets += s.wire.tx_packets.total();
+            r.rx_packets += s.wire.rx_packets.total();
+            let rs = &mut p.retired_sockets;
+            rs.opened.add(facts.opened);
+            rs.tcp.add(&facts.tcp);
+            if rs.networks.len() < facts.networks.len() {
+                rs.networks.resize(facts.networks.len(), 0);
+            }
+            for (a, b) in rs.networks.iter_mut().zip(&facts.networks) {
+                *a += b;
+            }
+        } else {
+            // Nobody to fold into: its wire bytes stay counted as unattributed.
+            let e = self
+                .unattributed_folded
+                .entry(if s.kernel {
+                    UnattributedReason::KernelSocket
+                } else {
+                    UnattributedReason::UnknownOwner
+                })
+                .or_default();
+            e.0 += s.wire.tx_bytes.total() + s.wire.rx_bytes.total();
+            e.1 += s.wire.tx_packets.total() + s.wire.rx_packets.total();
+        }
+        debug!("socket {cookie} closed and folded into its process");
     }
 
     /// `pid` now names another process: the old one keeps its row (and bytes) as a past
@@ -774,6 +942,20 @@ impl Aggregator {
         // Two hash lookups a connection for its name: skipped while no DNS reply has been seen.
         let names = !self.dns.is_empty();
         for p in &mut processes {
+            // From the process's totals, not the sum of its rows: sockets that ended within
+            // the interval were folded away but their bytes moved in it.
+            let mark = self
+                .process_at(p.pid, p.incarnation)
+                .map_or((0, 0), |x| x.rate_mark);
+            let per_sec = |now: u64, then: u64| {
+                if secs > 0.0 {
+                    now.saturating_sub(then) as f64 / secs
+                } else {
+                    0.0
+                }
+            };
+            p.tx_rate = per_sec(p.tx_bytes, mark.0);
+            p.rx_rate = per_sec(p.rx_bytes, mark.1);
             p.sort_connections();
             // Sockets keep their RTT buckets up to the last one used; rows show all of them.
             if !p.tcp.rtt_buckets.is_empty() {
@@ -833,6 +1015,11 @@ impl Aggregator {
             },
         };
 
+        for p in &snapshot.processes {
+            if self.process_at(p.pid, p.incarnation).is_some() {
+                self.process_at_mut(p.pid, p.incarnation).rate_mark = (p.tx_bytes, p.rx_bytes);
+            }
+        }
         for pl in self.payload.values_mut() {
             pl.tx.mark();
             pl.rx.mark();
@@ -852,6 +1039,11 @@ impl Aggregator {
     /// Kernel reasons plus wire bytes of sockets nobody owns, always listed.
     fn unattributed_rows(&self) -> Vec<UnattributedRow> {
         let mut map = self.unattributed.clone();
+        for (&reason, &(bytes, packets)) in &self.unattributed_folded {
+            let e = map.entry(reason).or_default();
+            e.0 += bytes;
+            e.1 += packets;
+        }
         map.entry(UnattributedReason::UnknownOwner).or_default();
         for s in self.sockets.values().filter(|s| s.owner.is_none()) {
             let reason = if s.kernel {
@@ -881,57 +1073,14 @@ impl Aggregator {
         let dead: Vec<Cookie> = self
             .sockets
             .iter()
-            .filter(|(_, s)| s.closed_at.is_some_and(|c| now > c + ttl) && s.owner.is_some())
+            .filter(|(_, s)| s.closed_at.is_some_and(|c| now > c + ttl))
             .map(|(&c, _)| c)
             .collect();
         if dead.is_empty() && self.processes.is_empty() && self.past.is_empty() {
             return;
         }
-        // One pass over the payload map, not one per closed socket.
-        let dead_set: HashSet<Cookie> = dead.iter().copied().collect();
-        let keys: Vec<(Cookie, Pid)> = if dead_set.is_empty() {
-            Vec::new()
-        } else {
-            self.payload
-                .keys()
-                .filter(|(c, _)| dead_set.contains(c))
-                .copied()
-                .collect()
-        };
-        for key in keys {
-            if let Some(pl) = self.payload.remove(&key) {
-                let r = &mut self.process_at_mut(key.1, pl.inc).retired;
-                r.tx_bytes += pl.tx.total();
-                r.rx_bytes += pl.rx.total();
-            }
-        }
         for cookie in dead {
-            let Some(s) = self.sockets.remove(&cookie) else {
-                continue;
-            };
-            if let Some(e) = ends(&s) {
-                self.index.remove(cookie, e);
-            }
-            if let Some((owner, origin)) = s.owner {
-                self.tombstones.bury(cookie, (owner, origin));
-                let facts = self.socket_facts(&s);
-                let p = self.process_at_mut(owner, s.owner_inc);
-                let r = &mut p.retired;
-                r.tx_wire_bytes += s.wire.tx_bytes.total();
-                r.rx_wire_bytes += s.wire.rx_bytes.total();
-                r.tx_packets += s.wire.tx_packets.total();
-                r.rx_packets += s.wire.rx_packets.total();
-                let rs = &mut p.retired_sockets;
-                rs.opened.add(facts.opened);
-                rs.tcp.add(&facts.tcp);
-                if rs.networks.len() < facts.networks.len() {
-                    rs.networks.resize(facts.networks.len(), 0);
-                }
-                for (a, b) in rs.networks.iter_mut().zip(&facts.networks) {
-                    *a += b;
-                }
-            }
-            debug!("socket {cookie} closed and folded into its process");
+            self.fold_socket(cookie);
         }
 
         let ttl = self.retention.exited_snapshots;

@@ -7,6 +7,7 @@ pub mod capture;
 mod cgroups;
 pub mod ladder;
 mod reader;
+mod recent;
 pub mod system;
 
 use std::{fs::File, time::Duration};

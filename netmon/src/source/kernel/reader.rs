@@ -12,8 +12,9 @@ use aya::{
 };
 use log::debug;
 use netmon_common::{
-    CaptureRecord, DnsRecord, IfaceStats, KernelEvent, PayloadStats, PidSockKey, SockOwner,
-    SockTuple, TcpStats, WireStats, capture_hook, counter, direction, event_kind, maps,
+    CaptureRecord, DnsRecord, IfaceStats, KernelEvent, LateStats, PayloadStats, PidSockKey,
+    SockFinal, SockOwner, SockTuple, TcpStats, WireStats, capture_hook, counter, direction,
+    event_kind, final_flags, maps,
 };
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -23,7 +24,7 @@ use tokio::{
 use super::{KernelError, batch};
 use crate::{
     event::{
-        CaptureStats, Event, LossSource, Origin, PacketRecord, Proto, TcpCounts, TcpState,
+        CaptureStats, Event, FinalOwner, LossSource, Origin, PacketRecord, Proto, TcpCounts, TcpState,
         UnattributedReason,
     },
     source::procfs::ProcfsSource,
@@ -34,6 +35,9 @@ const SOCK_RAW: u64 = 3;
 /// How long a released socket's map entries survive: the close handshake's last packets
 /// (FIN/ACK, sometimes seconds later on a loaded or emulated machine) still land on them.
 const RELEASE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the reader lets ring records gather after the first one wakes it.
+const RING_BATCH: Duration = Duration::from_millis(10);
 
 pub struct Reader {
     ebpf: Ebpf,
@@ -61,6 +65,13 @@ pub struct Reader {
     sent_counters: Vec<u64>,
     /// Cookie → poll number after which its entries are deleted.
     released: StdHashMap<u64, u64>,
+    /// Sockets whose final record arrived lately: a PAYLOAD entry of theirs that is still
+    /// there (a third process moved bytes through a shared socket) is read once and freed.
+    ended: super::recent::Recent,
+    /// LATE counters last sent per process, and processes that exited: their entries are freed
+    /// once the release grace has passed.
+    sent_late: StdHashMap<u32, LateStats>,
+    late_exited: StdHashMap<u32, u64>,
     /// Ring-buffer losses seen so far: when they grow, owners are recovered from the map.
     ring_lost: u64,
     polls: u64,
@@ -129,6 +140,9 @@ impl Reader {
             sent_tcp: StdHashMap::new(),
             sent_counters: vec![u64::MAX; counter::COUNT as usize],
             released: StdHashMap::new(),
+            ended: super::recent::Recent::new(65_536),
+            sent_late: StdHashMap::new(),
+            late_exited: StdHashMap::new(),
             ring_lost: 0,
             polls: 0,
             grace_polls: (RELEASE_GRACE.as_millis() / poll.as_millis().max(1)).max(3) as u64,
@@ -147,10 +161,14 @@ impl Reader {
             tokio::select! {
                 guard = self.ring.readable_mut() => {
                     let mut guard = guard.map_err(KernelError::Read)?;
+                    // Let records gather before draining them: one wake-up per batch, not
+                    // per record (at tens of thousands of connections a second the wake-ups
+                    // cost more than the records). The ring holds seconds' worth.
+                    tokio::time::sleep(RING_BATCH).await;
                     let records = drain(guard.get_inner_mut());
                     guard.clear_ready();
                     for r in records {
-                        self.translate(&r, &mut out);
+                        self.record(r, &mut out);
                     }
                 }
                 guard = readable(&mut self.capture) => {
@@ -168,7 +186,7 @@ impl Reader {
                 _ = stop.changed() => {
                     let records = drain(self.ring.get_mut());
                     for r in records {
-                        self.translate(&r, &mut out);
+                        self.record(r, &mut out);
                     }
                     if let Some(c) = self.capture.as_mut() {
                         let packets = drain_packets(c.get_mut(), self.boot_offset_ns);
@@ -186,6 +204,68 @@ impl Reader {
                 return Ok(());
             }
         }
+    }
+
+    fn record(&mut self, r: Record, out: &mut Vec<Event>) {
+        match r {
+            Record::Event(e) => self.translate(&e, out),
+            Record::Final(f) => self.finish(&f, out),
+        }
+    }
+
+    /// A socket's end: its last counters in one event; what was kept to send only changes is
+    /// dropped, and the socket is remembered for a while so leftovers can be swept.
+    fn finish(&mut self, f: &SockFinal, out: &mut Vec<Event>) {
+        let cookie = f.cookie;
+        let has = |flag: u32| f.flags & flag != 0;
+        let owner = has(final_flags::OWNER).then(|| {
+            let o = &f.owner;
+            let ev = KernelEvent {
+                tgid: o.tgid,
+                uid: o.uid,
+                comm: o.comm,
+                ppid: o.ppid,
+                cgroup_id: o.cgroup_id,
+                ..KernelEvent::default()
+            };
+            self.learn_pid(o.tgid, &ev, out);
+            FinalOwner {
+                pid: o.tgid,
+                uid: o.uid,
+                comm: comm(&o.comm),
+                netns: o.netns,
+                origin: Origin::from_raw(o.origin),
+                ppid: o.ppid,
+            }
+        });
+        let mut payload = Vec::new();
+        for (i, flag) in [final_flags::PAYLOAD0, final_flags::PAYLOAD1]
+            .into_iter()
+            .enumerate()
+        {
+            let tgid = f.payload_tgid[i];
+            if has(flag) {
+                payload.push((tgid, f.payload[i].tx_bytes, f.payload[i].rx_bytes));
+            }
+            self.sent_payload.remove(&(cookie, tgid));
+        }
+        let wire = has(final_flags::WIRE).then(|| {
+            let w = &f.wire;
+            [w.tx_bytes, w.rx_bytes, w.tx_packets, w.rx_packets]
+        });
+        let tcp = has(final_flags::TCP).then(|| tcp_counts(&f.tcp));
+        self.owned.remove(&cookie);
+        self.sent_wire.remove(&cookie);
+        self.sent_tcp.remove(&cookie);
+        self.released.remove(&cookie);
+        self.ended.insert(cookie);
+        out.push(Event::SocketFinal {
+            cookie,
+            owner,
+            payload,
+            wire,
+            tcp,
+        });
     }
 
     fn translate(&mut self, r: &KernelEvent, out: &mut Vec<Event>) {
@@ -246,6 +326,8 @@ impl Reader {
             event_kind::PROC_EXIT => {
                 // The pid may be reused: its next owner must be looked up afresh.
                 self.known_pids.remove(&r.tgid);
+                self.late_exited
+                    .insert(r.tgid, self.polls + self.grace_polls);
                 out.push(Event::ProcessExited { pid: r.tgid });
             }
             other => debug!("unknown kernel event kind {other}"),
@@ -288,6 +370,7 @@ impl Reader {
         self.poll_payload(out)?;
         self.poll_wire(out)?;
         self.poll_tcp(out);
+        self.poll_late(out);
         self.poll_released(out);
         self.poll_counters(out)?;
         if self.capture.is_some() {
@@ -303,10 +386,17 @@ impl Reader {
     fn poll_payload(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
         let all: Vec<(PidSockKey, PayloadStats)> =
             batch::read_all(get_map(&self.ebpf, maps::PAYLOAD)?).map_err(map_err(maps::PAYLOAD))?;
+        let mut swept = Vec::new();
         for (k, v) in all {
-            let d = digest(&v);
-            if self.sent_payload.insert((k.cookie, k.tgid), d) == Some(d) {
-                continue;
+            if self.ended.contains(k.cookie) {
+                // Final already: these counts are the last, and nobody else frees the entry.
+                self.sent_payload.remove(&(k.cookie, k.tgid));
+                swept.push(k);
+            } else {
+                let d = digest(&v);
+                if self.sent_payload.insert((k.cookie, k.tgid), d) == Some(d) {
+                    continue;
+                }
             }
             out.push(Event::Payload {
                 cookie: k.cookie,
@@ -317,7 +407,66 @@ impl Reader {
                 rx_calls: v.rx_calls,
             });
         }
+        if !swept.is_empty() {
+            let mut payload: HashMap<&mut MapData, PidSockKey, PayloadStats> =
+                HashMap::try_from(self.map_mut(maps::PAYLOAD)?).map_err(map_err(maps::PAYLOAD))?;
+            for k in swept {
+                let _ = payload.remove(&k);
+            }
+        }
         Ok(())
+    }
+
+    /// Growth of each process's LATE counters since last sent; entries of processes gone for
+    /// the release grace are freed (their last growth was sent just before).
+    fn poll_late(&mut self, out: &mut Vec<Event>) {
+        let Some(Ok(all)) = self
+            .ebpf
+            .map(maps::LATE)
+            .map(batch::read_all::<u32, LateStats>)
+        else {
+            return;
+        };
+        for (tgid, v) in all {
+            let last = self.sent_late.entry(tgid).or_default();
+            if *last == v {
+                continue;
+            }
+            let d = |now: u64, then: u64| now.saturating_sub(then);
+            out.push(Event::Late {
+                pid: tgid,
+                wire: [
+                    d(v.tx_bytes, last.tx_bytes),
+                    d(v.rx_bytes, last.rx_bytes),
+                    d(v.tx_packets, last.tx_packets),
+                    d(v.rx_packets, last.rx_packets),
+                ],
+                resets_sent: d(v.resets_sent, last.resets_sent),
+                resets_received: d(v.resets_received, last.resets_received),
+            });
+            *last = v;
+        }
+        let polls = self.polls;
+        let due: Vec<u32> = self
+            .late_exited
+            .iter()
+            .filter(|&(_, &at)| polls >= at)
+            .map(|(&t, _)| t)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        if let Some(m) = self.ebpf.map_mut(maps::LATE)
+            && let Ok(mut late) = HashMap::<&mut MapData, u32, LateStats>::try_from(m)
+        {
+            for t in &due {
+                let _ = late.remove(t);
+            }
+        }
+        for t in due {
+            self.late_exited.remove(&t);
+            self.sent_late.remove(&t);
+        }
     }
 
     fn poll_wire(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
@@ -418,30 +567,7 @@ impl Reader {
             }
             out.push(Event::TcpStats {
                 cookie,
-                stats: TcpCounts {
-                    retransmits: v.retransmits,
-                    resets_sent: v.resets_sent,
-                    resets_received: v.resets_received,
-                    rtt_count: v.rtt_count,
-                    rtt_sum_us: v.rtt_sum_us,
-                    // Up to the last bucket with samples: a socket's RTTs fall in a few low
-                    // buckets, and the aggregator keeps these for every socket.
-                    rtt_buckets: v.rtt_buckets[..v
-                        .rtt_buckets
-                        .iter()
-                        .rposition(|&b| b > 0)
-                        .map_or(0, |i| i + 1)]
-                        .to_vec(),
-                    rto_timeouts: v.rto_timeouts,
-                    rto_backoff_max: v.rto_backoff_max,
-                    handshake_count: u64::from(v.handshake_us > 0),
-                    handshake_sum_us: v.handshake_us,
-                    handshake_buckets: one_sample_buckets(v.handshake_us),
-                    closes_local: v.closes_local,
-                    closes_remote: v.closes_remote,
-                    zero_windows_sent: v.zero_windows_sent,
-                    zero_windows_received: v.zero_windows_received,
-                },
+                stats: tcp_counts(&v),
             });
         }
     }
@@ -507,7 +633,7 @@ impl Reader {
             ),
             (
                 UnattributedReason::WireMapFull,
-                c(counter::WIRE_FULL_BYTES),
+                c(counter::WIRE_FULL_BYTES) + c(counter::LATE_FULL_BYTES),
                 0,
             ),
         ];
@@ -527,6 +653,7 @@ impl Reader {
             (LossSource::CaptureRing, counter::CAPTURE_RING_FULL),
             (LossSource::ReleasedMap, counter::RELEASED_FULL),
             (LossSource::DnsRing, counter::DNS_RING_FULL),
+            (LossSource::LateMap, counter::LATE_FULL),
         ] {
             out.push(Event::Lost {
                 source,
@@ -617,6 +744,33 @@ impl Reader {
     }
 }
 
+fn tcp_counts(v: &TcpStats) -> TcpCounts {
+    TcpCounts {
+        retransmits: v.retransmits,
+        resets_sent: v.resets_sent,
+        resets_received: v.resets_received,
+        rtt_count: v.rtt_count,
+        rtt_sum_us: v.rtt_sum_us,
+        // Up to the last bucket with samples: a socket's RTTs fall in a few low buckets, and
+        // the aggregator keeps these for every socket.
+        rtt_buckets: v.rtt_buckets[..v
+            .rtt_buckets
+            .iter()
+            .rposition(|&b| b > 0)
+            .map_or(0, |i| i + 1)]
+            .to_vec(),
+        rto_timeouts: v.rto_timeouts,
+        rto_backoff_max: v.rto_backoff_max,
+        handshake_count: u64::from(v.handshake_us > 0),
+        handshake_sum_us: v.handshake_us,
+        handshake_buckets: one_sample_buckets(v.handshake_us),
+        closes_local: v.closes_local,
+        closes_remote: v.closes_remote,
+        zero_windows_sent: v.zero_windows_sent,
+        zero_windows_received: v.zero_windows_received,
+    }
+}
+
 /// A histogram of one sample of `us` (none when 0), as long as its bucket.
 fn one_sample_buckets(us: u64) -> Vec<u64> {
     if us == 0 {
@@ -635,13 +789,30 @@ fn get_map<'a>(ebpf: &'a Ebpf, name: &'static str) -> Result<&'a aya::maps::Map,
     })
 }
 
-fn drain(ring: &mut RingBuf<MapData>) -> Vec<KernelEvent> {
+/// What the events ring carries: small records, and one larger one per socket end.
+enum Record {
+    Event(KernelEvent),
+    Final(Box<SockFinal>),
+}
+
+fn drain(ring: &mut RingBuf<MapData>) -> Vec<Record> {
     let mut out = Vec::new();
     while let Some(item) = ring.next() {
-        if item.len() >= size_of::<KernelEvent>() {
-            // SAFETY: the kernel wrote a whole KernelEvent (size checked); read_unaligned
-            // because the ring gives no alignment guarantee for our type.
-            out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<KernelEvent>()) });
+        // Both record types begin with their kind.
+        let Some(kind) = item.get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            continue;
+        };
+        // SAFETY (both reads): the kernel wrote a whole record of the type (size checked);
+        // read_unaligned because the ring gives no alignment guarantee for our types.
+        if kind == event_kind::SOCK_FINAL && item.len() >= size_of::<SockFinal>() {
+            out.push(Record::Final(Box::new(unsafe {
+                std::ptr::read_unaligned(item.as_ptr().cast::<SockFinal>())
+            })));
+        } else if item.len() >= size_of::<KernelEvent>() {
+            out.push(Record::Event(unsafe {
+                std::ptr::read_unaligned(item.as_ptr().cast::<KernelEvent>())
+            }));
         }
     }
     out
