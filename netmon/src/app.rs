@@ -224,7 +224,13 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         cgroups: args.cgroups.clone(),
     })
     .with_networks(args.watch_networks.clone());
-    if args.connections == crate::cli::ConnectionsShown::All {
+    let watching_few = !args.pids.is_empty();
+    if args.connections.unwrap_or(if watching_few {
+        crate::cli::ConnectionsShown::All
+    } else {
+        crate::cli::ConnectionsShown::Live
+    }) == crate::cli::ConnectionsShown::All
+    {
         agg = agg.with_closed_rows();
     }
     let mut out = Output::new(&args);

@@ -196,9 +196,10 @@ pub struct RunArgs {
     pub web_config: Option<PathBuf>,
     /// Connections listed per process: `live` ones (a connection that ended is folded into
     /// its process's totals and counts at once), or `all` (ended ones stay listed as closed
-    /// for a few intervals; costs memory and time at high connection rates).
-    #[arg(long, value_enum, default_value_t = ConnectionsShown::Live)]
-    pub connections: ConnectionsShown,
+    /// for a few intervals; costs memory and time at high connection rates). Default: `all`
+    /// with --pid, `live` otherwise.
+    #[arg(long, value_enum)]
+    pub connections: Option<ConnectionsShown>,
     /// Record every event the sources produce to FILE (JSON lines), for --replay.
     #[arg(long, value_name = "FILE", hide = true)]
     pub record: Option<PathBuf>,

@@ -815,3 +815,116 @@ fn listeners_only_proc_saw_are_used_when_unambiguous() {
     assert_eq!(owner_pid(&agg, 10), Some(100));
     assert_eq!(owner_pid(&agg, 11), None);
 }
+
+fn final_of(cookie: Cookie, pid: Pid, tx: u64, rx: u64, wire_tx: u64) -> Event {
+    Event::SocketFinal {
+        cookie,
+        owner: Some(FinalOwner {
+            pid,
+            uid: 0,
+            comm: format!("p{pid}"),
+            netns: 7,
+            origin: Origin::SockCreate,
+            ppid: 0,
+        }),
+        payload: vec![(pid, tx, rx)],
+        wire: Some([wire_tx, 0, wire_tx / 100, 0]),
+        tcp: None,
+    }
+}
+
+/// A short connection seen only through its final record: its bytes land in the process's
+/// totals and rate at once, it leaves no row and no state behind, and it counts as opened.
+#[test]
+fn an_ended_socket_folds_into_its_process_at_once() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            endpoints(1, Proto::Tcp, "127.0.0.1:40000", "127.0.0.1:80"),
+            payload(1, 100, 300, 3),
+            // The final carries the whole cumulative count, polled values included.
+            final_of(1, 100, 1000, 10, 1500),
+            // Never seen before its end.
+            final_of(2, 100, 500, 5, 800),
+            owner(3, 100),
+            payload(3, 100, 7, 0),
+            Event::Tick { at_ms: 2000 },
+        ],
+    );
+    let s = agg.snapshot();
+    let p = process(&s, 100);
+    assert_eq!((p.tx_bytes, p.rx_bytes), (1507, 15));
+    assert_eq!(p.tx_wire_bytes, 2300);
+    assert_eq!((p.tx_rate, p.rx_rate), (1507.0 / 2.0, 15.0 / 2.0));
+    assert_eq!(p.connections.len(), 1, "only the live socket is listed");
+    assert_eq!(p.connections[0].cookie, 3);
+    assert_eq!(
+        p.opened.tcp, 1,
+        "the socket with known ends was a TCP connection"
+    );
+    assert_eq!(agg.sockets.len(), 1);
+    assert_eq!(agg.payload.len(), 1);
+    // Nothing moved since: the rate falls to zero, the totals stay.
+    agg.ingest(Event::Tick { at_ms: 3000 });
+    let s = agg.snapshot();
+    let p = process(&s, 100);
+    assert_eq!((p.tx_bytes, p.tx_rate), (1507, 0.0));
+}
+
+/// Counts for a cookie after its final come from a fresh kernel entry: they add to the
+/// process, and so does what the ended socket still sent (its reset).
+#[test]
+fn counts_after_the_end_add_and_late_packets_reach_the_owner() {
+    let mut agg = Aggregator::new(Filter::default());
+    feed(
+        &mut agg,
+        [
+            final_of(1, 100, 1000, 10, 1500),
+            payload(1, 100, 4, 0),
+            Event::Late {
+                pid: 100,
+                wire: [40, 0, 1, 0],
+                resets_sent: 1,
+                resets_received: 0,
+            },
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    let p = process(&s, 100);
+    assert_eq!(p.tx_bytes, 1004);
+    assert_eq!((p.tx_wire_bytes, p.tx_packets), (1540, 16));
+    assert_eq!(p.tcp.resets_sent, 1);
+}
+
+/// `--connections all`: the ended socket stays listed as closed for the retention.
+#[test]
+fn closed_rows_are_kept_when_asked() {
+    let mut agg = Aggregator::new(Filter::default())
+        .with_closed_rows()
+        .with_retention(Retention {
+            closed_snapshots: 1,
+            exited_snapshots: 1,
+        });
+    feed(
+        &mut agg,
+        [
+            final_of(1, 100, 1000, 10, 1500),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    let p = process(&s, 100);
+    assert_eq!(p.connections.len(), 1);
+    assert!(p.connections[0].closed);
+    assert_eq!(p.tx_bytes, 1000);
+    for at in [2000, 3000] {
+        agg.ingest(Event::Tick { at_ms: at });
+        agg.snapshot();
+    }
+    let s = agg.snapshot();
+    assert!(process(&s, 100).connections.is_empty());
+    assert_eq!(process(&s, 100).tx_bytes, 1000);
+}

@@ -196,7 +196,10 @@ async fn capture_async(
             eprintln!("netmon: error: kernel source stopped: {e}");
         }
     });
-    let mut agg = Aggregator::new(Filter::default()).with_packet_lookup();
+    let mut agg = Aggregator::new(Filter::default())
+        .with_packet_lookup()
+        // Packets are read after the socket's end record: they must still find the socket.
+        .with_closed_rows();
     for ev in initial {
         agg.ingest(ev);
     }

@@ -24,8 +24,8 @@ use tokio::{
 use super::{KernelError, batch};
 use crate::{
     event::{
-        CaptureStats, Event, FinalOwner, LossSource, Origin, PacketRecord, Proto, TcpCounts, TcpState,
-        UnattributedReason,
+        CaptureStats, Event, FinalOwner, LossSource, Origin, PacketRecord, Proto, TcpCounts,
+        TcpState, UnattributedReason,
     },
     source::procfs::ProcfsSource,
 };
@@ -36,8 +36,10 @@ const SOCK_RAW: u64 = 3;
 /// (FIN/ACK, sometimes seconds later on a loaded or emulated machine) still land on them.
 const RELEASE_GRACE: Duration = Duration::from_secs(2);
 
-/// How long the reader lets ring records gather after the first one wakes it.
+/// How long the reader lets ring records gather when they come in large batches.
 const RING_BATCH: Duration = Duration::from_millis(10);
+/// Records in one drain that make the ring count as busy.
+const BUSY_BATCH: usize = 256;
 
 pub struct Reader {
     ebpf: Ebpf,
@@ -156,17 +158,15 @@ impl Reader {
     ) -> Result<(), KernelError> {
         let mut ticker = tokio::time::interval(self.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut busy = false;
         loop {
             let mut out = Vec::new();
             tokio::select! {
                 guard = self.ring.readable_mut() => {
                     let mut guard = guard.map_err(KernelError::Read)?;
-                    // Let records gather before draining them: one wake-up per batch, not
-                    // per record (at tens of thousands of connections a second the wake-ups
-                    // cost more than the records). The ring holds seconds' worth.
-                    tokio::time::sleep(RING_BATCH).await;
                     let records = drain(guard.get_inner_mut());
                     guard.clear_ready();
+                    busy = records.len() >= BUSY_BATCH;
                     for r in records {
                         self.record(r, &mut out);
                     }
@@ -203,6 +203,15 @@ impl Reader {
             if !send_all(&tx, out).await {
                 return Ok(());
             }
+            if busy {
+                // Records come faster than they are read: let the next ones gather, so there
+                // is one wake-up per batch and not per record (at tens of thousands of
+                // connections a second the wake-ups cost more than the records; the ring holds
+                // seconds' worth). A quiet ring is read at once: a short-lived process must
+                // still be found in /proc.
+                busy = false;
+                tokio::time::sleep(RING_BATCH).await;
+            }
         }
     }
 
@@ -218,17 +227,11 @@ impl Reader {
     fn finish(&mut self, f: &SockFinal, out: &mut Vec<Event>) {
         let cookie = f.cookie;
         let has = |flag: u32| f.flags & flag != 0;
+        // No /proc lookup here: a process's sockets are released after its exit event, when
+        // its pid may already name a zombie or someone else. Its identity came with its first
+        // records; the kernel's account below fills in what is missing.
         let owner = has(final_flags::OWNER).then(|| {
             let o = &f.owner;
-            let ev = KernelEvent {
-                tgid: o.tgid,
-                uid: o.uid,
-                comm: o.comm,
-                ppid: o.ppid,
-                cgroup_id: o.cgroup_id,
-                ..KernelEvent::default()
-            };
-            self.learn_pid(o.tgid, &ev, out);
             FinalOwner {
                 pid: o.tgid,
                 uid: o.uid,
@@ -799,7 +802,9 @@ fn drain(ring: &mut RingBuf<MapData>) -> Vec<Record> {
     let mut out = Vec::new();
     while let Some(item) = ring.next() {
         // Both record types begin with their kind.
-        let Some(kind) = item.get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        let Some(kind) = item
+            .get(..4)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         else {
             continue;
         };
