@@ -9,6 +9,7 @@ use crate::aggregate::WatchedNetwork;
 #[command(
     name = "netmon",
     version,
+    long_version = crate::packaging::LONG_VERSION,
     about = "Per-process network traffic from the kernel (eBPF)",
     propagate_version = true
 )]
