@@ -65,6 +65,8 @@ fn bad_flags_are_usage_errors() {
     assert_clean_error(&["run", "--backend", "magic"], 2, "magic");
     assert_clean_error(&["run", "--follow-children"], 2, "--pid");
     assert_clean_error(&["frobnicate"], 2, "frobnicate");
+    assert_clean_error(&["completions", "tcsh"], 2, "tcsh");
+    assert_clean_error(&["completions"], 2, "SHELL");
 }
 
 #[test]
