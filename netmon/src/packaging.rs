@@ -151,6 +151,23 @@ mod tests {
         assert!(!names.iter().any(|n| n == "netmon-help.8"), "{names:?}");
     }
 
+    /// The flags the packaged service starts with (/etc/default/netmon) are ones `netmon
+    /// serve` accepts.
+    #[test]
+    fn packaged_default_flags_parse() {
+        let file = include_str!("../../contrib/systemd/netmon.default");
+        let args = file
+            .lines()
+            .find_map(|l| l.strip_prefix("NETMON_ARGS="))
+            .expect("an uncommented NETMON_ARGS= line");
+        let args = args.trim().trim_matches('"');
+        let argv = ["netmon", "serve"]
+            .into_iter()
+            .chain(args.split_whitespace());
+        let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        assert!(matches!(cli.command, crate::cli::Command::Serve(_)));
+    }
+
     #[test]
     fn civil_dates() {
         assert_eq!(civil_date(0), "1970-01-01");

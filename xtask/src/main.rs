@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask build-ebpf | build | run | test | lint | fuzz | bench`.
+//! Developer tasks: `cargo xtask build-ebpf | build | run | test | lint | fuzz | bench | dist`.
 //!
 //! Every task installs what it needs first (scripts/setup.sh: nightly rust-src, bpf-linker into a
 //! cache, Debian packages), so the two commands in README.md work on a fresh machine.
@@ -16,6 +16,7 @@ mod bench;
 mod bench_env;
 mod bench_report;
 mod bench_tools;
+mod dist;
 mod fuzz;
 mod vm;
 
@@ -59,6 +60,8 @@ enum Cmd {
     Fuzz(fuzz::Args),
     /// netmon against nethogs and bandwhich: throughput, CPU, memory, accuracy (as root).
     Bench(bench::Args),
+    /// The Debian package and a tarball of the same files, in target/dist (checked by lintian).
+    Dist(dist::Args),
 }
 
 fn main() {
@@ -98,6 +101,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::VmTest(args) => vm::run(&root, args)?,
         Cmd::Fuzz(args) => fuzz::run(&root, args)?,
         Cmd::Bench(args) => bench::run(&root, args)?,
+        Cmd::Dist(args) => dist::run(&root, args)?,
     }
     Ok(())
 }
