@@ -275,6 +275,22 @@ fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Re
     let netmon = root.join("target/release/netmon");
     let bindir = root.join("target/release");
     let mut failed = Vec::new();
+    // The Debian package of the netmon just built (seconds: no compiling), for the root test
+    // that installs it (tests/tests/package.rs), and lintian's verdict on it.
+    let deb = match dist::package(root) {
+        Ok(built) => {
+            if let Err(e) = dist::lintian(&built.deb) {
+                eprintln!("xtask: {e:#}");
+                failed.push("lintian".to_string());
+            }
+            built.deb.to_string_lossy().into_owned()
+        }
+        Err(e) => {
+            eprintln!("xtask: cargo xtask dist failed: {e:#}");
+            failed.push("dist".to_string());
+            String::new()
+        }
+    };
     // Root tests are the `#[ignore]`d ones; the rest already ran above without root.
     for dir in ["netmon", "tests"] {
         for exe in vm::test_binaries(root, dir)? {
@@ -293,6 +309,7 @@ fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Re
                     ("NETMON_PRIVILEGED_TESTS", "1"),
                     ("NETMON_BIN", netmon.to_str().unwrap_or_default()),
                     ("NETMON_TEST_BIN_DIR", bindir.to_str().unwrap_or_default()),
+                    ("NETMON_DEB", &deb),
                     ("RUST_BACKTRACE", "1"),
                 ],
             )?;
