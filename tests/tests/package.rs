@@ -12,6 +12,7 @@ use std::{
 use netmon_tests::{privileged, require_tools};
 
 const UNIT: &str = "/lib/systemd/system/netmon.service";
+const WANTS_LINK: &str = "/etc/systemd/system/multi-user.target.wants/netmon.service";
 
 fn text(out: &Output) -> String {
     format!(
@@ -213,8 +214,18 @@ fn package_installs_runs_and_purges_without_leftovers() {
         text(&out)
     );
 
+    // What README's `systemctl enable --now netmon` leaves in /etc (without systemd as PID 1,
+    // systemctl only makes the link): postrm must remove it on purge, or it dangles.
+    let out = run("systemctl", &["enable", "netmon.service"]);
+    assert!(out.status.success(), "systemctl enable: {}", text(&out));
+    assert!(Path::new(WANTS_LINK).is_symlink(), "{}", text(&out));
+
     let out = dpkg(&["--purge", "netmon"]);
     assert!(out.status.success(), "dpkg --purge: {}", text(&out));
+    assert!(
+        !Path::new(WANTS_LINK).is_symlink(),
+        "{WANTS_LINK} left after purge"
+    );
     purge.armed = false;
     let status = netmon_status();
     assert!(
