@@ -61,6 +61,9 @@ pub fn main() -> ExitCode {
         Command::Follow(args) => crate::capture::follow(args),
         Command::Interfaces(args) => crate::capture::interfaces(&args),
         Command::Routes(args) => crate::capture::routes(&args),
+        Command::Completions(args) => {
+            crate::packaging::completions(&args, &mut std::io::stdout().lock())
+        }
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ use crate::aggregate::WatchedNetwork;
 #[command(
     name = "netmon",
     version,
+    long_version = crate::packaging::LONG_VERSION,
     about = "Per-process network traffic from the kernel (eBPF)",
     propagate_version = true
 )]
@@ -37,6 +38,15 @@ pub enum Command {
     Interfaces(ListArgs),
     /// Default gateways and routes (IPv4 and IPv6).
     Routes(ListArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

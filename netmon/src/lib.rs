@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod netinfo;
+pub mod packaging;
 pub mod procnet;
 pub mod sink;
 pub mod source;

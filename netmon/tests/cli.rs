@@ -65,6 +65,8 @@ fn bad_flags_are_usage_errors() {
     assert_clean_error(&["run", "--backend", "magic"], 2, "magic");
     assert_clean_error(&["run", "--follow-children"], 2, "--pid");
     assert_clean_error(&["frobnicate"], 2, "frobnicate");
+    assert_clean_error(&["completions", "tcsh"], 2, "tcsh");
+    assert_clean_error(&["completions"], 2, "SHELL");
 }
 
 #[test]
@@ -75,6 +77,33 @@ fn help_and_version_succeed() {
     let out = netmon(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("netmon "));
+}
+
+/// `--version` names the build exactly: crate version, git revision (or "unknown" outside a
+/// checkout) and the embedded eBPF object's hash (or that there is none).
+#[test]
+fn long_version_names_revision_and_ebpf_object() {
+    let out = netmon(&["--version"]);
+    let line = String::from_utf8(out.stdout).unwrap();
+    let want = format!("netmon {} (git ", env!("CARGO_PKG_VERSION"));
+    assert!(line.starts_with(&want), "{line:?}");
+    let rest = line.trim_end().strip_prefix(&want).unwrap();
+    let (rev, ebpf) = rest.split_once(", ebpf ").expect("an ebpf part");
+    assert!(
+        rev == "unknown" || (rev.len() >= 7 && rev.chars().all(|c| c.is_ascii_hexdigit())),
+        "{line:?}"
+    );
+    let ebpf = ebpf.strip_suffix(')').expect("closing parenthesis");
+    let hash_ok = ebpf
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 12 && h.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(hash_ok || ebpf == "not embedded", "{line:?}");
+    // -V stays the short form, for scripts that parse it.
+    let short = netmon(&["-V"]);
+    assert_eq!(
+        String::from_utf8(short.stdout).unwrap().trim_end(),
+        format!("netmon {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]

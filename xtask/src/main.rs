@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask build-ebpf | build | run | test | lint | fuzz | bench`.
+//! Developer tasks: `cargo xtask build-ebpf | build | run | test | lint | fuzz | bench | dist`.
 //!
 //! Every task installs what it needs first (scripts/setup.sh: nightly rust-src, bpf-linker into a
 //! cache, Debian packages), so the two commands in README.md work on a fresh machine.
@@ -16,6 +16,7 @@ mod bench;
 mod bench_env;
 mod bench_report;
 mod bench_tools;
+mod dist;
 mod fuzz;
 mod vm;
 
@@ -59,6 +60,8 @@ enum Cmd {
     Fuzz(fuzz::Args),
     /// netmon against nethogs and bandwhich: throughput, CPU, memory, accuracy (as root).
     Bench(bench::Args),
+    /// The Debian package and a tarball of the same files, in target/dist (checked by lintian).
+    Dist(dist::Args),
 }
 
 fn main() {
@@ -98,6 +101,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::VmTest(args) => vm::run(&root, args)?,
         Cmd::Fuzz(args) => fuzz::run(&root, args)?,
         Cmd::Bench(args) => bench::run(&root, args)?,
+        Cmd::Dist(args) => dist::run(&root, args)?,
     }
     Ok(())
 }
@@ -271,6 +275,22 @@ fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Re
     let netmon = root.join("target/release/netmon");
     let bindir = root.join("target/release");
     let mut failed = Vec::new();
+    // The Debian package of the netmon just built (seconds: no compiling), for the root test
+    // that installs it (tests/tests/package.rs), and lintian's verdict on it.
+    let deb = match dist::package(root) {
+        Ok(built) => {
+            if let Err(e) = dist::lintian(&built.deb) {
+                eprintln!("xtask: {e:#}");
+                failed.push("lintian".to_string());
+            }
+            built.deb.to_string_lossy().into_owned()
+        }
+        Err(e) => {
+            eprintln!("xtask: cargo xtask dist failed: {e:#}");
+            failed.push("dist".to_string());
+            String::new()
+        }
+    };
     // Root tests are the `#[ignore]`d ones; the rest already ran above without root.
     for dir in ["netmon", "tests"] {
         for exe in vm::test_binaries(root, dir)? {
@@ -289,6 +309,7 @@ fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Re
                     ("NETMON_PRIVILEGED_TESTS", "1"),
                     ("NETMON_BIN", netmon.to_str().unwrap_or_default()),
                     ("NETMON_TEST_BIN_DIR", bindir.to_str().unwrap_or_default()),
+                    ("NETMON_DEB", &deb),
                     ("RUST_BACKTRACE", "1"),
                 ],
             )?;

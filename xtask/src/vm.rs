@@ -327,9 +327,16 @@ fn build(root: &Path, test_args: &[String]) -> Result<share::Payload> {
 }
 
 /// Root test binaries that drive user-space tools the guests do not carry (a Prometheus server,
-/// promtool, wrk, curl, tmux, python3) and check nothing that differs between kernels beyond
+/// promtool, wrk, curl, tmux, python3, dpkg and man) and check nothing that differs between kernels beyond
 /// what the other binaries cover; they run on the host in the same CI run.
-const HOST_ONLY: &[&str] = &["prometheus", "contrib", "tui", "capture", "bad_input"];
+const HOST_ONLY: &[&str] = &[
+    "prometheus",
+    "contrib",
+    "tui",
+    "capture",
+    "bad_input",
+    "package",
+];
 
 fn host_only(path: &Path) -> bool {
     let name = path
