@@ -5,6 +5,7 @@ mod batch;
 pub mod btf;
 pub mod capture;
 mod cgroups;
+mod hashing;
 pub mod ladder;
 mod reader;
 mod recent;

@@ -21,7 +21,10 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
-use super::{KernelError, batch};
+use super::{
+    KernelError, batch,
+    hashing::{FastMap, digest},
+};
 use crate::{
     event::{
         CaptureStats, Event, FinalOwner, LossSource, Origin, PacketRecord, Proto, TcpCounts,
@@ -38,6 +41,8 @@ const RELEASE_GRACE: Duration = Duration::from_secs(2);
 
 /// How long the reader lets ring records gather when they come in large batches.
 const RING_BATCH: Duration = Duration::from_millis(10);
+/// TCP_STATS is read every this many polls.
+const TCP_POLLS: u64 = 4;
 /// Records in one drain that make the ring count as busy.
 const BUSY_BATCH: usize = 256;
 
@@ -59,14 +64,14 @@ pub struct Reader {
     /// Cookies a process owns: a raw socket among them is a user's, not the kernel's.
     owned: HashSet<u64>,
     /// Digests of the values last sent, so only changes are sent (8 bytes a socket, not 32).
-    sent_payload: StdHashMap<(u64, u32), u64>,
-    sent_wire: StdHashMap<u64, u64>,
+    sent_payload: FastMap<(u64, u32), u64>,
+    sent_wire: FastMap<u64, u64>,
     /// A hash of each socket's last TCP stats sent (the stats are 248 bytes; thousands of
     /// sockets would otherwise be kept twice).
-    sent_tcp: StdHashMap<u64, u64>,
+    sent_tcp: FastMap<u64, u64>,
     sent_counters: Vec<u64>,
     /// Cookie → poll number after which its entries are deleted.
-    released: StdHashMap<u64, u64>,
+    released: FastMap<u64, u64>,
     /// Sockets whose final record arrived lately: a PAYLOAD entry of theirs that is still
     /// there (a third process moved bytes through a shared socket) is read once and freed.
     ended: super::recent::Recent,
@@ -137,11 +142,11 @@ impl Reader {
             known_pids: HashSet::new(),
             cgroups: super::cgroups::CgroupPaths::new(super::system::cgroup2_root()),
             owned: HashSet::new(),
-            sent_payload: StdHashMap::new(),
-            sent_wire: StdHashMap::new(),
-            sent_tcp: StdHashMap::new(),
+            sent_payload: FastMap::default(),
+            sent_wire: FastMap::default(),
+            sent_tcp: FastMap::default(),
             sent_counters: vec![u64::MAX; counter::COUNT as usize],
-            released: StdHashMap::new(),
+            released: FastMap::default(),
             ended: super::recent::Recent::new(65_536),
             sent_late: StdHashMap::new(),
             late_exited: StdHashMap::new(),
@@ -182,7 +187,7 @@ impl Reader {
                     drain_dns(guard.get_inner_mut(), &mut out);
                     guard.clear_ready();
                 }
-                _ = ticker.tick() => self.poll_maps(&mut out)?,
+                _ = ticker.tick() => self.poll_maps(&mut out, false)?,
                 _ = stop.changed() => {
                     let records = drain(self.ring.get_mut());
                     for r in records {
@@ -195,7 +200,7 @@ impl Reader {
                     if let Some(d) = self.dns.as_mut() {
                         drain_dns(d.get_mut(), &mut out);
                     }
-                    self.poll_maps(&mut out)?;
+                    self.poll_maps(&mut out, true)?;
                     send_all(&tx, out).await;
                     return Ok(());
                 }
@@ -368,11 +373,15 @@ impl Reader {
         out.push(ev);
     }
 
-    fn poll_maps(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
+    fn poll_maps(&mut self, out: &mut Vec<Event>, full: bool) -> Result<(), KernelError> {
         self.polls += 1;
         self.poll_payload(out)?;
         self.poll_wire(out)?;
-        self.poll_tcp(out);
+        // TCP behaviour (retransmits, RTT) changes slowly and its entries are the largest: read
+        // once per TCP_POLLS polls (about once per interval), and at the end.
+        if full || self.polls % TCP_POLLS == 0 {
+            self.poll_tcp(out);
+        }
         self.poll_late(out);
         self.poll_released(out);
         self.poll_counters(out)?;
@@ -387,18 +396,18 @@ impl Reader {
     }
 
     fn poll_payload(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
-        let all: Vec<(PidSockKey, PayloadStats)> =
-            batch::read_all(get_map(&self.ebpf, maps::PAYLOAD)?).map_err(map_err(maps::PAYLOAD))?;
         let mut swept = Vec::new();
-        for (k, v) in all {
-            if self.ended.contains(k.cookie) {
+        let (ended, sent) = (&self.ended, &mut self.sent_payload);
+        let map = get_map(&self.ebpf, maps::PAYLOAD)?;
+        batch::for_each(map, |k: PidSockKey, v: PayloadStats| {
+            if ended.contains(k.cookie) {
                 // Final already: these counts are the last, and nobody else frees the entry.
-                self.sent_payload.remove(&(k.cookie, k.tgid));
+                sent.remove(&(k.cookie, k.tgid));
                 swept.push(k);
             } else {
                 let d = digest(&v);
-                if self.sent_payload.insert((k.cookie, k.tgid), d) == Some(d) {
-                    continue;
+                if sent.insert((k.cookie, k.tgid), d) == Some(d) {
+                    return;
                 }
             }
             out.push(Event::Payload {
@@ -409,7 +418,8 @@ impl Reader {
                 tx_calls: v.tx_calls,
                 rx_calls: v.rx_calls,
             });
-        }
+        })
+        .map_err(map_err(maps::PAYLOAD))?;
         if !swept.is_empty() {
             let mut payload: HashMap<&mut MapData, PidSockKey, PayloadStats> =
                 HashMap::try_from(self.map_mut(maps::PAYLOAD)?).map_err(map_err(maps::PAYLOAD))?;
@@ -473,12 +483,12 @@ impl Reader {
     }
 
     fn poll_wire(&mut self, out: &mut Vec<Event>) -> Result<(), KernelError> {
-        let all: Vec<(u64, WireStats)> =
-            batch::read_all(get_map(&self.ebpf, maps::WIRE)?).map_err(map_err(maps::WIRE))?;
-        for (cookie, v) in all {
+        let sent = &mut self.sent_wire;
+        let map = get_map(&self.ebpf, maps::WIRE)?;
+        batch::for_each(map, |cookie: u64, v: WireStats| {
             let d = digest(&v);
-            if self.sent_wire.insert(cookie, d) == Some(d) {
-                continue;
+            if sent.insert(cookie, d) == Some(d) {
+                return;
             }
             out.push(Event::Wire {
                 cookie,
@@ -487,8 +497,8 @@ impl Reader {
                 tx_packets: v.tx_packets,
                 rx_packets: v.rx_packets,
             });
-        }
-        Ok(())
+        })
+        .map_err(map_err(maps::WIRE))
     }
 
     /// Releases recorded in the RELEASED map whose ring event was lost: the socket still
@@ -556,23 +566,20 @@ impl Reader {
     /// TCP statistics are optional (the map exists, but its programs may not have attached):
     /// a missing map is not an error.
     fn poll_tcp(&mut self, out: &mut Vec<Event>) {
-        let Some(Ok(all)) = self
-            .ebpf
-            .map(maps::TCP_STATS)
-            .map(batch::read_all::<u64, TcpStats>)
-        else {
+        let Some(map) = self.ebpf.map(maps::TCP_STATS) else {
             return;
         };
-        for (cookie, v) in all {
+        let sent = &mut self.sent_tcp;
+        let _ = batch::for_each(map, |cookie: u64, v: TcpStats| {
             let d = digest(&v);
-            if self.sent_tcp.insert(cookie, d) == Some(d) {
-                continue;
+            if sent.insert(cookie, d) == Some(d) {
+                return;
             }
             out.push(Event::TcpStats {
                 cookie,
                 stats: tcp_counts(&v),
             });
-        }
+        });
     }
 
     fn poll_capture(&mut self, out: &mut Vec<Event>) {
@@ -821,16 +828,6 @@ fn drain(ring: &mut RingBuf<MapData>) -> Vec<Record> {
         }
     }
     out
-}
-
-/// A hash of a map value's bytes: enough to tell whether it changed since it was last sent.
-fn digest<T: aya::Pod>(v: &T) -> u64 {
-    use std::hash::{Hash, Hasher};
-    // SAFETY: Pod values are plain bytes without padding (netmon_common's are all u64 fields).
-    let bytes = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) };
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
 }
 
 /// Waits for an optional ring (capture, DNS) when there is one, forever otherwise.
