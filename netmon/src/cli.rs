@@ -229,13 +229,17 @@ pub struct EventsArgs {
     pub rtnetlink_rcvbuf: usize,
 }
 
-/// An --exec timeout: more than zero (a zero timeout would kill every command at once).
+/// An --exec timeout: more than zero (a zero timeout would kill every command at once), at
+/// most a day (a hook that needs longer is a service, not a hook).
 pub fn parse_exec_timeout(s: &str) -> Result<Duration, String> {
-    let d = parse_duration_secs(s)?;
-    if d.is_zero() {
-        return Err("must be more than 0 seconds".into());
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "not a number of seconds".to_string())?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err("must be more than 0 and at most 86400 seconds".into());
     }
-    Ok(d)
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// A PID is a positive decimal number that fits the kernel's pid_t.
