@@ -40,9 +40,18 @@ pub struct NetState {
     links: BTreeMap<u32, Link>,
     addrs: BTreeMap<(u32, IpAddr, u8), Address>,
     routes: BTreeMap<RouteKey, DefaultRoute>,
-    /// Neighbours ever seen (by interface and address), with insertion order for trimming.
-    neigh: BTreeMap<(u32, IpAddr), u64>,
+    /// Neighbours ever seen (by interface and address).
+    neigh: BTreeMap<(u32, IpAddr), Seen>,
     neigh_clock: u64,
+}
+
+/// A neighbour as first seen: what a resync reports if the notification was lost.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    /// Insertion order, for trimming.
+    at: u64,
+    mac: Option<String>,
+    state: u16,
 }
 
 fn family_name(f: u8) -> String {
@@ -274,7 +283,7 @@ impl NetState {
         if self.neigh.contains_key(&key) {
             return None;
         }
-        self.remember_neighbour(key);
+        self.remember_neighbour(key, m.lladdr.clone(), m.state);
         Some(What::NeighbourNew(Neighbour {
             ifindex: m.index,
             ifname: self.ifname(m.index),
@@ -284,12 +293,13 @@ impl NetState {
         }))
     }
 
-    fn remember_neighbour(&mut self, key: (u32, IpAddr)) {
+    fn remember_neighbour(&mut self, key: (u32, IpAddr), mac: Option<String>, state: u16) {
         self.neigh_clock += 1;
-        self.neigh.insert(key, self.neigh_clock);
+        let at = self.neigh_clock;
+        self.neigh.insert(key, Seen { at, mac, state });
         if self.neigh.len() > MAX_SEEN_NEIGHBOURS {
             let cut = self.neigh_clock - (MAX_SEEN_NEIGHBOURS as u64) / 2;
-            self.neigh.retain(|_, at| *at > cut);
+            self.neigh.retain(|_, s| s.at > cut);
         }
     }
 
@@ -341,20 +351,18 @@ impl NetState {
         let mut next = fresh;
         // Neighbours: everything seen before stays seen; those the dump adds are news.
         let seen = std::mem::take(&mut self.neigh);
-        let fresh_neigh: BTreeSet<(u32, IpAddr)> = next.neigh.keys().cloned().collect();
-        next.neigh = seen;
+        let fresh_neigh = std::mem::replace(&mut next.neigh, seen);
         next.neigh_clock = self.neigh_clock;
         next.neigh.retain(|k, _| next.links.contains_key(&k.0));
-        for key in fresh_neigh {
+        for (key, n) in fresh_neigh {
             if !next.neigh.contains_key(&key) {
-                next.remember_neighbour(key);
+                next.remember_neighbour(key, n.mac.clone(), n.state);
                 out.push(What::NeighbourNew(Neighbour {
                     ifindex: key.0,
                     ifname: next.ifname(key.0),
                     address: key.1.to_string(),
-                    // The dump-built state keeps no link-layer details; say so rather than guess.
-                    mac: None,
-                    state: "unknown".to_string(),
+                    mac: n.mac,
+                    state: nud_name(n.state),
                 }));
             }
         }
@@ -563,7 +571,7 @@ mod tests {
             got,
             vec![
                 "default_route_added 10.9.0.253 dum0".to_string(),
-                "neighbour_new 10.9.0.7 - dum0".to_string(),
+                "neighbour_new 10.9.0.7 02:00:00:00:00:07 dum0".to_string(),
             ]
         );
         assert_eq!(known.routes, truth.routes);
