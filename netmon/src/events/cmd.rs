@@ -9,7 +9,7 @@ use std::{path::Path, process::ExitCode, sync::Arc, time::SystemTime};
 
 use anyhow::{Context, Result};
 use tokio::{
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
     sync::mpsc,
 };
 
@@ -122,17 +122,25 @@ pub fn run(args: EventsArgs) -> Result<ExitCode> {
             stats.clone(),
         )
     });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // Handlers before the "following" line: a script that stops netmon as soon as it reads
+    // that line must get the summary, not the default action of the signal.
+    let signals = {
+        let _rt = rt.enter();
+        (
+            signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+        )
+    };
     let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
     eprintln!(
         "netmon: following {} events on {host}; Ctrl-C to stop",
         names.join(" and ")
     );
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let result = rt.block_on(follow(rx, args.json, exec.as_ref(), &stats));
+    let result = rt.block_on(follow(rx, signals, args.json, exec.as_ref(), &stats));
     if let Some(x) = exec {
         x.stop();
     }
@@ -142,12 +150,11 @@ pub fn run(args: EventsArgs) -> Result<ExitCode> {
 
 async fn follow(
     mut rx: mpsc::Receiver<Msg>,
+    (mut sigint, mut sigterm): (Signal, Signal),
     json: bool,
     exec: Option<&ExecRunner>,
     stats: &Stats,
 ) -> Result<ExitCode> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut printer = Printer::new(std::io::stdout().lock(), json);
     loop {
         tokio::select! {
