@@ -172,10 +172,33 @@ impl NetSource {
     }
 
     /// Re-dumps after an overrun and reports what changed meanwhile.
+    ///
+    /// The queue is emptied first. After a drop the kernel marks the socket congested and
+    /// reports ENOBUFS once; further drops are silent until the queue has been read empty. A
+    /// dump taken while notifications are still queued could therefore miss a change that was
+    /// dropped after it, with no second ENOBUFS to say so. Once the queue is empty, any later
+    /// drop raises ENOBUFS again, and the queued notifications are older than the dump anyway.
     fn resync(&mut self, stats: &Stats) -> Result<Vec<What>, NetError> {
         stats.count(&stats.resyncs);
+        let discarded = self.drain();
+        log::debug!("events: resync: discarded {discarded} queued notifications");
         let fresh = self.dump_state()?;
         Ok(self.state.reconcile(fresh))
+    }
+
+    /// Reads the notification socket empty without blocking; returns how many datagrams it held.
+    fn drain(&self) -> usize {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0;
+        loop {
+            match rustix::net::recv(&self.notify, &mut buf, RecvFlags::DONTWAIT) {
+                Ok(_) => n += 1,
+                // Another drop while draining: the dump that follows covers it too.
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::NOBUFS) => {}
+                // EAGAIN: empty (any other error shows again on the next blocking read).
+                Err(_) => return n,
+            }
+        }
     }
 
     /// Follows notifications until the socket fails or `emit` says stop.
