@@ -6,7 +6,9 @@
 //! burst overruns it, and checks the resync still reports every link exactly once.
 //!
 //! Everything lives in the test's namespace (deleted on drop, also when an assertion fails),
-//! so no traffic or interface touches the host.
+//! so no traffic or interface touches the host. The device test is the exception by nature
+//! (uevents and mounts are the host's): it creates one loop device and one tmpfs mount of its
+//! own, removed by drop guards, and ignores events about anything else.
 use std::{
     collections::BTreeMap,
     process::{Command, Stdio},
@@ -389,4 +391,163 @@ fn overrun_is_counted_and_resynced_without_losing_a_link() {
         "no overrun happened: {summary}"
     );
     assert!(summary.contains("resyncs"), "{summary}");
+}
+
+/// A loop device created through /dev/loop-control, removed on drop.
+struct LoopDev(u32);
+
+const LOOP_CTL_ADD: libc::c_ulong = 0x4C80;
+const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
+
+fn loop_control(req: libc::c_ulong, n: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")?;
+    // SAFETY: LOOP_CTL_ADD/REMOVE take the device number as the argument, no pointer.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), req, libc::c_ulong::from(n)) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl LoopDev {
+    /// A loop device number no one uses, above the usual ones.
+    fn new() -> LoopDev {
+        let base = 200 + std::process::id() % 500;
+        for n in base..base + 50 {
+            match loop_control(LOOP_CTL_ADD, n) {
+                Ok(()) => return LoopDev(n),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => panic!("LOOP_CTL_ADD {n}: {e}"),
+            }
+        }
+        panic!("no free loop device number from {base}");
+    }
+
+    fn remove(self) {
+        let n = self.0;
+        std::mem::forget(self);
+        loop_control(LOOP_CTL_REMOVE, n).unwrap();
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = loop_control(LOOP_CTL_REMOVE, self.0);
+    }
+}
+
+/// A tmpfs mounted on a fresh directory, unmounted and removed on drop.
+struct TmpMount {
+    dir: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl TmpMount {
+    fn new(source: &str) -> TmpMount {
+        let dir = std::env::temp_dir().join(format!("netmon test mnt {}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut m = TmpMount {
+            dir,
+            mounted: false,
+        };
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", source])
+            .arg(&m.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mounting a tmpfs on {} failed", m.dir.display());
+        m.mounted = true;
+        m
+    }
+
+    fn unmount(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "umount {} failed", self.dir.display());
+        self.mounted = false;
+    }
+}
+
+impl Drop for TmpMount {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.dir).status();
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Reads device events until one matching `w` arrives (within 1 s of `since`). Events about
+/// other devices and mounts (the host's own life goes on) are skipped, but one about `ours`
+/// that is not the expected one fails the test.
+fn expect_device(out: &Lines, since: Instant, ours: &str, w: Want) {
+    loop {
+        let Some(line) = out.next(WITHIN.saturating_sub(since.elapsed())) else {
+            panic!("no {} {} within {WITHIN:?}", w.event, w.fields);
+        };
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["kind"], "device", "{line}");
+        if matches(&v, &w) {
+            return;
+        }
+        assert!(
+            !line.contains(ours),
+            "unexpected event about {ours}: {line}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn device_events_for_a_loop_device_and_a_mount() {
+    assert!(privileged(), "{ROOT}");
+    if !std::path::Path::new("/dev/loop-control").exists() {
+        eprintln!("skipping test - no /dev/loop-control (loop driver not loaded)");
+        return;
+    }
+    let mut g = Guard(
+        Command::new(netmon_bin())
+            .args(["events", "--follow", "--json", "--kind", "device"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = Lines::new(g.0.stderr.take().unwrap());
+    let out = Lines::new(g.0.stdout.take().unwrap());
+    let line = err.next(Duration::from_secs(20)).unwrap_or_default();
+    assert!(
+        line.contains("following device events"),
+        "netmon said: {line}"
+    );
+
+    let t = Instant::now();
+    let dev = LoopDev::new();
+    let name = format!("loop{}", dev.0);
+    let fields = json!({"name": name, "devtype": "disk", "size_bytes": 0, "removable": false,
+                        "devpath": format!("/devices/virtual/block/{name}")});
+    expect_device(&out, t, &name, want("block_added", fields.clone()));
+
+    let source = format!("netmon-test-{}", std::process::id());
+    let t = Instant::now();
+    let mut m = TmpMount::new(&source);
+    let point = m.dir.to_str().unwrap().to_string();
+    let mount = json!({"mount_point": point, "source": source, "fstype": "tmpfs"});
+    expect_device(&out, t, &source, want("mounted", mount.clone()));
+    let t = Instant::now();
+    m.unmount();
+    expect_device(&out, t, &source, want("unmounted", mount));
+
+    let t = Instant::now();
+    dev.remove();
+    expect_device(&out, t, &name, want("block_removed", fields));
+    let summary = stop(g, &err);
+    eprintln!("{summary}");
+    assert!(!summary.contains("malformed"), "{summary}");
 }
