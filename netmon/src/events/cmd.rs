@@ -14,7 +14,7 @@ use tokio::{
 };
 
 use super::{
-    device,
+    device::DeviceSource,
     exec::{ExecConfig, ExecRunner},
     model::{HostEvent, Kind, What, hostname},
     mounts::MountWatch,
@@ -95,12 +95,15 @@ pub fn run(args: EventsArgs) -> Result<ExitCode> {
         })?;
     }
     if kinds.contains(&Kind::Device) {
-        let fd = device::open_socket().context("starting device events")?;
+        let devices = DeviceSource::open(Path::new("/sys")).context("starting device events")?;
+        let (usb, block) = devices.known();
+        log::info!("events: {usb} USB devices and {block} block devices present at start");
         let mounts = MountWatch::open(Path::new("/proc/self/mountinfo"), &stats)
             .context("reading /proc/self/mountinfo")?;
         let st = stats.clone();
         spawn_source("device", &tx, &host, move |emit| {
-            device::run(fd, Path::new("/sys"), &st, emit)
+            devices
+                .run(&st, emit)
                 .map_err(|e| format!("reading uevents: {e}"))
         })?;
         let st = stats.clone();

@@ -82,28 +82,112 @@ impl DeviceTracker {
         }
     }
 
+    /// A USB device as sysfs shows it, with the uevent's keys where sysfs has nothing.
+    fn usb_from_sysfs(&self, devpath: &str, u: Option<&Uevent>) -> UsbDevice {
+        let dir = self.dir(devpath);
+        let from_product = u.and_then(|u| u.var("PRODUCT")).and_then(ids_from_product);
+        UsbDevice {
+            devpath: devpath.to_string(),
+            bus_path: last_component(devpath),
+            vendor_id: read_attr(&dir, "idVendor")
+                .or_else(|| from_product.as_ref().map(|p| p.0.clone())),
+            product_id: read_attr(&dir, "idProduct")
+                .or_else(|| from_product.as_ref().map(|p| p.1.clone())),
+            manufacturer: read_attr(&dir, "manufacturer"),
+            product: read_attr(&dir, "product"),
+            serial: read_attr(&dir, "serial"),
+            // The driver binds after "add" more often than not; then only sysfs has it once
+            // it is there, and a later "bind" fills it in for the remove event.
+            driver: u
+                .and_then(|u| u.var("DRIVER"))
+                .map(str::to_string)
+                .or_else(|| link_name(&dir.join("driver"))),
+        }
+    }
+
+    fn block_from_sysfs(&self, devpath: &str, name: String, devtype: Option<&str>) -> BlockDevice {
+        let dir = self.dir(devpath);
+        // A partition's `removable` is its disk's: the parent directory in sysfs.
+        let removable_dir = if devtype == Some("partition") {
+            dir.parent().map(Path::to_path_buf).unwrap_or(dir.clone())
+        } else {
+            dir.clone()
+        };
+        BlockDevice {
+            name,
+            devpath: devpath.to_string(),
+            devtype: devtype.map(str::to_string),
+            size_bytes: read_attr(&dir, "size")
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(|sectors| sectors.saturating_mul(512)),
+            removable: read_attr(&removable_dir, "removable").map(|r| r == "1"),
+        }
+    }
+
+    /// The devpaths of the links in `sysfs/CLASS_DIR` (each a symlink into /sys/devices).
+    fn devpaths_in(&self, class_dir: &str) -> Vec<(String, String)> {
+        let Ok(entries) = std::fs::read_dir(self.sysfs.join(class_dir)) else {
+            return Vec::new();
+        };
+        let root = std::fs::canonicalize(&self.sysfs).unwrap_or_else(|_| self.sysfs.clone());
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let real = std::fs::canonicalize(e.path()).ok()?;
+                let rel = real.strip_prefix(&root).ok()?;
+                Some((format!("/{}", rel.display()), name))
+            })
+            .collect()
+    }
+
+    /// USB devices and block devices present now, as sysfs shows them. USB interfaces
+    /// (`1-2:1.0`) are listed there too; devices are the names without a colon.
+    fn scan(&self) -> (HashMap<String, UsbDevice>, HashMap<String, BlockDevice>) {
+        let usb = self
+            .devpaths_in("bus/usb/devices")
+            .into_iter()
+            .filter(|(_, name)| !name.contains(':'))
+            .map(|(dp, _)| {
+                let d = self.usb_from_sysfs(&dp, None);
+                (dp, d)
+            })
+            .collect();
+        let block = self
+            .devpaths_in("class/block")
+            .into_iter()
+            .map(|(dp, name)| {
+                let partition = self.dir(&dp).join("partition").exists();
+                let devtype = if partition { "partition" } else { "disk" };
+                let d = self.block_from_sysfs(&dp, name, Some(devtype));
+                (dp, d)
+            })
+            .collect();
+        (usb, block)
+    }
+
+    /// Takes what is present now as known: not news, but named when it goes away.
+    pub fn baseline(&mut self) {
+        (self.usb, self.block) = self.scan();
+    }
+
+    /// After lost uevents: what appeared and disappeared since the last known state.
+    pub fn rescan(&mut self) -> Vec<What> {
+        let (usb, block) = self.scan();
+        let mut out = reconcile(&mut self.usb, usb, What::UsbRemoved, What::UsbAdded);
+        out.extend(reconcile(
+            &mut self.block,
+            block,
+            What::BlockRemoved,
+            What::BlockAdded,
+        ));
+        out
+    }
+
     fn usb_event(&mut self, u: &Uevent) -> Option<What> {
         match u.action.as_str() {
             "add" => {
-                let dir = self.dir(&u.devpath);
-                let from_product = u.var("PRODUCT").and_then(ids_from_product);
-                let dev = UsbDevice {
-                    devpath: u.devpath.clone(),
-                    bus_path: last_component(&u.devpath),
-                    vendor_id: read_attr(&dir, "idVendor")
-                        .or_else(|| from_product.as_ref().map(|p| p.0.clone())),
-                    product_id: read_attr(&dir, "idProduct")
-                        .or_else(|| from_product.as_ref().map(|p| p.1.clone())),
-                    manufacturer: read_attr(&dir, "manufacturer"),
-                    product: read_attr(&dir, "product"),
-                    serial: read_attr(&dir, "serial"),
-                    // The driver binds after "add" more often than not; then only sysfs has it
-                    // once it is there, and a later "bind" fills it in for the remove event.
-                    driver: u
-                        .var("DRIVER")
-                        .map(str::to_string)
-                        .or_else(|| link_name(&dir.join("driver"))),
-                };
+                let dev = self.usb_from_sysfs(&u.devpath, Some(u));
                 self.usb.insert(u.devpath.clone(), dev.clone());
                 Some(What::UsbAdded(dev))
             }
@@ -140,23 +224,7 @@ impl DeviceTracker {
             .unwrap_or_else(|| last_component(&u.devpath));
         match u.action.as_str() {
             "add" => {
-                let dir = self.dir(&u.devpath);
-                let partition = u.var("DEVTYPE") == Some("partition");
-                // A partition's `removable` is its disk's: the parent directory in sysfs.
-                let removable_dir = if partition {
-                    dir.parent().map(Path::to_path_buf).unwrap_or(dir.clone())
-                } else {
-                    dir.clone()
-                };
-                let dev = BlockDevice {
-                    name,
-                    devpath: u.devpath.clone(),
-                    devtype: u.var("DEVTYPE").map(str::to_string),
-                    size_bytes: read_attr(&dir, "size")
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .map(|sectors| sectors.saturating_mul(512)),
-                    removable: read_attr(&removable_dir, "removable").map(|r| r == "1"),
-                };
+                let dev = self.block_from_sysfs(&u.devpath, name, u.var("DEVTYPE"));
                 self.block.insert(u.devpath.clone(), dev.clone());
                 Some(What::BlockAdded(dev))
             }
@@ -178,6 +246,37 @@ impl DeviceTracker {
     }
 }
 
+/// Updates `known` to `now`: removals (with what was known at add time), then additions,
+/// each in devpath order. Devices in both keep their known facts.
+fn reconcile<T: Clone>(
+    known: &mut HashMap<String, T>,
+    now: HashMap<String, T>,
+    removed: fn(T) -> What,
+    added: fn(T) -> What,
+) -> Vec<What> {
+    let mut gone: Vec<String> = known
+        .keys()
+        .filter(|k| !now.contains_key(*k))
+        .cloned()
+        .collect();
+    gone.sort();
+    let mut out: Vec<What> = gone
+        .iter()
+        .filter_map(|k| known.remove(k))
+        .map(removed)
+        .collect();
+    let mut came: Vec<(String, T)> = now
+        .into_iter()
+        .filter(|(k, _)| !known.contains_key(k))
+        .collect();
+    came.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, d) in came {
+        known.insert(k, d.clone());
+        out.push(added(d));
+    }
+    out
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{call} on the kernel uevent socket")]
 pub struct UeventSocketError {
@@ -187,7 +286,7 @@ pub struct UeventSocketError {
 }
 
 /// The kernel's uevent socket, bound to its multicast group.
-pub fn open_socket() -> Result<OwnedFd, UeventSocketError> {
+fn open_socket() -> Result<OwnedFd, UeventSocketError> {
     let err = |call| {
         move |e: rustix::io::Errno| UeventSocketError {
             call,
@@ -208,47 +307,82 @@ pub fn open_socket() -> Result<OwnedFd, UeventSocketError> {
     Ok(fd)
 }
 
-/// Reads uevents until the socket fails; each event netmon reports goes to `emit`.
-pub fn run(
+/// Device events: the uevent socket and what is known about the devices present.
+pub struct DeviceSource {
     fd: OwnedFd,
-    sysfs: &Path,
-    stats: &Stats,
-    mut emit: impl FnMut(What) -> bool,
-) -> std::io::Result<()> {
-    let mut tracker = DeviceTracker::new(sysfs);
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let (n, from) = match rustix::net::recvfrom(&fd, &mut buf, RecvFlags::empty()) {
-            Ok((n, _, from)) => (n, from),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::NOBUFS) => {
-                // Uevents lost in an overrun cannot be re-read: say so, keep going.
-                stats.count(&stats.uevent_overruns);
-                log::warn!("events: the kernel dropped uevents (receive buffer overrun)");
+    tracker: DeviceTracker,
+}
+
+impl DeviceSource {
+    /// Subscribes first, then takes the devices present (`sysfs`, normally /sys) as known.
+    pub fn open(sysfs: &Path) -> Result<DeviceSource, UeventSocketError> {
+        let fd = open_socket()?;
+        let mut tracker = DeviceTracker::new(sysfs);
+        tracker.baseline();
+        Ok(DeviceSource { fd, tracker })
+    }
+
+    /// How many USB and block devices are known (present at start or added since).
+    pub fn known(&self) -> (usize, usize) {
+        (self.tracker.usb.len(), self.tracker.block.len())
+    }
+
+    /// Reads the socket empty without blocking: after an overrun the kernel reports ENOBUFS
+    /// once and stays silent about further drops until the queue has been read empty, so the
+    /// rescan must come after this, not before.
+    fn drain(&self, buf: &mut [u8]) {
+        loop {
+            match rustix::net::recv(&self.fd, &mut *buf, RecvFlags::DONTWAIT) {
+                Ok(_) | Err(rustix::io::Errno::INTR | rustix::io::Errno::NOBUFS) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads uevents until the socket fails or `emit` says stop.
+    pub fn run(mut self, stats: &Stats, mut emit: impl FnMut(What) -> bool) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let (n, from) = match rustix::net::recvfrom(&self.fd, &mut buf, RecvFlags::empty()) {
+                Ok((n, _, from)) => (n, from),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::NOBUFS) => {
+                    // Lost uevents cannot be re-read; sysfs shows what exists now, and the
+                    // difference to what netmon knew is what they would have said.
+                    stats.count(&stats.uevent_overruns);
+                    stats.count(&stats.resyncs);
+                    log::warn!("events: uevent receive buffer overrun; rescanning sysfs");
+                    self.drain(&mut buf);
+                    for w in self.tracker.rescan() {
+                        if !emit(w) {
+                            return Ok(());
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            // Only the kernel (port id 0) sends on this group; anything else is not a uevent.
+            let sender = from
+                .and_then(|a| SocketAddrNetlink::try_from(a).ok())
+                .map(|a| a.pid());
+            if sender != Some(0) {
+                stats.count(&stats.uevents_malformed);
+                log::debug!("events: ignoring a uevent from netlink port {sender:?}");
                 continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        // Only the kernel (port id 0) sends on this group; anything else is not a uevent.
-        let sender = from
-            .and_then(|a| SocketAddrNetlink::try_from(a).ok())
-            .map(|a| a.pid());
-        if sender != Some(0) {
-            stats.count(&stats.uevents_malformed);
-            log::debug!("events: ignoring a uevent from netlink port {sender:?}");
-            continue;
-        }
-        match uevent::parse(&buf[..n]) {
-            Ok(u) => {
-                if let Some(w) = tracker.handle(&u)
-                    && !emit(w)
-                {
-                    return Ok(());
+            match uevent::parse(&buf[..n]) {
+                Ok(u) => {
+                    if let Some(w) = self.tracker.handle(&u)
+                        && !emit(w)
+                    {
+                        return Ok(());
+                    }
                 }
-            }
-            Err(e) => {
-                stats.count(&stats.uevents_malformed);
-                log::warn!("events: skipping a malformed uevent: {e}");
+                Err(e) => {
+                    stats.count(&stats.uevents_malformed);
+                    log::warn!("events: skipping a malformed uevent: {e}");
+                }
             }
         }
     }
@@ -273,6 +407,13 @@ mod tests {
             let _ = std::fs::remove_dir_all(&d);
             std::fs::create_dir_all(&d).unwrap();
             Tree(d)
+        }
+        /// `class_dir/name` -> the device directory, as sysfs links them.
+        fn link(&self, class_dir: &str, name: &str, devpath: &str) {
+            let d = self.0.join(class_dir);
+            std::fs::create_dir_all(&d).unwrap();
+            std::os::unix::fs::symlink(self.0.join(devpath.trim_start_matches('/')), d.join(name))
+                .unwrap();
         }
         fn attr(&self, devpath: &str, name: &str, value: &str) {
             let dir = self.0.join(devpath.trim_start_matches('/'));
@@ -383,5 +524,81 @@ mod tests {
         };
         assert_eq!(b.size_bytes, Some(1024 * 1024));
         assert_eq!(b.removable, Some(true));
+    }
+
+    #[test]
+    fn rescan_after_lost_uevents_reports_the_difference() {
+        let t = Tree::new("rescan");
+        let stick = "/devices/pci0000:00/0000:00:04.0/usb2/2-2";
+        t.attr(stick, "idVendor", "46f4");
+        t.attr(stick, "idProduct", "0001");
+        t.attr(stick, "product", "QEMU USB HARDDRIVE");
+        t.link("bus/usb/devices", "2-2", stick);
+        // An interface of it: listed in the same directory, not a device.
+        t.attr(&format!("{stick}/2-2:1.0"), "bInterfaceClass", "08");
+        t.link("bus/usb/devices", "2-2:1.0", &format!("{stick}/2-2:1.0"));
+        let disk =
+            "/devices/pci0000:00/0000:00:04.0/usb2/2-2/2-2:1.0/host0/target0:0:0/0:0:0:0/block/sda";
+        t.attr(disk, "size", "32768");
+        t.attr(disk, "removable", "1");
+        t.link("class/block", "sda", disk);
+        t.attr(&format!("{disk}/sda1"), "partition", "1");
+        t.attr(&format!("{disk}/sda1"), "size", "2048");
+        t.link("class/block", "sda1", &format!("{disk}/sda1"));
+
+        let mut tr = DeviceTracker::new(&t.0);
+        tr.baseline();
+        assert!(tr.rescan().is_empty(), "the baseline is not news");
+
+        // While uevents were lost: the stick was pulled, a tablet plugged in.
+        std::fs::remove_dir_all(t.0.join("devices/pci0000:00/0000:00:04.0/usb2/2-2")).unwrap();
+        for l in [
+            "bus/usb/devices/2-2",
+            "bus/usb/devices/2-2:1.0",
+            "class/block/sda",
+            "class/block/sda1",
+        ] {
+            std::fs::remove_file(t.0.join(l)).unwrap();
+        }
+        let tablet = "/devices/pci0000:00/0000:00:04.0/usb1/1-1";
+        t.attr(tablet, "idVendor", "0627");
+        t.attr(tablet, "idProduct", "0001");
+        t.attr(tablet, "manufacturer", "QEMU");
+        t.link("bus/usb/devices", "1-1", tablet);
+
+        let got = tr.rescan();
+        let names: Vec<String> = got
+            .iter()
+            .map(|w| match w {
+                What::UsbAdded(u) | What::UsbRemoved(u) => format!(
+                    "{} {} {}",
+                    w.name(),
+                    u.bus_path,
+                    u.product
+                        .as_deref()
+                        .or(u.manufacturer.as_deref())
+                        .unwrap_or("-")
+                ),
+                What::BlockAdded(b) | What::BlockRemoved(b) => format!(
+                    "{} {} {} {:?} {:?}",
+                    w.name(),
+                    b.name,
+                    b.devtype.as_deref().unwrap_or("-"),
+                    b.size_bytes,
+                    b.removable
+                ),
+                other => other.name().to_string(),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "usb_removed 2-2 QEMU USB HARDDRIVE",
+                "usb_added 1-1 QEMU",
+                "block_removed sda disk Some(16777216) Some(true)",
+                "block_removed sda1 partition Some(1048576) Some(true)",
+            ]
+        );
+        assert!(tr.rescan().is_empty());
     }
 }
