@@ -57,6 +57,7 @@ pub fn main() -> ExitCode {
             run(args, true)
         }
         Command::Doctor(args) => crate::doctor::run(&args),
+        Command::Events(args) => crate::events::run(args),
         Command::Capture(args) => crate::capture::capture(args),
         Command::Follow(args) => crate::capture::follow(args),
         Command::Interfaces(args) => crate::capture::interfaces(&args),

@@ -29,6 +29,9 @@ pub enum Command {
     Serve(RunArgs),
     /// Which kernel hooks work here and which backend `run` would use.
     Doctor(DoctorArgs),
+    /// Host events as they happen: USB and block devices, mounts, interfaces, addresses,
+    /// default routes, new neighbours (with --follow).
+    Events(EventsArgs),
     /// One line per packet, with the process that sent or received it (like tcpdump).
     Capture(CaptureArgs),
     /// One TCP connection's packets and events (handshake, retransmissions, duplicate ACKs,
@@ -220,6 +223,45 @@ pub struct DoctorArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Print events as they happen, until Ctrl-C or SIGTERM.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only these kinds of event (comma-separated). Default: all.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
+    pub kind: Vec<crate::events::Kind>,
+    /// Print JSON lines instead of text lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Run `sh -c CMD` for each event, with the event's JSON on stdin (and NETMON_EVENT,
+    /// NETMON_EVENT_KIND in its environment).
+    #[arg(long, value_name = "CMD", value_parser = non_empty)]
+    pub exec: Option<String>,
+    /// Kill an --exec command (and its children) after this many seconds.
+    #[arg(long, default_value = "10", value_name = "SECS", requires = "exec", value_parser = parse_exec_timeout, allow_negative_numbers = true)]
+    pub exec_timeout: Duration,
+    /// Run at most this many --exec commands at a time (1-64).
+    #[arg(long, default_value = "4", value_name = "N", requires = "exec", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub exec_concurrency: u32,
+    /// Receive buffer of the rtnetlink socket (tests force overruns with a small one).
+    #[arg(long, default_value_t = crate::events::net::DEFAULT_RCVBUF, value_name = "BYTES", hide = true)]
+    pub rtnetlink_rcvbuf: usize,
+}
+
+/// An --exec timeout: more than zero (a zero timeout would kill every command at once), at
+/// most a day (a hook that needs longer is a service, not a hook).
+pub fn parse_exec_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "not a number of seconds".to_string())?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err("must be more than 0 and at most 86400 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// A PID is a positive decimal number that fits the kernel's pid_t.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod doctor;
 pub mod error;
 pub mod event;
+pub mod events;
 pub mod identity;
 pub mod netinfo;
 pub mod packaging;
