@@ -379,7 +379,7 @@ impl Reader {
         self.poll_wire(out)?;
         // TCP behaviour (retransmits, RTT) changes slowly and its entries are the largest: read
         // once per TCP_POLLS polls (about once per interval), and at the end.
-        if full || self.polls % TCP_POLLS == 0 {
+        if full || self.polls.is_multiple_of(TCP_POLLS) {
             self.poll_tcp(out);
         }
         self.poll_late(out);
