@@ -15,10 +15,18 @@ use sha2::{Digest, Sha256};
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(netmon_embedded_bpf)");
     println!("cargo::rerun-if-env-changed=NETMON_BPF_OBJ");
+    println!("cargo::rerun-if-env-changed=CARGO_TARGET_DIR");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    // Where `cargo xtask build-ebpf` put it: the workspace's target directory, which
+    // CARGO_TARGET_DIR moves (relative paths are taken from the workspace root, as xtask does).
+    let workspace = manifest.join("..");
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => workspace.join(d),
+        _ => workspace.join("target"),
+    };
     let obj = std::env::var_os("NETMON_BPF_OBJ")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../target/bpfel-unknown-none/release/netmon"));
+        .unwrap_or_else(|| target.join("bpfel-unknown-none/release/netmon"));
     println!("cargo::rerun-if-changed={}", obj.display());
     let bpf_id = match std::fs::read(&obj) {
         Ok(bytes) => {

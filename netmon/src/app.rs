@@ -155,10 +155,14 @@ struct Sources {
     backend: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Why a source stopped on its own (the kernel's reader failing mid-run): the run ends
+    /// with that reason and exit code 1, not with stale numbers.
+    failed: watch::Receiver<Option<String>>,
 }
 
 fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
     let (stop, stop_rx) = watch::channel(false);
+    let (fail, failed) = watch::channel(None);
     if let Some(path) = &args.replay {
         let events = replay::read_events(path)?;
         let task = tokio::spawn(replay::run(events, tx));
@@ -166,6 +170,7 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
             backend: "replay".into(),
             stop,
             tasks: vec![task],
+            failed,
         });
     }
     let opts = KernelOptions {
@@ -182,7 +187,7 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
     let ktx = tx.clone();
     let kernel_task = tokio::spawn(async move {
         if let Err(e) = kernel.run(ktx, stop_rx).await {
-            eprintln!("netmon: error: kernel source stopped: {e}");
+            let _ = fail.send(Some(format!("kernel source stopped: {e}")));
         }
     });
     let scan_task = tokio::spawn(async move {
@@ -196,6 +201,7 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
         backend,
         stop,
         tasks: vec![kernel_task, scan_task],
+        failed,
     })
 }
 
@@ -212,7 +218,7 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         None => None,
     };
     let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let sources = start_sources(&args, tx)?;
+    let mut sources = start_sources(&args, tx)?;
     let mut recorder = match &args.record {
         Some(p) => {
             Some(BufWriter::new(File::create(p).with_context(|| {
@@ -308,6 +314,11 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
             _ = sleep_until(deadline) => break Ending::Done,
             _ = sigint.recv() => break Ending::Done,
             _ = sigterm.recv() => break Ending::Done,
+            Ok(()) = sources.failed.changed() => {
+                if let Some(why) = sources.failed.borrow().clone() {
+                    break Ending::SourceFailed(why);
+                }
+            }
         }
     };
 
@@ -338,6 +349,8 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     out.emit(&mut agg, &sources.backend, true)?;
     Ok(match ending {
         Ending::Done => Exit::Ok,
+        // The totals up to the failure are printed above; the reason is the last line.
+        Ending::SourceFailed(why) => return Err(anyhow::anyhow!(why)),
         Ending::WatchedExited => {
             let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
             eprintln!(
@@ -359,6 +372,7 @@ fn new_ticker(period: Duration) -> tokio::time::Interval {
 enum Ending {
     Done,
     WatchedExited,
+    SourceFailed(String),
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -278,7 +278,7 @@ fn prepare(root: &Path, quick: bool) -> Result<Binaries> {
             .status()?;
         crate::check(status, "cargo install bandwhich")?;
     }
-    let target = root.join("target/release");
+    let target = crate::target_dir(root).join("release");
     Ok(Binaries {
         netmon: target.join("netmon"),
         loadgen: target.join("loadgen"),

@@ -51,7 +51,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
 
 /// Packages target/release/netmon (and the man pages netmon-mangen writes) into target/dist.
 pub fn package(root: &Path) -> Result<Built> {
-    let release = root.join("target/release");
+    let release = crate::target_dir(root).join("release");
     let netmon = release.join("netmon");
     let version_line = output(Command::new(&netmon).arg("--version"), "netmon --version")?;
     if version_line.contains("ebpf not embedded") {
@@ -74,7 +74,7 @@ pub fn package(root: &Path) -> Result<Built> {
     let epoch = source_date_epoch(root);
     let maintainer = maintainer(root);
 
-    let dist = root.join("target/dist");
+    let dist = crate::target_dir(root).join("dist");
     let build = dist.join("build");
     let _ = fs::remove_dir_all(&build);
     // An older package left here must not pass for this build's (the root test finds it here).

@@ -83,7 +83,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Build => build(&root)?,
         Cmd::Run { args } => {
             build(&root)?;
-            let bin = root.join("target/release/netmon");
+            let bin = target_dir(&root).join("release/netmon");
             let args = if args.is_empty() {
                 vec!["run".to_string()]
             } else {
@@ -111,6 +111,15 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
+}
+
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` when set (relative to the workspace,
+/// where xtask runs cargo), else `target/` in the workspace.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
 }
 
 /// Runs scripts/setup.sh and returns the directory holding bpf-linker.
@@ -178,7 +187,7 @@ fn build_ebpf(root: &Path) -> Result<()> {
         .status()
         .context("running rustup (is Rust installed through rustup?)")?;
     check(status, "eBPF build")?;
-    let obj = root.join("target/bpfel-unknown-none/release/netmon");
+    let obj = target_dir(root).join("bpfel-unknown-none/release/netmon");
     eprintln!("xtask: eBPF object at {}", obj.display());
     Ok(())
 }
@@ -272,8 +281,8 @@ fn test(root: &Path, lint_first: bool, privileged: bool, extra: &[String]) -> Re
     }
     let status = release_bins_command(root).status()?;
     check(status, "building netmon for the root tests")?;
-    let netmon = root.join("target/release/netmon");
-    let bindir = root.join("target/release");
+    let netmon = target_dir(root).join("release/netmon");
+    let bindir = target_dir(root).join("release");
     let mut failed = Vec::new();
     // The Debian package of the netmon just built (seconds: no compiling), for the root test
     // that installs it (tests/tests/package.rs), and lintian's verdict on it.

@@ -184,7 +184,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     };
     check_interrupt()?;
 
-    let results = root.join("target/vm-test");
+    let results = crate::target_dir(root).join("vm-test");
     fs::create_dir_all(&results)?;
     remove_stale_work_dirs(&results);
     let total = Instant::now();
