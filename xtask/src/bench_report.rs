@@ -309,7 +309,10 @@ fn churn_table(rows: &[Row]) -> String {
             r.tool.name(),
             cell(r.throughput, human),
             cell(c.cpu_us_per_conn, |v| format!("{v:.2}")),
-            cell(c.hwm_early, |v| format!("{v:.1} at {:.0} s", c.early_secs)),
+            cell(c.hwm_early, |v| format!(
+                "{v:.1} at {} s",
+                secs(c.early_secs)
+            )),
             cell(r.rss, |v| format!("{v:.1}")),
             cell(c.growth, |v| format!("{v:.3}")),
             cell(r.lost, |v| format!("{v:.0}")),
@@ -478,6 +481,15 @@ fn unreached(rate: f64, achieved: f64) -> String {
     }
 }
 
+/// Whole seconds without a fraction (10 s), short runs' half-way points with one (0.5 s).
+fn secs(s: f64) -> String {
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.1}")
+    }
+}
+
 /// netmon's three ways of running, as the churn targets name them.
 const NETMON_MODES: [Tool; 3] = [Tool::Netmon, Tool::NetmonRun, Tool::NetmonJson];
 
@@ -532,7 +544,10 @@ fn churn_verdicts(rows: &[Row], env: &str, churn_rate: f64, v: &mut Vec<Verdict>
     };
     push(
         modes.iter().all(|(r, c)| mem_ok(r, c)),
-        &format!("VmHWM ≤ 64 MiB and flat (end within 10% of the {early:.0} s figure)"),
+        &format!(
+            "VmHWM ≤ 64 MiB and flat (end within 10% of the {} s figure)",
+            secs(early)
+        ),
         modes
             .iter()
             .map(|(r, c)| match (c.hwm_early, r.rss, c.growth) {
@@ -639,8 +654,8 @@ every namespace; nethogs: `unknown TCP/UDP`; bandwhich: `<UNKNOWN>`).
 run, restored after; read from netmon's /proc/PID/fdinfo, the numbers `bpftool prog show` prints). \
 *lost*: netmon's `netmon_events_lost_total`, all sources summed (serve), the `lost` section of \
 the last object (`run --json`) or the `lost:` line of the last table (`run`).
-- *connection churn*: loadgen at the set rate (2 client processes, 1000 bytes each way in, 1 \
-byte back, reset close) for the set time. *CPU µs/conn*: the tool's utime+stime from just \
+- *connection churn*: loadgen at the set rate from 2 client processes for the set time; each \
+connection sends 1000 bytes, reads a 1-byte answer and closes with a reset. *CPU µs/conn*: the tool's utime+stime from just \
 before the clients start to just after they end, ÷ connections. *VmHWM early*: the tool's \
 /proc/PID/status VmHWM 10 s into the load (half-way in a run shorter than 20 s); *end*: at the \
 end of the load; flat means end ≤ 1.10 × early. *exact processes*: the workload's processes \
