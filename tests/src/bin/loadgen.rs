@@ -309,7 +309,12 @@ fn connect(addr: SocketAddr, rate: f64, secs: f64, bytes: usize, procs: usize) {
         match unsafe { libc::fork() } {
             -1 => panic!("fork failed"),
             0 => {
-                unsafe { libc::close(fds[0]) };
+                // The watchdog alarm is not inherited across fork: if the parent is killed
+                // (the benchmark failed or was stopped), the clients end with it.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    libc::close(fds[0]);
+                }
                 let c = client(addr, rate / procs as f64, secs, bytes);
                 let line = format!(
                     "{} {} {} {} {} {}\n",
