@@ -88,7 +88,7 @@ pub struct Running {
 impl Running {
     /// Starts `tool` watching `env` and returns once it is attached.
     pub fn start(tool: Tool, env: &Env, bins: &Binaries, dir: &Path) -> Result<Running> {
-        let out = dir.join(format!("{}.out", tool.name()));
+        let out = dir.join(format!("{}.out", tool.name().replace([' ', '-'], "")));
         let file = || File::create(&out).context("creating a tool output file");
         let mut drain = None;
         let (proc, http) = match tool {
@@ -100,9 +100,11 @@ impl Running {
                 if json {
                     c.arg("--json");
                 }
+                // Its stderr goes to a file: a few lines at most, and what a failed start said.
+                let err_path = out.with_extension("err");
                 let mut child = c
                     .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
+                    .stderr(File::create(&err_path).context("creating netmon's stderr file")?)
                     .spawn()
                     .context("starting netmon run")?;
                 let stdout = child.stdout.take().context("netmon stdout")?;
@@ -114,7 +116,12 @@ impl Running {
                 // The first snapshot is printed from the main loop, which starts only once the
                 // kernel programs are attached.
                 if first_rx.recv_timeout(Duration::from_secs(30)).is_err() {
-                    bail!("{} printed nothing within 30 s", tool.name());
+                    let said = std::fs::read_to_string(&err_path).unwrap_or_default();
+                    bail!(
+                        "{} printed nothing within 30 s; stderr: {:?}",
+                        tool.name(),
+                        said.trim()
+                    );
                 }
                 (Some(p), None)
             }
