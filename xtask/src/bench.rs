@@ -2,14 +2,18 @@
 //!
 //! For every round (interleaved, tool order rotated per round so drift hits every tool alike),
 //! every environment (loopback in a namespace; a veth pair between two namespaces) and every
-//! workload (iperf3 TCP and UDP at full rate, loadgen's short-lived connections, idle sockets)
-//! it runs the workload once with no monitor and once under each tool, and records throughput,
-//! the tool's CPU and peak RSS, and what the tool attributed against the workload's ground truth.
-//! bench_report turns the samples into the Markdown table, the plot and the target verdicts.
+//! workload (iperf3 TCP and UDP at full rate, loadgen's short-lived connections, sustained
+//! connection churn, idle sockets) it runs the workload once with no monitor and once under each
+//! tool, and records throughput, the tool's CPU and peak RSS, and what the tool attributed
+//! against the workload's ground truth. The churn workload also runs netmon as `run` (table and
+//! JSON to a pipe), samples its VmHWM early and at the end, checks bytes per process exactly and
+//! compares loadgen's connection latency with the no-monitor run of the same round.
+//! bench_report turns the samples into the Markdown tables, the plot and the target verdicts.
 use std::{
+    io::{Read, Write},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
@@ -19,7 +23,7 @@ use crate::{
         BpfStats, Env, Proc, bpf_prog_stats, catch_signals, check_stop, cpu_seconds, in_ns,
         json_line, pause, peak_rss_mib, which,
     },
-    bench_report::{self, Sample},
+    bench_report::{self, Churn, Sample},
     bench_tools::{Binaries, Running, Tool, Who},
 };
 
@@ -38,12 +42,17 @@ pub struct Args {
     /// Where the table and plot go (default: bench-results/ in the workspace).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Only the workloads whose label contains this (e.g. `short`, `idle`, `iperf3 UDP`).
+    /// Only the workloads whose label contains this (e.g. `short`, `churn`, `idle`,
+    /// `iperf3 UDP`).
     #[arg(long)]
     only: Option<String>,
     /// Baseline and netmon only (no nethogs, no bandwhich): to measure a change quickly.
     #[arg(long)]
     netmon_only: bool,
+    /// Seconds of the connection-churn workload (at --rate connections/s); shorter runs are
+    /// for trying a change, the targets are meant for the default.
+    #[arg(long, default_value = "60", value_parser = clap::value_parser!(u32).range(1..=600))]
+    churn_secs: u32,
 }
 
 impl Args {
@@ -56,6 +65,7 @@ impl Args {
             out: None,
             only: None,
             netmon_only: false,
+            churn_secs: 60,
         }
     }
 }
@@ -67,6 +77,8 @@ struct Sizes {
     conn_bytes: usize,
     idle: Vec<usize>,
     hold: Duration,
+    churn_secs: u32,
+    churn_rate: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +86,8 @@ pub enum Workload {
     IperfTcp,
     IperfUdp,
     Conns,
+    /// Sustained connections at the set rate for this many seconds.
+    Churn(u32),
     Idle(usize),
 }
 
@@ -83,6 +97,7 @@ impl Workload {
             Workload::IperfTcp => "iperf3 TCP".into(),
             Workload::IperfUdp => "iperf3 UDP".into(),
             Workload::Conns => "short connections".into(),
+            Workload::Churn(secs) => format!("connection churn {secs} s"),
             Workload::Idle(n) => format!("{}k idle sockets", n / 1000),
         }
     }
@@ -112,6 +127,8 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             conn_bytes: 1000,
             idle: vec![1000],
             hold: Duration::from_millis(300),
+            churn_secs: 1,
+            churn_rate: 500.0,
         }
     } else {
         Sizes {
@@ -120,12 +137,24 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             conn_bytes: 1000,
             idle: vec![10_000, 100_000],
             hold: Duration::from_secs(3),
+            churn_secs: args.churn_secs,
+            churn_rate: args.rate,
         }
     };
     let rounds = if args.quick { 1 } else { args.rounds.max(1) };
     let mut tools = vec![Tool::Baseline, Tool::Netmon];
-    if !args.quick && !args.netmon_only {
+    let peers = !args.quick && !args.netmon_only;
+    if peers {
         tools.extend([Tool::Nethogs, Tool::Bandwhich]);
+    }
+    // Churn also runs netmon's other outputs: printing a snapshot every interval is work serve
+    // does not do. The smoke run keeps to serve so it stays seconds long.
+    let mut churn_tools = vec![Tool::Baseline, Tool::Netmon];
+    if !args.quick {
+        churn_tools.extend([Tool::NetmonRun, Tool::NetmonJson]);
+    }
+    if peers {
+        churn_tools.extend([Tool::Nethogs, Tool::Bandwhich]);
     }
     // The smoke run's table and plot are written (that is what it checks) and then removed.
     let quick_out = (args.quick && args.out.is_none()).then(|| {
@@ -150,7 +179,12 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         };
         for make_env in envs {
             let env = make_env(&tag)?;
-            let mut workloads = vec![Workload::IperfTcp, Workload::IperfUdp, Workload::Conns];
+            let mut workloads = vec![
+                Workload::IperfTcp,
+                Workload::IperfUdp,
+                Workload::Conns,
+                Workload::Churn(sizes.churn_secs),
+            ];
             // Idle sockets only in the loopback namespace: both ends live in one namespace, and
             // the cost being measured is per socket, not per link.
             if env.loopback {
@@ -162,12 +196,17 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
                     .is_none_or(|o| w.label().to_lowercase().contains(&o.to_lowercase()))
             };
             for w in workloads.into_iter().filter(wanted) {
-                let mut order = tools.clone();
-                order.rotate_left(round % tools.len());
+                let mut order = if matches!(w, Workload::Churn(_)) {
+                    churn_tools.clone()
+                } else {
+                    tools.clone()
+                };
+                let n = order.len();
+                order.rotate_left(round % n);
                 for &tool in &order {
                     check_stop()?;
                     eprint!(
-                        "bench: {:>4}s round {}/{rounds} {} {:<22} {:<9} ",
+                        "bench: {:>4}s round {}/{rounds} {} {:<22} {:<17} ",
                         started.elapsed().as_secs(),
                         round + 1,
                         env.name,
@@ -193,11 +232,13 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         .unwrap_or_else(|_| "undated".into());
     let setup = format!(
         "{} round(s); {} s per throughput run; short connections: {} /s of {} bytes from 2 \
-         processes; idle sockets: {}; kernel {}, {} CPUs (shared)",
+         processes; connection churn: {} /s for {} s; idle sockets: {}; kernel {}, {} CPUs (shared)",
         rounds,
         sizes.secs,
         sizes.rate,
         sizes.conn_bytes,
+        sizes.churn_rate,
+        sizes.churn_secs,
         sizes
             .idle
             .iter()
@@ -209,7 +250,14 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             .trim(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
-    let report = bench_report::write(&samples, &out_dir, &date, &setup, sizes.rate)?;
+    let report = bench_report::write(
+        &samples,
+        &out_dir,
+        &date,
+        &setup,
+        sizes.rate,
+        sizes.churn_rate,
+    )?;
     println!("{}", report.markdown);
     if !args.quick && args.out.is_none() {
         bench_report::update_readme(&root.join("README.md"), &report.table)?;
@@ -296,6 +344,9 @@ fn measure(
     scratch: &Path,
     round: usize,
 ) -> Result<Sample> {
+    if let Workload::Churn(secs) = w {
+        return churn(tool, secs, env, bins, sizes, scratch, round);
+    }
     let running = Running::start(tool, env, bins, scratch)?;
     let pid = running.pid();
     let cpu0 = pid.map(cpu_seconds);
@@ -314,7 +365,7 @@ fn measure(
     let report = running.finish(&truth.who)?;
     let accuracy = match (tool, w) {
         (Tool::Baseline, _) => None,
-        (Tool::Netmon, Workload::Idle(_)) => report
+        (t, Workload::Idle(_)) if t.is_netmon() => report
             .tracked_sockets
             .map(|t| t as f64 / truth.sockets.max(1) as f64),
         (_, Workload::Idle(_)) => None,
@@ -337,6 +388,150 @@ fn measure(
             .filter(|&(_, n)| n > 0)
             .map(|(ns, n)| ns as f64 / n as f64),
         lost: report.lost,
+        churn: None,
+    })
+}
+
+/// Connection churn at `sizes.churn_rate` for `secs`: the tool's CPU over the load only (stat
+/// read just before the clients start and just after they end) per connection, its VmHWM early
+/// in the load (10 s in, or half-way through a shorter run) and at the end, loss, bytes per
+/// process against what loadgen's clients and server counted, and loadgen's latency.
+fn churn(
+    tool: Tool,
+    secs: u32,
+    env: &Env,
+    bins: &Binaries,
+    sizes: &Sizes,
+    scratch: &Path,
+    round: usize,
+) -> Result<Sample> {
+    let running = Running::start(tool, env, bins, scratch)?;
+    let pid = running.pid();
+    let loadgen = bins.loadgen.to_str().context("loadgen path")?;
+    let mut server = Proc(
+        in_ns(&env.server_ns, loadgen)
+            .args(["serve", "7298", "2"])
+            .arg(sizes.conn_bytes.to_string())
+            // Its own watchdog: the load, the tool's start and end, and a margin.
+            .arg((secs + 120).to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting loadgen serve")?,
+    );
+    let mut server_out = std::io::BufReader::new(server.0.stdout.take().context("loadgen stdout")?);
+    let ready = json_line(&mut server_out, "loadgen serve")?;
+    let server_pid = ready["ready"].as_u64().context("loadgen serve: no pid")? as u32;
+    let (bytes0, pkts0) = env.iface_counters()?;
+    let bpf0 = pid.map(bpf_prog_stats);
+    let cpu0 = pid.map(cpu_seconds);
+    let started = Instant::now();
+    let mut clients = Proc(
+        in_ns(&env.client_ns, loadgen)
+            .arg("connect")
+            .arg(format!("{}:7298", env.server_ip))
+            .arg(sizes.churn_rate.to_string())
+            .arg(secs.to_string())
+            .arg(sizes.conn_bytes.to_string())
+            .arg("2")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting loadgen connect")?,
+    );
+    let early_at = Duration::from_secs_f64((f64::from(secs) / 2.0).min(10.0));
+    let mut hwm_early = None;
+    // loadgen's own watchdog ends it; this loop only watches for the early sample and Ctrl-C.
+    while clients.0.try_wait()?.is_none() {
+        check_stop()?;
+        if hwm_early.is_none() && started.elapsed() >= early_at {
+            hwm_early = pid.map(peak_rss_mib);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let cpu = pid.zip(cpu0).map(|(p, c0)| cpu_seconds(p) - c0);
+    let hwm_end = pid.map(peak_rss_mib);
+    let bpf = pid.zip(bpf0).map(|(p, (ns0, n0))| {
+        let (ns1, n1) = bpf_prog_stats(p);
+        (ns1.saturating_sub(ns0), n1.saturating_sub(n0))
+    });
+    let (bytes1, pkts1) = env.iface_counters()?;
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = clients.0.stdout.take() {
+        o.read_to_string(&mut out)?;
+    }
+    if let Some(mut e) = clients.0.stderr.take() {
+        e.read_to_string(&mut err)?;
+    }
+    let v: serde_json::Value = serde_json::from_str(out.trim())
+        .with_context(|| format!("loadgen connect said {out:?} {err:?}"))?;
+    // The tools report once a second: let each see the end of the workload.
+    pause(Duration::from_millis(1300))?;
+    let mut stdin = server.0.stdin.take().context("loadgen serve stdin")?;
+    writeln!(stdin, "report").context("asking loadgen serve for its counts")?;
+    let srv = json_line(&mut server_out, "loadgen serve report")?;
+    let mut truth: Vec<(u32, u64, u64)> = v["clients"]
+        .as_array()
+        .context("loadgen: no clients")?
+        .iter()
+        .map(|c| {
+            let n = |k: &str| c[k].as_u64().unwrap_or(0);
+            (n("pid") as u32, n("sent"), n("received"))
+        })
+        .collect();
+    truth.push((
+        server_pid,
+        srv["sent"].as_u64().unwrap_or(0),
+        srv["received"].as_u64().unwrap_or(0),
+    ));
+    // netmon sees every namespace. nethogs and bandwhich watch the client side's interface: on
+    // veth the server's sockets live in the other namespace, so they are judged on the clients.
+    let visible = if tool.is_netmon() || env.loopback {
+        &truth[..]
+    } else {
+        &truth[..truth.len() - 1]
+    };
+    let who = Who {
+        pids: visible.iter().map(|t| t.0).collect(),
+        comm: "loadgen".into(),
+    };
+    let report = running.finish(&who)?;
+    let truth_bytes: u64 = visible.iter().map(|t| t.1 + t.2).sum();
+    let connections = v["connections"].as_u64().unwrap_or(0);
+    let exact = report.per_pid.as_ref().map(|got| {
+        truth
+            .iter()
+            .filter(|&&(pid, sent, received)| got.get(&pid) == Some(&(sent, received)))
+            .count()
+    });
+    let lat = &v["latency_us"];
+    Ok(Sample {
+        env: env.name,
+        workload: Workload::Churn(secs),
+        tool,
+        round,
+        throughput: v["rate"].as_f64(),
+        unit: "conn/s",
+        cpu_s: cpu,
+        bytes: bytes1.saturating_sub(bytes0),
+        packets: pkts1.saturating_sub(pkts0),
+        rss_mib: hwm_end,
+        accuracy: (tool != Tool::Baseline && tool != Tool::NetmonRun)
+            .then(|| report.attributed / (truth_bytes.max(1) as f64)),
+        unknown: report.unknown_share,
+        bpf_ns_per_run: bpf
+            .filter(|&(_, n)| n > 0)
+            .map(|(ns, n)| ns as f64 / n as f64),
+        lost: report.lost,
+        churn: Some(Churn {
+            connections,
+            latency_p50_us: lat["p50"].as_f64(),
+            latency_p99_us: lat["p99"].as_f64(),
+            hwm_early_mib: hwm_early,
+            early_secs: early_at.as_secs_f64(),
+            exact: exact.map(|e| (e, truth.len())),
+        }),
     })
 }
 
@@ -344,6 +539,7 @@ fn workload(w: Workload, env: &Env, bins: &Binaries, sizes: &Sizes) -> Result<Tr
     match w {
         Workload::IperfTcp | Workload::IperfUdp => iperf(w == Workload::IperfUdp, env, sizes),
         Workload::Conns => conns(env, bins, sizes),
+        Workload::Churn(_) => unreachable!("churn is measured by churn()"),
         Workload::Idle(n) => idle(n, env, bins, sizes),
     }
 }

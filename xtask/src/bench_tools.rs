@@ -1,12 +1,15 @@
 //! The monitors under test: how each is started, and what its own output says about the bytes of
-//! the processes the workload ran (netmon: /api/v1/processes and /metrics; nethogs: `-t` trace
-//! lines in total-bytes mode; bandwhich: `--raw` lines, which name processes but carry no PID).
+//! the processes the workload ran (netmon serve: /api/v1/processes and /metrics; netmon run: the
+//! last plain table or JSON object it printed to a pipe; nethogs: `-t` trace lines in
+//! total-bytes mode; bandwhich: `--raw` lines, which name processes but carry no PID).
 use std::{
     collections::HashMap,
     fs::File,
     io::{BufRead, BufReader, Read, Write},
     path::{Path, PathBuf},
     process::Stdio,
+    sync::mpsc,
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -17,7 +20,12 @@ use crate::bench_env::{Env, Proc, in_ns};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tool {
     Baseline,
+    /// `netmon serve`, what a deployment runs.
     Netmon,
+    /// `netmon run` printing its plain table to a pipe.
+    NetmonRun,
+    /// `netmon run --json --interval 1` to a pipe.
+    NetmonJson,
     Nethogs,
     Bandwhich,
 }
@@ -26,10 +34,16 @@ impl Tool {
     pub fn name(self) -> &'static str {
         match self {
             Tool::Baseline => "baseline",
-            Tool::Netmon => "netmon",
+            Tool::Netmon => "netmon serve",
+            Tool::NetmonRun => "netmon run",
+            Tool::NetmonJson => "netmon run --json",
             Tool::Nethogs => "nethogs",
             Tool::Bandwhich => "bandwhich",
         }
+    }
+
+    pub fn is_netmon(self) -> bool {
+        matches!(self, Tool::Netmon | Tool::NetmonRun | Tool::NetmonJson)
     }
 }
 
@@ -53,10 +67,13 @@ pub struct Report {
     pub attributed: f64,
     /// Share of all bytes the tool saw that it could give to no process.
     pub unknown_share: Option<f64>,
-    /// netmon: ring-buffer records lost.
+    /// netmon: kernel records lost, summed over every place they can be lost.
     pub lost: Option<u64>,
     /// netmon: TCP sockets it tied to the workload's processes.
     pub tracked_sockets: Option<u64>,
+    /// netmon (where its output carries exact bytes): (payload sent, received) per PID of the
+    /// workload.
+    pub per_pid: Option<HashMap<u32, (u64, u64)>>,
 }
 
 pub struct Running {
@@ -64,15 +81,50 @@ pub struct Running {
     proc: Option<Proc>,
     out: PathBuf,
     http: Option<String>,
+    /// netmon run: the thread draining its stdout, which returns the last table or JSON line.
+    drain: Option<JoinHandle<String>>,
 }
 
 impl Running {
     /// Starts `tool` watching `env` and returns once it is attached.
     pub fn start(tool: Tool, env: &Env, bins: &Binaries, dir: &Path) -> Result<Running> {
-        let out = dir.join(format!("{}.out", tool.name()));
+        let out = dir.join(format!("{}.out", tool.name().replace([' ', '-'], "")));
         let file = || File::create(&out).context("creating a tool output file");
+        let mut drain = None;
         let (proc, http) = match tool {
             Tool::Baseline => (None, None),
+            Tool::NetmonRun | Tool::NetmonJson => {
+                let json = tool == Tool::NetmonJson;
+                let mut c = std::process::Command::new(&bins.netmon);
+                c.args(["run", "--interval", "1"]);
+                if json {
+                    c.arg("--json");
+                }
+                // Its stderr goes to a file: a few lines at most, and what a failed start said.
+                let err_path = out.with_extension("err");
+                let mut child = c
+                    .stdout(Stdio::piped())
+                    .stderr(File::create(&err_path).context("creating netmon's stderr file")?)
+                    .spawn()
+                    .context("starting netmon run")?;
+                let stdout = child.stdout.take().context("netmon stdout")?;
+                let p = Proc(child);
+                let (first_tx, first_rx) = mpsc::channel();
+                drain = Some(std::thread::spawn(move || {
+                    keep_last_output(stdout, json, first_tx)
+                }));
+                // The first snapshot is printed from the main loop, which starts only once the
+                // kernel programs are attached.
+                if first_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+                    let said = std::fs::read_to_string(&err_path).unwrap_or_default();
+                    bail!(
+                        "{} printed nothing within 30 s; stderr: {:?}",
+                        tool.name(),
+                        said.trim()
+                    );
+                }
+                (Some(p), None)
+            }
             Tool::Netmon => {
                 // serve is what a deployment runs; it sees every namespace from the root one.
                 let mut child = std::process::Command::new(&bins.netmon)
@@ -126,6 +178,7 @@ impl Running {
             proc,
             out,
             http,
+            drain,
         };
         if matches!(tool, Tool::Nethogs | Tool::Bandwhich) {
             // Both open their capture and read /proc before the first refresh.
@@ -154,6 +207,25 @@ impl Running {
                         .context("parsing /api/v1/processes")?;
                 let metrics = http_get(&addr, "/metrics")?;
                 netmon_report(&procs, &metrics, who)
+            }
+            Tool::NetmonRun | Tool::NetmonJson => {
+                if let Some(p) = self.proc.as_mut() {
+                    // SIGTERM ends `run` like Ctrl-C: it drains the kernel once more and prints
+                    // the final snapshot.
+                    p.stop(Duration::from_secs(10));
+                }
+                let last = self
+                    .drain
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default();
+                if self.tool == Tool::NetmonJson {
+                    let v: serde_json::Value = serde_json::from_str(&last)
+                        .with_context(|| format!("netmon run --json's last line: {last:.200}"))?;
+                    netmon_json_report(&v, who)
+                } else {
+                    netmon_table_report(&last)?
+                }
             }
             Tool::Nethogs | Tool::Bandwhich => {
                 if let Some(p) = self.proc.as_mut() {
@@ -222,34 +294,129 @@ fn metric_sum(text: &str, family: &str, label: Option<&str>) -> u64 {
         .sum::<f64>() as u64
 }
 
-fn netmon_report(procs: &serde_json::Value, metrics: &str, who: &Who) -> Report {
-    let mut attributed = 0.0;
+/// Reads `netmon run`'s stdout to the end and returns the last JSON line or the last table (a
+/// table starts at its `netmon  backend` header line); only that much is kept, so memory stays
+/// flat however long the run. Says on `first` when the first output arrived.
+fn keep_last_output(out: impl Read, json: bool, first: mpsc::Sender<()>) -> String {
+    let mut lines = BufReader::new(out);
+    let (mut last, mut current) = (String::new(), String::new());
+    let mut line = String::new();
+    let mut started = false;
+    while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+        if !started {
+            started = true;
+            let _ = first.send(());
+        }
+        if json {
+            if line.starts_with('{') {
+                std::mem::swap(&mut last, &mut line);
+            }
+        } else {
+            if line.starts_with("netmon  backend") {
+                last = std::mem::take(&mut current);
+            }
+            current.push_str(&line);
+        }
+        line.clear();
+    }
+    if json { last } else { current }
+}
+
+/// Payload per workload PID and the workload's total, from netmon's process rows (JSON). A PID
+/// may have more than one row (a reused PID); their bytes add up.
+fn per_pid(processes: &serde_json::Value, who: &Who) -> (HashMap<u32, (u64, u64)>, f64, u64) {
+    let mut by_pid: HashMap<u32, (u64, u64)> = HashMap::new();
     let mut tracked = 0;
-    let mut wire = 0.0;
-    for p in procs.as_array().into_iter().flatten() {
-        let f = |k: &str| p[k].as_f64().unwrap_or(0.0);
-        wire += f("tx_wire_bytes") + f("rx_wire_bytes");
+    for p in processes.as_array().into_iter().flatten() {
         let pid = p["pid"].as_u64().unwrap_or(0) as u32;
         if who.pids.contains(&pid) {
-            attributed += f("tx_bytes") + f("rx_bytes");
+            let e = by_pid.entry(pid).or_default();
+            e.0 += p["tx_bytes"].as_u64().unwrap_or(0);
+            e.1 += p["rx_bytes"].as_u64().unwrap_or(0);
             tracked += p["opened"]["tcp"].as_u64().unwrap_or(0);
         }
     }
+    let attributed = by_pid
+        .values()
+        .map(|&(tx, rx)| (tx + rx) as f64)
+        .sum::<f64>()
+        + 0.0;
+    (by_pid, attributed, tracked)
+}
+
+fn share(unknown: f64, wire: f64) -> f64 {
+    if unknown + wire > 0.0 {
+        unknown / (unknown + wire)
+    } else {
+        0.0
+    }
+}
+
+fn netmon_report(procs: &serde_json::Value, metrics: &str, who: &Who) -> Report {
+    let wire: f64 = procs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            p["tx_wire_bytes"].as_f64().unwrap_or(0.0) + p["rx_wire_bytes"].as_f64().unwrap_or(0.0)
+        })
+        .sum();
+    let (by_pid, attributed, tracked) = per_pid(procs, who);
     let unknown = metric_sum(metrics, "netmon_unattributed_bytes_total", None) as f64;
     Report {
         attributed,
-        unknown_share: Some(if unknown + wire > 0.0 {
-            unknown / (unknown + wire)
-        } else {
-            0.0
-        }),
-        lost: Some(metric_sum(
-            metrics,
-            "netmon_events_lost_total",
-            Some("source=\"ring_buffer\""),
-        )),
+        unknown_share: Some(share(unknown, wire)),
+        lost: Some(metric_sum(metrics, "netmon_events_lost_total", None)),
         tracked_sockets: Some(tracked),
+        per_pid: Some(by_pid),
     }
+}
+
+/// `netmon run --json`: the final object's processes, totals, unattributed and lost sections.
+fn netmon_json_report(snap: &serde_json::Value, who: &Who) -> Report {
+    let (by_pid, attributed, tracked) = per_pid(&snap["processes"], who);
+    let sum = |k: &str, field: &str| -> f64 {
+        snap[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r[field].as_f64())
+            .sum()
+    };
+    let t = &snap["totals"];
+    let wire =
+        t["tx_wire_bytes"].as_f64().unwrap_or(0.0) + t["rx_wire_bytes"].as_f64().unwrap_or(0.0);
+    Report {
+        attributed,
+        unknown_share: Some(share(sum("unattributed", "bytes"), wire)),
+        lost: Some(sum("lost", "count") as u64),
+        tracked_sockets: Some(tracked),
+        per_pid: Some(by_pid),
+    }
+}
+
+/// `netmon run`'s plain table: only its footer is exact (`lost: none` or `lost: SOURCE N ...`,
+/// wrapped onto indented lines); its byte columns are rounded for reading (`1.23 MiB`), so it
+/// gives no byte accuracy.
+fn netmon_table_report(table: &str) -> Result<Report> {
+    let mut lines = table.lines().skip_while(|l| !l.starts_with("lost:"));
+    let first = lines
+        .next()
+        .with_context(|| format!("no `lost:` line in netmon run's last table: {table:.300}"))?;
+    let mut text = first.to_string();
+    text.extend(
+        lines
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| format!(" {l}")),
+    );
+    let lost = text
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u64>().ok())
+        .sum();
+    Ok(Report {
+        lost: Some(lost),
+        ..Report::default()
+    })
 }
 
 /// nethogs `-t -v 2`: blocks after "Refreshing:" of `program/pid/uid<TAB>sent<TAB>received`,
@@ -358,7 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn netmon_counts_the_workload_pids_and_ring_buffer_loss() {
+    fn netmon_counts_the_workload_pids_and_loss_from_every_source() {
         let procs = serde_json::json!([
             {"pid": 22749, "tx_bytes": 10, "rx_bytes": 5, "tx_wire_bytes": 60, "rx_wire_bytes": 40,
              "opened": {"tcp": 2}},
@@ -371,9 +538,51 @@ mod tests {
                        netmon_unattributed_bytes_total{reason=\"no_socket\"} 50\n";
         let r = netmon_report(&procs, metrics, &who());
         assert_eq!(r.attributed, 15.0);
-        assert_eq!(r.lost, Some(7));
+        assert_eq!(r.lost, Some(10));
+        assert_eq!(r.per_pid.unwrap()[&22749], (10, 5));
         assert_eq!(r.tracked_sockets, Some(2));
         assert_eq!(r.unknown_share, Some(50.0 / 250.0));
+    }
+
+    #[test]
+    fn netmon_json_gives_bytes_per_pid_and_loss() {
+        let snap = serde_json::json!({
+            "processes": [
+                {"pid": 22749, "tx_bytes": 10, "rx_bytes": 5, "opened": {"tcp": 1}},
+                {"pid": 22749, "tx_bytes": 1, "rx_bytes": 0, "opened": {"tcp": 1}},
+                {"pid": 7, "tx_bytes": 100, "rx_bytes": 100}
+            ],
+            "totals": {"tx_wire_bytes": 150, "rx_wire_bytes": 50},
+            "unattributed": [{"reason": "no_socket", "bytes": 50, "packets": 1}],
+            "lost": [{"source": "ring_buffer", "count": 4}, {"source": "channel", "count": 1}]
+        });
+        let r = netmon_json_report(&snap, &who());
+        assert_eq!(r.per_pid.unwrap()[&22749], (11, 5));
+        assert_eq!(r.attributed, 16.0);
+        assert_eq!(r.lost, Some(5));
+        assert_eq!(r.unknown_share, Some(50.0 / 250.0));
+    }
+
+    #[test]
+    fn netmon_table_loss_is_read_from_the_wrapped_footer() {
+        let none =
+            "netmon  backend x\n  TOTAL\nunattributed: none\nlost: none\ndns names: 0 held\n";
+        assert_eq!(netmon_table_report(none).unwrap().lost, Some(0));
+        let some = "lost: ring_buffer 12 released_map\n  3\ndns names: 0 held, 0 evicted\n";
+        assert_eq!(netmon_table_report(some).unwrap().lost, Some(15));
+        assert!(netmon_table_report("netmon  backend x\n").is_err());
+    }
+
+    #[test]
+    fn only_the_last_output_is_kept() {
+        let (tx, rx) = mpsc::channel();
+        let text = "netmon  backend a\nlost: none\nnetmon  backend b\nlost: x 1\n";
+        let last = keep_last_output(text.as_bytes(), false, tx);
+        assert_eq!(last, "netmon  backend b\nlost: x 1\n");
+        assert!(rx.try_recv().is_ok());
+        let (tx, _rx) = mpsc::channel();
+        let last = keep_last_output("{\"a\":1}\n{\"a\":2}\n".as_bytes(), true, tx);
+        assert_eq!(last, "{\"a\":2}\n");
     }
 
     #[test]
