@@ -105,7 +105,7 @@ pub mod origin {
 pub mod event_kind {
     /// First sight of a socket's owner (`tgid`, `pid`, `uid`, `comm`; `arg0` = origin, `arg1` = netns cookie).
     pub const SOCK_OWNER: u32 = 1;
-    /// First payload bytes of a (cookie, tgid) pair: lets user space learn every PAYLOAD key.
+    /// First payload bytes of a process through a socket another process owns (fork-shared).
     pub const SOCK_FLOW: u32 = 2;
     /// First packet of a socket in cgroup_skb: `tuple` is filled.
     pub const SOCK_TUPLE: u32 = 3;

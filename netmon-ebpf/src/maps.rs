@@ -149,8 +149,8 @@ pub fn record_owner(cookie: u64, origin: u8, netns: u64) {
 }
 
 /// Adds exact payload bytes moved by the current process through `cookie`. `tx` picks the
-/// direction. The first bytes of a (socket, process) pair are announced with SOCK_FLOW so user
-/// space learns every key without scanning.
+/// direction. The first bytes of a process that shares a socket it does not own are announced
+/// with SOCK_FLOW, so user space learns every process without scanning.
 #[inline(always)]
 pub fn account_payload(cookie: u64, tx: bool, bytes: u64, origin: u8) {
     if cookie == 0 {
@@ -182,9 +182,14 @@ pub fn account_payload(cookie: u64, tx: bool, bytes: u64, origin: u8) {
     };
     match PAYLOAD.insert(key, first, BPF_NOEXIST) {
         Ok(()) => {
-            let mut ev = current_event(event_kind::SOCK_FLOW, cookie);
-            ev.arg0 = origin as u64;
-            emit(&ev);
+            // The socket's owner (now, or made so just below) is announced by SOCK_OWNER:
+            // only another process sharing the socket needs its own record. Two ring records
+            // fewer per connection.
+            if unsafe { OWNERS.get(cookie) }.is_some_and(|o| o.tgid != tgid) {
+                let mut ev = current_event(event_kind::SOCK_FLOW, cookie);
+                ev.arg0 = origin as u64;
+                emit(&ev);
+            }
         }
         // Another CPU created the entry between our lookup and insert: add to it.
         Err(-17) => {
