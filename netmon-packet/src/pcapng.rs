@@ -91,10 +91,10 @@ impl<W: Write> PcapngWriter<W> {
 
     fn interface(&mut self, meta: &PacketMeta, link: LinkType) -> io::Result<u32> {
         let key = (meta.ifindex, link);
-        if let Some((name, id)) = self.interfaces.get(&key) {
-            if *name == meta.ifname {
-                return Ok(*id);
-            }
+        if let Some((name, id)) = self.interfaces.get(&key)
+            && *name == meta.ifname
+        {
+            return Ok(*id);
         }
         let id = self.next_id;
         let mut body = Vec::new();

@@ -471,10 +471,11 @@ fn update(conn: &mut Connection, seg: &Seg, now: u64) -> (Vec<TcpEvent>, Outcome
     } else if seg.syn && conn.state == State::SynSent && conn.client == Some(seg.dst) {
         conn.state = State::SynReceived;
         let rtt = conn.syn_ts.map(|t| now.saturating_sub(t));
-        if conn.synack_ts.is_none() && !conn.syn_retransmitted {
-            if let Some(r) = rtt {
-                conn.rtt.add(r);
-            }
+        if conn.synack_ts.is_none()
+            && !conn.syn_retransmitted
+            && let Some(r) = rtt
+        {
+            conn.rtt.add(r);
         }
         conn.synack_ts = Some(now);
         ev.push(TcpEvent::SynAck {

@@ -234,6 +234,10 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         cgroups: args.cgroups.clone(),
     })
     .with_networks(args.watch_networks.clone());
+    let limit = args
+        .max_connections
+        .unwrap_or(if serving { 100 } else { usize::MAX });
+    agg = agg.with_connection_limit(limit);
     let watching_few = !args.pids.is_empty();
     if args.connections.unwrap_or(if watching_few {
         crate::cli::ConnectionsShown::All

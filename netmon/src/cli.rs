@@ -213,6 +213,10 @@ pub struct RunArgs {
     /// with --pid, `live` otherwise.
     #[arg(long, value_enum)]
     pub connections: Option<ConnectionsShown>,
+    /// Connections listed per process, the busiest first; the others are counted as
+    /// `connections_not_listed`. Default: 100 for `serve` (its API), all for `run`.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Record every event the sources produce to FILE (JSON lines), for --replay.
     #[arg(long, value_name = "FILE", hide = true)]
     pub record: Option<PathBuf>,

@@ -179,10 +179,11 @@ pub(super) fn igmp(pkt: &mut Packet, seg: &[u8], ctx: IpCtx) {
             if let Some(g) = be32(seg, 4) {
                 l.push("Group_Address", Ipv4Addr::from(g));
             }
-            if t == 0x11 && version == 3 {
-                if let Some(n) = be16(seg, 10) {
-                    l.push("Number_Of_Sources", n);
-                }
+            if t == 0x11
+                && version == 3
+                && let Some(n) = be16(seg, 10)
+            {
+                l.push("Number_Of_Sources", n);
             }
         }
         0x22 => {

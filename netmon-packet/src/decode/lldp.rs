@@ -94,10 +94,10 @@ fn tlv(layer: &mut Layer, t: u8, v: &[u8]) {
 /// Chassis and port IDs: the "MAC address" subtype is shown as a MAC, the "network address"
 /// subtype (5) as an IP when its family is known, everything else as text.
 fn id_value(subtype: u8, mac_subtype: u8, id: &[u8]) -> String {
-    if subtype == mac_subtype {
-        if let Some(m) = mac(id).filter(|_| id.len() == 6) {
-            return m.to_string();
-        }
+    if subtype == mac_subtype
+        && let Some(m) = mac(id).filter(|_| id.len() == 6)
+    {
+        return m.to_string();
     }
     if subtype == 5 {
         match id.split_first() {

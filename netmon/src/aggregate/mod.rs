@@ -229,14 +229,23 @@ pub struct Aggregator {
     /// Ended sockets stay as closed rows for `retention.closed_snapshots` (`--connections
     /// all`) instead of folding into their process at once.
     keep_closed_rows: bool,
+    /// Connection rows listed per process in a snapshot (the busiest); the rest are counted.
+    max_connections: usize,
 }
 
 impl Aggregator {
     pub fn new(filter: Filter) -> Self {
         Aggregator {
             filter,
+            max_connections: usize::MAX,
             ..Default::default()
         }
+    }
+
+    /// List at most `n` connections per process (the busiest), counting the others.
+    pub fn with_connection_limit(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
     }
 
     /// Keep what [`Aggregator::socket_for`] needs to find connected sockets by their ends.
@@ -865,6 +874,7 @@ impl Aggregator {
             }
         };
 
+        let limit = self.max_connections;
         // Payload: exact bytes per (socket, process).
         for (&(cookie, pid), pl) in &self.payload {
             if !shows(pid, pl.inc) {
@@ -881,7 +891,7 @@ impl Aggregator {
             conn.rx_bytes = pl.rx.total();
             conn.tx_rate = rate(&pl.tx);
             conn.rx_rate = rate(&pl.rx);
-            row.add(conn, self.retention.closed_snapshots, self.snapshots);
+            row.add(conn, self.retention.closed_snapshots, self.snapshots, limit);
         }
         // Sockets owned by a shown process that moved no payload (yet): wire bytes only.
         for (&cookie, s) in &self.sockets {
@@ -897,7 +907,7 @@ impl Aggregator {
             }
             let row = rows.entry((pid, inc)).or_insert_with(|| row_for(pid, inc));
             let conn = connection_row(cookie, Some(s), true, secs);
-            row.add(conn, self.retention.closed_snapshots, self.snapshots);
+            row.add(conn, self.retention.closed_snapshots, self.snapshots, limit);
         }
         // Connections opened, TCP behaviour and watched networks of every owned socket.
         for s in self.sockets.values() {
@@ -957,6 +967,7 @@ impl Aggregator {
             p.tx_rate = per_sec(p.tx_bytes, mark.0);
             p.rx_rate = per_sec(p.rx_bytes, mark.1);
             p.sort_connections();
+            p.limit_connections(limit);
             // Sockets keep their RTT buckets up to the last one used; rows show all of them.
             if !p.tcp.rtt_buckets.is_empty() {
                 p.tcp.rtt_buckets.resize(netmon_common::RTT_BUCKETS, 0);

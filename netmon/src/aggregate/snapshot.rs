@@ -68,6 +68,14 @@ pub struct ProcessRow {
     /// Connections to each `--watch-network`, by name.
     pub networks: BTreeMap<String, u64>,
     pub connections: Vec<ConnectionRow>,
+    /// Live connections beyond the per-process limit (`--max-connections`): counted in the
+    /// totals above, not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub connections_not_listed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// TCP sockets that had a peer (connected or accepted) and UDP sockets of any kind.
@@ -170,7 +178,7 @@ pub struct LostRow {
 impl ProcessRow {
     /// Adds a connection's bytes to the process, and the row itself unless it closed more than
     /// `closed_ttl` snapshots before `now`.
-    pub(super) fn add(&mut self, c: ConnectionRow, closed_ttl: u64, now: u64) {
+    pub(super) fn add(&mut self, c: ConnectionRow, closed_ttl: u64, now: u64, limit: usize) {
         self.tx_bytes += c.tx_bytes;
         self.rx_bytes += c.rx_bytes;
         self.tx_rate += c.tx_rate;
@@ -181,6 +189,20 @@ impl ProcessRow {
         self.rx_packets += c.rx_packets;
         if c.closed_since.is_none_or(|at| now <= at + closed_ttl) {
             self.connections.push(c);
+            // Bounded while building, not only at the end: 100k idle sockets of one server
+            // would otherwise be 100k rows (tens of megabytes) for a moment every interval.
+            if self.connections.len() >= limit.saturating_mul(2) {
+                self.limit_connections(limit);
+            }
+        }
+    }
+
+    /// Keeps the `limit` busiest connections listed and counts the rest.
+    pub(super) fn limit_connections(&mut self, limit: usize) {
+        if self.connections.len() > limit {
+            self.sort_connections();
+            self.connections_not_listed += (self.connections.len() - limit) as u64;
+            self.connections.truncate(limit);
         }
     }
 

@@ -928,3 +928,32 @@ fn closed_rows_are_kept_when_asked() {
     assert!(process(&s, 100).connections.is_empty());
     assert_eq!(process(&s, 100).tx_bytes, 1000);
 }
+
+/// A server with more live connections than the limit: the busiest are listed, the rest are
+/// counted, and the process totals still hold every connection's bytes.
+#[test]
+fn connections_beyond_the_limit_are_counted_not_listed() {
+    let mut agg = Aggregator::new(Filter::default()).with_connection_limit(3);
+    for cookie in 1..=10u64 {
+        feed(
+            &mut agg,
+            [
+                owner(cookie, 100),
+                endpoints(
+                    cookie,
+                    Proto::Tcp,
+                    "127.0.0.1:80",
+                    &format!("127.0.0.1:{}", 40000 + cookie),
+                ),
+                payload(cookie, 100, cookie * 10, 0),
+            ],
+        );
+    }
+    agg.ingest(Event::Tick { at_ms: 1000 });
+    let s = agg.snapshot();
+    let p = process(&s, 100);
+    let listed: Vec<u64> = p.connections.iter().map(|c| c.cookie).collect();
+    assert_eq!(listed, vec![10, 9, 8], "the busiest three");
+    assert_eq!(p.connections_not_listed, 7);
+    assert_eq!(p.tx_bytes, (1..=10).map(|c| c * 10).sum::<u64>());
+}

@@ -192,10 +192,10 @@ impl Session {
         } else {
             summary::line(&pkt, &meta)
         };
-        if !self.opts.json {
-            if let Some(name) = self.dns.remote_name(&pkt, &meta).map(str::to_string) {
-                line.push_str(&format!(" [{name}]"));
-            }
+        if !self.opts.json
+            && let Some(name) = self.dns.remote_name(&pkt, &meta).map(str::to_string)
+        {
+            line.push_str(&format!(" [{name}]"));
         }
         self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;
