@@ -81,6 +81,15 @@ fn with(mut l: Vec<proto::LabelPair>, name: &str, value: &str) -> Vec<proto::Lab
     l
 }
 
+/// A counter family with one extra label: name, help, the label, and each label value with
+/// the index of its value in a series.
+type Labelled = (
+    &'static str,
+    &'static str,
+    &'static str,
+    [(&'static str, usize); 2],
+);
+
 /// One counter family with a value per series.
 fn per_series(f: &Folded, name: &str, help: &str, idx: usize) -> MetricFamily {
     let metrics = f
@@ -174,45 +183,49 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
             RTO_TIMEOUTS,
         ),
     ];
-    let mut opened = Vec::new();
-    let mut resets = Vec::new();
-    let mut closes = Vec::new();
-    let mut zero_windows = Vec::new();
+    let labelled: [Labelled; 4] = [
+        (
+            "netmon_process_connections_opened_total",
+            "Sockets the process opened: TCP with a peer (connected or accepted), UDP of any kind",
+            "proto",
+            [("tcp", OPENED_TCP), ("udp", OPENED_UDP)],
+        ),
+        (
+            "netmon_process_tcp_resets_total",
+            "TCP resets on sockets the process owns, sent by this host or received from the peer",
+            "direction",
+            [("sent", RESETS_SENT), ("received", RESETS_RECEIVED)],
+        ),
+        (
+            "netmon_process_tcp_closes_total",
+            "TCP connections of the process closed with a FIN, by who sent the first one",
+            "initiator",
+            [("local", CLOSES_LOCAL), ("remote", CLOSES_REMOTE)],
+        ),
+        (
+            "netmon_process_tcp_zero_windows_total",
+            "Times a receive window on the process's connections went to zero: sent = the process fell behind reading, received = its peer did",
+            "direction",
+            [
+                ("sent", ZERO_WINDOWS_SENT),
+                ("received", ZERO_WINDOWS_RECEIVED),
+            ],
+        ),
+    ];
+    for (name, help, key, values) in labelled {
+        let metrics = f
+            .series
+            .iter()
+            .flat_map(|sr| {
+                let id = identity(&sr.key);
+                values.map(|(value, idx)| counter(with(id.clone(), key, value), sr.values.get(idx)))
+            })
+            .collect();
+        fams.push(family(name, help, MetricType::COUNTER, metrics));
+    }
     let mut networks = Vec::new();
     for sr in &f.series {
         let id = identity(&sr.key);
-        opened.push(counter(
-            with(id.clone(), "proto", "tcp"),
-            sr.values.get(OPENED_TCP),
-        ));
-        opened.push(counter(
-            with(id.clone(), "proto", "udp"),
-            sr.values.get(OPENED_UDP),
-        ));
-        resets.push(counter(
-            with(id.clone(), "direction", "sent"),
-            sr.values.get(RESETS_SENT),
-        ));
-        resets.push(counter(
-            with(id.clone(), "direction", "received"),
-            sr.values.get(RESETS_RECEIVED),
-        ));
-        closes.push(counter(
-            with(id.clone(), "initiator", "local"),
-            sr.values.get(CLOSES_LOCAL),
-        ));
-        closes.push(counter(
-            with(id.clone(), "initiator", "remote"),
-            sr.values.get(CLOSES_REMOTE),
-        ));
-        zero_windows.push(counter(
-            with(id.clone(), "direction", "sent"),
-            sr.values.get(ZERO_WINDOWS_SENT),
-        ));
-        zero_windows.push(counter(
-            with(id.clone(), "direction", "received"),
-            sr.values.get(ZERO_WINDOWS_RECEIVED),
-        ));
         for (i, n) in f.networks.iter().enumerate() {
             networks.push(counter(
                 with(id.clone(), "network", n),
@@ -220,30 +233,6 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
             ));
         }
     }
-    fams.push(family(
-        "netmon_process_connections_opened_total",
-        "Sockets the process opened: TCP with a peer (connected or accepted), UDP of any kind",
-        MetricType::COUNTER,
-        opened,
-    ));
-    fams.push(family(
-        "netmon_process_tcp_resets_total",
-        "TCP resets on sockets the process owns, sent by this host or received from the peer",
-        MetricType::COUNTER,
-        resets,
-    ));
-    fams.push(family(
-        "netmon_process_tcp_closes_total",
-        "TCP connections of the process closed with a FIN, by who sent the first one",
-        MetricType::COUNTER,
-        closes,
-    ));
-    fams.push(family(
-        "netmon_process_tcp_zero_windows_total",
-        "Times a receive window on the process's connections went to zero: sent = the process fell behind reading, received = its peer did",
-        MetricType::COUNTER,
-        zero_windows,
-    ));
     if !f.networks.is_empty() {
         fams.push(family(
             "netmon_process_watched_network_connections_total",
