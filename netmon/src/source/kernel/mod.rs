@@ -46,7 +46,8 @@ pub enum KernelError {
     Privilege(String),
     #[error("kernel BTF missing ({0}): netmon needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
     NoBtf(String),
-    #[error("{0}")]
+    // Transparent: with "{0}" the cause was printed twice (its text, then again as the source).
+    #[error(transparent)]
     Btf(#[from] btf::BtfError),
     #[error(
         "no cgroup v2 mount found in /proc/self/mounts: mount one with `mount -t cgroup2 none /sys/fs/cgroup`"
