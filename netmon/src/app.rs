@@ -258,7 +258,7 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
             },
             args.watch_networks.iter().map(|n| n.name.clone()).collect(),
         );
-        let first = publishable(&mut metrics, Snapshot::default());
+        let first = publishable(&mut metrics, Snapshot::default(), args.api_cmdlines);
         let (publish, published) = watch::channel(first);
         out.publish = Some((publish, metrics));
         if let Ok(addr) = l.local_addr() {
@@ -405,9 +405,16 @@ impl Drop for AbortOnDrop {
 }
 
 /// Folds a snapshot into the metrics state and renders what the endpoint serves.
-fn publishable(metrics: &mut MetricsState, snapshot: Snapshot) -> Arc<Published> {
+fn publishable(
+    metrics: &mut MetricsState,
+    mut snapshot: Snapshot,
+    cmdlines: bool,
+) -> Arc<Published> {
     let folded = metrics.update(&snapshot, std::time::Instant::now());
     let text = render_metrics(&folded, &snapshot).map_err(|e| e.to_string());
+    if !cmdlines {
+        crate::sink::http::hide_cmdlines(&mut snapshot);
+    }
     Arc::new(Published {
         snapshot,
         metrics: text,
@@ -422,6 +429,8 @@ struct Output {
     width: usize,
     quiet: bool,
     publish: Option<(watch::Sender<Arc<Published>>, MetricsState)>,
+    /// Command lines go to the HTTP endpoint only when asked (`--api-cmdlines`).
+    api_cmdlines: bool,
     /// The tabbed UI, which then gets every snapshot but the last.
     tui: Option<Tui>,
 }
@@ -435,6 +444,7 @@ impl Output {
             width: terminal_width().unwrap_or(120),
             quiet: false,
             publish: None,
+            api_cmdlines: args.api_cmdlines,
             tui: None,
         }
     }
@@ -479,10 +489,10 @@ impl Output {
         if let Some((tx, metrics)) = &mut self.publish {
             // Serving only: the snapshot goes to the endpoint without a copy.
             if self.quiet {
-                drop(tx.send_replace(publishable(metrics, snap)));
+                drop(tx.send_replace(publishable(metrics, snap, self.api_cmdlines)));
                 return Ok(());
             }
-            drop(tx.send_replace(publishable(metrics, snap.clone())));
+            drop(tx.send_replace(publishable(metrics, snap.clone(), self.api_cmdlines)));
         }
         if self.quiet {
             return Ok(());

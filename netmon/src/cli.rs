@@ -204,6 +204,11 @@ pub struct RunArgs {
     /// Exited processes keep their own metric series this long, then fold into comm="other".
     #[arg(long, default_value = "300", value_name = "SECS", value_parser = parse_duration_secs)]
     pub metrics_ttl: Duration,
+    /// Include processes' command lines in /api/v1/processes. Off by default: a command line
+    /// can hold secrets, and the endpoint shows it to anyone who can reach the port, even
+    /// where /proc is mounted with hidepid.
+    #[arg(long)]
+    pub api_cmdlines: bool,
     /// TLS and basic-auth settings for the HTTP endpoint (see README "Securing the endpoint").
     #[arg(long, value_name = "FILE")]
     pub web_config: Option<PathBuf>,

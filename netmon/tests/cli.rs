@@ -181,35 +181,52 @@ fn http_get(addr: &str, path: &str) -> String {
     out
 }
 
+/// `serve_replay` once the replay is done (a few intervals; the totals then stay).
+fn served(extra: &[&str]) -> (std::process::Child, String) {
+    let r = serve_replay(extra, "http");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    r
+}
+
+/// The `/api/v1/processes` row of pid 4242 (curl) of a serve_replay.
+fn api_curl_row(addr: &str) -> serde_json::Value {
+    let procs = http_get(addr, "/api/v1/processes");
+    let body = procs.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let list: serde_json::Value = serde_json::from_str(body).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == 4242)
+        .cloned()
+        .unwrap()
+}
+
+/// Command lines reach the endpoint only when asked for: the fixture's curl was given a URL.
+#[test]
+fn the_endpoint_shows_command_lines_only_when_asked() {
+    let (mut child, addr) = served(&[]);
+    let hidden = api_curl_row(&addr);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(hidden["cmdline"], "", "{hidden}");
+    assert_eq!(hidden["comm"], "curl", "the process is still named");
+    let (mut child, addr) = served(&["--api-cmdlines"]);
+    let shown = api_curl_row(&addr);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        shown["cmdline"],
+        "curl -o /dev/null http://big.example.test:8080/big"
+    );
+}
+
 /// `serve` from a recorded stream: the scrape endpoint answers with the ground truth.
 #[test]
 fn serve_exposes_metrics_health_and_processes() {
-    use std::io::BufRead;
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/events/two_procs.jsonl"
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netmon"))
-        .args(["serve", "--replay", fixture, "--listen", "127.0.0.1:0"])
-        .args(["--interval", "0.05", "--duration", "20"])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("netmon: serving /metrics on http://")
-        .and_then(|r| r.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    // The replay is done after a few intervals; the totals then stay.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (mut child, addr) = served(&[]);
     let metrics = http_get(&addr, "/metrics");
     let health = http_get(&addr, "/healthz");
-    let procs = http_get(&addr, "/api/v1/processes");
+    let curl = api_curl_row(&addr);
     let missing = http_get(&addr, "/nope");
     let _ = child.kill();
     let _ = child.wait();
@@ -218,14 +235,6 @@ fn serve_exposes_metrics_health_and_processes() {
         "{health}"
     );
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
-    let body = procs.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let list: serde_json::Value = serde_json::from_str(body).unwrap();
-    let curl = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["pid"] == 4242)
-        .unwrap();
     assert_eq!(curl["rx_bytes"], 3_145_728);
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     for want in [

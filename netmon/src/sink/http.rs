@@ -124,6 +124,15 @@ async fn handle(
     respond(&req, &p)
 }
 
+/// Blanks every process's command line. A command line can hold secrets (tokens, passwords
+/// given as arguments), and the endpoint shows them to anyone who reaches its port, even where
+/// /proc is mounted with hidepid and local users cannot see each other's processes.
+pub fn hide_cmdlines(s: &mut Snapshot) {
+    for p in &mut s.processes {
+        p.cmdline.clear();
+    }
+}
+
 fn respond(req: &Request<Incoming>, p: &Published) -> Response<Full<Bytes>> {
     let snap = &p.snapshot;
     let (status, ctype, body) = match req.uri().path() {
