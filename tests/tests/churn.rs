@@ -14,7 +14,7 @@ const RATE: &str = "20000";
 const SECS: &str = "5";
 const BYTES: u64 = 1000;
 
-fn process<'a>(snapshot: &'a Value, pid: u64) -> Option<&'a Value> {
+fn process(snapshot: &Value, pid: u64) -> Option<&Value> {
     snapshot["processes"]
         .as_array()?
         .iter()
