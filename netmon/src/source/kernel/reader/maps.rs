@@ -8,8 +8,10 @@
 //! sends the socket's final record, so a key may vanish between a read and a delete.
 //!
 //! Every method returns an error when its map is missing or of another type. Which of those
-//! errors end the run (PAYLOAD, WIRE, OWNERS, COUNTERS: the core of netmon) and which are
-//! only a missing feature (TCP_STATS, LATE, RELEASED, IFACE_STATS) is for the caller to say.
+//! errors end the run and which only cost a feature is for the caller to say: reads of
+//! PAYLOAD, WIRE and COUNTERS and deletes from PAYLOAD, WIRE and OWNERS are the core of
+//! netmon; TCP_STATS, LATE, RELEASED, IFACE_STATS and the owner recovery's read of OWNERS are
+//! not.
 use aya::{
     Ebpf,
     maps::{HashMap, Map, MapData, PerCpuArray},
