@@ -31,12 +31,12 @@ impl Aggregator {
         if let Some(wire) = wire {
             self.set_wire(cookie, wire);
         }
-        let snaps = self.snapshots;
+        let now = self.intervals;
         let s = self.socket(cookie);
         if let Some(t) = tcp {
             s.tcp.set(&t);
         }
-        s.closed_at.get_or_insert(snaps);
+        s.closed_at.get_or_insert(now);
         if !self.keep_closed_rows {
             self.fold_socket(cookie);
         }
@@ -166,7 +166,7 @@ impl Aggregator {
 
     /// Closed sockets whose closed row has been shown long enough.
     fn sockets_past_retention(&self) -> Vec<Cookie> {
-        let now = self.snapshots;
+        let now = self.intervals;
         let ttl = self.retention.closed_snapshots;
         self.sockets
             .iter()
@@ -178,7 +178,7 @@ impl Aggregator {
     /// Exited processes (current and past incarnations) whose rows have been shown long
     /// enough; a watched process stays.
     fn processes_past_retention(&self, watched: Option<&HashSet<Pid>>) -> Vec<(Pid, u32)> {
-        let now = self.snapshots;
+        let now = self.intervals;
         let ttl = self.retention.exited_snapshots;
         let expired = |p: &Process| p.exited_at.is_some_and(|e| now > e + ttl);
         let mut gone: Vec<(Pid, u32)> = self

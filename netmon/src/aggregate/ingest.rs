@@ -56,9 +56,9 @@ impl Aggregator {
                 rx_packets,
             } => self.set_wire(cookie, [tx_bytes, rx_bytes, tx_packets, rx_packets]),
             Event::SocketClosed { cookie } => {
-                let snaps = self.snapshots;
+                let now = self.intervals;
                 let s = self.sockets.entry(cookie).or_default();
-                s.closed_at.get_or_insert(snaps);
+                s.closed_at.get_or_insert(now);
             }
             Event::Process {
                 pid,
@@ -98,12 +98,12 @@ impl Aggregator {
                 }
             }
             Event::ProcessExited { pid } => {
-                let snaps = self.snapshots;
+                let now = self.intervals;
                 self.processes
                     .entry(pid)
                     .or_default()
                     .exited_at
-                    .get_or_insert(snaps);
+                    .get_or_insert(now);
             }
             Event::Unattributed {
                 reason,

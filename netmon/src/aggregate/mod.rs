@@ -104,8 +104,11 @@ pub struct Aggregator {
     /// Bytes of forgotten processes, so the all-process totals stay monotonic.
     forgotten: Retired,
     now_ms: u64,
-    prev_snapshot_ms: Option<u64>,
-    snapshots: u64,
+    /// `now_ms` when the last interval ended: the next rates cover the time since.
+    interval_start_ms: Option<u64>,
+    /// Intervals ended ([`Aggregator::advance`]): the clock that closed sockets and exited
+    /// processes age by.
+    intervals: u64,
     /// Ended sockets stay as closed rows for `retention.closed_snapshots` (`--connections
     /// all`) instead of folding into their process at once.
     keep_closed_rows: bool,
@@ -159,16 +162,41 @@ impl Aggregator {
         self.apply(ev);
     }
 
-    /// The state as sinks see it, then the next interval begins: rates are measured from
-    /// here, closed sockets and exited processes age by one snapshot and expire.
-    pub fn snapshot(&mut self) -> Snapshot {
-        let watched = self.watched();
-        let snapshot = self.build_snapshot(watched.as_ref());
-        for p in &snapshot.processes {
+    /// The state as sinks see it. Reads only: taking it twice gives the same snapshot, and
+    /// nothing moves on until [`Aggregator::advance`].
+    pub fn snapshot(&self) -> Snapshot {
+        self.build_snapshot(self.watched().as_ref())
+    }
+
+    /// Ends the interval: the next rates are measured from here, closed sockets and exited
+    /// processes age by one interval and those past their retention are folded or forgotten.
+    ///
+    /// A process's next rate is measured from its totals in the snapshot of this interval, so
+    /// the snapshot is built here too; a caller that wants it as well calls
+    /// [`Aggregator::snapshot_and_advance`], which builds it once.
+    pub fn advance(&mut self) {
+        let shown = self.snapshot();
+        self.close_interval(&shown);
+    }
+
+    /// [`Aggregator::snapshot`] then [`Aggregator::advance`]: what a caller that publishes
+    /// every interval wants.
+    pub fn snapshot_and_advance(&mut self) -> Snapshot {
+        let shown = self.snapshot();
+        self.close_interval(&shown);
+        shown
+    }
+
+    /// What happens between two intervals, given the snapshot of the one that ends.
+    fn close_interval(&mut self, shown: &Snapshot) {
+        // From the rows' totals, not the live counters: bytes of sockets that end and are
+        // folded away within the next interval still count in its rate.
+        for p in &shown.processes {
             if self.process_at(p.pid, p.incarnation).is_some() {
                 self.process_at_mut(p.pid, p.incarnation).rate_mark = (p.tx_bytes, p.rx_bytes);
             }
         }
+        self.keep_shown_names(shown);
         for pl in self.payload.values_mut() {
             pl.tx.mark();
             pl.rx.mark();
@@ -176,10 +204,9 @@ impl Aggregator {
         for s in self.sockets.values_mut() {
             s.wire.mark();
         }
-        self.prev_snapshot_ms = Some(self.now_ms);
-        self.snapshots += 1;
-        self.expire(watched.as_ref());
-        snapshot
+        self.interval_start_ms = Some(self.now_ms);
+        self.intervals += 1;
+        self.expire(self.watched().as_ref());
     }
 
     /// Who owns socket `cookie` (pid, comm), from the kernel's hooks, /proc or a tombstone.

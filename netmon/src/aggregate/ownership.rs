@@ -192,7 +192,7 @@ impl Aggregator {
     /// back from the tombstones.
     pub(super) fn socket(&mut self, cookie: Cookie) -> &mut Socket {
         let tomb = &self.tombstones;
-        let now = self.snapshots;
+        let now = self.intervals;
         self.sockets.entry(cookie).or_insert_with(|| {
             let owner = tomb.owners.get(&cookie).copied();
             Socket {

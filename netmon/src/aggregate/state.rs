@@ -126,7 +126,8 @@ pub(super) struct Process {
     pub(super) exited_at: Option<u64>,
     pub(super) retired: Retired,
     pub(super) retired_sockets: RetiredSockets,
-    /// Payload totals (tx, rx) at the last snapshot that showed the process: its rates are
-    /// measured from these, so bytes of sockets that ended and were folded away still count.
+    /// Payload totals (tx, rx) in the snapshot of the last interval that showed the process:
+    /// its rates are measured from these, so bytes of sockets that ended and were folded away
+    /// still count.
     pub(super) rate_mark: (u64, u64),
 }

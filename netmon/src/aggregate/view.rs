@@ -1,7 +1,8 @@
 //! The view: a [`Snapshot`] built from the state, for the processes the filter selects. Rows
 //! are keyed by (pid, incarnation) so a reused pid shows one row per process; process rates
 //! come from the marks the last interval left (`Process::rate_mark`), connection rates from
-//! the counters' marks. Building the view reads the state only.
+//! the counters' marks. Building the view reads the state only; what moves on between two
+//! snapshots is `Aggregator::advance`.
 use std::collections::{BTreeMap, HashSet};
 
 use super::Aggregator;
@@ -17,11 +18,11 @@ type Rows = BTreeMap<(Pid, u32), ProcessRow>;
 impl Aggregator {
     /// Time the rates of the next snapshot cover.
     fn interval_ms(&self) -> u64 {
-        self.prev_snapshot_ms
+        self.interval_start_ms
             .map_or(self.now_ms, |p| self.now_ms.saturating_sub(p))
     }
 
-    pub(super) fn build_snapshot(&mut self, watched: Option<&HashSet<Pid>>) -> Snapshot {
+    pub(super) fn build_snapshot(&self, watched: Option<&HashSet<Pid>>) -> Snapshot {
         let interval_ms = self.interval_ms();
         let secs = interval_ms as f64 / 1000.0;
         let mut rows = Rows::new();
@@ -150,7 +151,7 @@ impl Aggregator {
         row.add(
             conn,
             self.retention.closed_snapshots,
-            self.snapshots,
+            self.intervals,
             self.max_connections,
         );
     }
@@ -238,7 +239,7 @@ impl Aggregator {
     }
 
     /// A row with all its connections: its rates, its listed connections and their names.
-    fn finish_row(&mut self, p: &mut ProcessRow, secs: f64) {
+    fn finish_row(&self, p: &mut ProcessRow, secs: f64) {
         // From the process's totals, not the sum of its rows: sockets that ended within
         // the interval were folded away but their bytes moved in it.
         let mark = self
@@ -267,7 +268,27 @@ impl Aggregator {
             // A dual-stack socket sees IPv4 peers as ::ffff:a.b.c.d; DNS answered a.b.c.d.
             let ip = c.remote.map(|a| a.ip().to_canonical());
             if let Some(ip) = ip.filter(|ip| !ip.is_unspecified()) {
-                c.remote_name = self.dns.lookup(Some(p.pid), ip).map(str::to_string);
+                c.remote_name = self.dns.peek(Some(p.pid), ip).map(str::to_string);
+            }
+        }
+    }
+
+    /// Marks the names a snapshot showed as recently used, so the bounded table evicts names
+    /// nobody is connected to first. Looked up in the order the rows were built, (pid,
+    /// incarnation) then listed connection, so the table ends up as if the snapshot had used
+    /// them itself.
+    pub(super) fn keep_shown_names(&mut self, shown: &Snapshot) {
+        if self.dns.is_empty() {
+            return;
+        }
+        let mut rows: Vec<&ProcessRow> = shown.processes.iter().collect();
+        rows.sort_by_key(|p| (p.pid, p.incarnation));
+        for p in rows {
+            for c in &p.connections {
+                let ip = c.remote.map(|a| a.ip().to_canonical());
+                if let Some(ip) = ip.filter(|ip| !ip.is_unspecified()) {
+                    self.dns.lookup(Some(p.pid), ip);
+                }
             }
         }
     }
