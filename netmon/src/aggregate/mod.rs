@@ -5,6 +5,10 @@
 //! `--pid` filter is applied when a snapshot is taken. Counter events are cumulative, so each
 //! counter keeps its last cumulative value and a running total of deltas.
 //!
+//! Time moves in intervals: [`Aggregator::snapshot`] only reads, so it can be taken as often
+//! as wanted; [`Aggregator::advance`] ends an interval (rates are measured per interval, and
+//! closed sockets and exited processes are kept for a number of intervals).
+//!
 //! This file holds the [`Aggregator`], its configuration and its public API; the work is in:
 //! - `state`: what is remembered about each socket and process;
 //! - `ingest`: applying one event to that state;
