@@ -73,6 +73,15 @@ impl DnsNames {
         self.names.get(&(None, addr)).map(String::as_str)
     }
 
+    /// What [`DnsNames::lookup`] answers, without marking the entry as recently used: for
+    /// readers that must not change the table (a snapshot of it).
+    pub fn peek(&self, pid: Option<u32>, addr: IpAddr) -> Option<&str> {
+        self.names
+            .peek(&(pid, addr))
+            .or_else(|| self.names.peek(&(None, addr)))
+            .map(String::as_str)
+    }
+
     /// The name of this packet's remote address as its process resolved it, for capture
     /// lines: the destination of an egress packet, the source of an ingress one.
     pub fn remote_name(&mut self, pkt: &Packet, meta: &PacketMeta) -> Option<&str> {

@@ -149,3 +149,40 @@ fn remote_name_of_later_packets_of_the_same_process() {
         "its own answer wins over a later one of another process"
     );
 }
+
+#[test]
+fn peek_answers_like_lookup_but_leaves_the_eviction_order() {
+    let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+    let mut peeked = DnsNames::new(4);
+    peeked.learn(Some(1), "a.test", &[a]);
+    peeked.learn(None, "b.test", &[b]);
+    assert_eq!(peeked.peek(Some(1), a), Some("a.test"));
+    assert_eq!(peeked.peek(Some(2), a), Some("a.test"), "the fallback");
+    assert_eq!(peeked.peek(Some(1), b), Some("b.test"));
+    // `a`'s two entries are still the oldest: the next three names push them out.
+    for (name, addr) in [
+        ("c.test", "192.0.2.3"),
+        ("d.test", "192.0.2.4"),
+        ("e.test", "192.0.2.5"),
+    ] {
+        peeked.learn(None, name, &[ip(addr)]);
+    }
+    assert_eq!(peeked.peek(Some(1), a), None);
+
+    let mut looked_up = DnsNames::new(4);
+    looked_up.learn(Some(1), "a.test", &[a]);
+    looked_up.learn(None, "b.test", &[b]);
+    assert_eq!(looked_up.lookup(Some(1), a), Some("a.test"));
+    for (name, addr) in [
+        ("c.test", "192.0.2.3"),
+        ("d.test", "192.0.2.4"),
+        ("e.test", "192.0.2.5"),
+    ] {
+        looked_up.learn(None, name, &[ip(addr)]);
+    }
+    assert_eq!(
+        looked_up.lookup(Some(1), a),
+        Some("a.test"),
+        "used, so kept"
+    );
+}

@@ -483,7 +483,7 @@ impl Output {
     }
 
     fn emit_snapshot(&mut self, agg: &mut Aggregator, backend: &str, last: bool) -> Result<()> {
-        let mut snap: Snapshot = agg.snapshot();
+        let mut snap: Snapshot = agg.snapshot_and_advance();
         snap.backend = backend.to_string();
         snap.r#final = last;
         if let Some((tx, metrics)) = &mut self.publish {

@@ -35,7 +35,7 @@ impl Counter {
         (self.total - self.at_mark) as f64 / secs
     }
 
-    /// Called at each snapshot: the next rate is measured from here.
+    /// Called when an interval ends: the next rate is measured from here.
     pub fn mark(&mut self) {
         self.at_mark = self.total;
     }

@@ -81,7 +81,7 @@ fn two_processes_totals_and_rates() {
             Event::Tick { at_ms: 1000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(s.interval_ms, 1000);
     let a = process(&s, 100);
     assert_eq!((a.tx_bytes, a.rx_bytes), (1000, 10));
@@ -98,7 +98,7 @@ fn two_processes_totals_and_rates() {
         &mut agg,
         [payload(1, 100, 3000, 10), Event::Tick { at_ms: 3000 }],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let a = process(&s, 100);
     assert_eq!(s.interval_ms, 2000);
     assert_eq!(a.tx_bytes, 3000);
@@ -120,7 +120,7 @@ fn fork_shared_socket_splits_payload_and_gives_wire_to_the_owner() {
             Event::Tick { at_ms: 1000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let parent = process(&s, 100);
     let child = process(&s, 101);
     assert_eq!(parent.tx_bytes, 500);
@@ -164,7 +164,7 @@ fn follow_children_even_when_the_fork_arrives_after_the_bytes() {
             Event::Tick { at_ms: 500 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let pids: Vec<Pid> = s.processes.iter().map(|p| p.pid).collect();
     assert!(pids.contains(&200), "{pids:?}");
     assert!(
@@ -190,7 +190,7 @@ fn follow_children_even_when_the_fork_arrives_after_the_bytes() {
             },
         ],
     );
-    assert_eq!(plain.snapshot().totals.tx_bytes, 0);
+    assert_eq!(plain.snapshot_and_advance().totals.tx_bytes, 0);
 }
 
 #[test]
@@ -211,18 +211,18 @@ fn closed_sockets_leave_the_rows_but_not_the_totals() {
             Event::Tick { at_ms: 1000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(process(&s, 100).connections.len(), 2);
     assert!(process(&s, 100).connections.iter().any(|c| c.closed));
     for at in [2000, 3000, 4000] {
         agg.ingest(Event::Tick { at_ms: at });
-        let s = agg.snapshot();
+        let s = agg.snapshot_and_advance();
         let p = process(&s, 100);
         assert_eq!((p.tx_bytes, p.rx_bytes), (401, 41), "at {at}");
         assert_eq!(p.tx_wire_bytes, 600, "at {at}");
         assert_eq!(p.tx_rate, 0.0);
     }
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(process(&s, 100).connections.len(), 1, "closed row expired");
     assert_eq!(
         agg.payload.len(),
@@ -247,12 +247,12 @@ fn exited_processes_are_forgotten_but_totals_stay() {
             Event::Tick { at_ms: 1000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert!(!process(&s, 100).alive);
     for _ in 0..3 {
-        agg.snapshot();
+        agg.snapshot_and_advance();
     }
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert!(s.processes.is_empty(), "{s:#?}");
     assert_eq!(s.totals.tx_bytes, 400);
     assert!(agg.processes.is_empty());
@@ -279,9 +279,9 @@ fn a_watched_process_that_exited_stays() {
         ],
     );
     for _ in 0..4 {
-        agg.snapshot();
+        agg.snapshot_and_advance();
     }
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(process(&s, 100).tx_bytes, 9);
     assert!(!process(&s, 100).alive);
 }
@@ -304,14 +304,14 @@ fn unowned_wire_bytes_and_kernel_reasons_are_shown() {
             },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(unattributed(&s, "unknown_owner"), (500, 5));
     assert_eq!(unattributed(&s, "no_socket"), (120, 2));
     assert_eq!(s.lost[0].source, "ring_buffer");
     assert_eq!(s.lost[0].count, 3);
     // Once the owner is known the bytes are the owner's.
     agg.ingest(owner(5, 7));
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(unattributed(&s, "unknown_owner"), (0, 0));
     assert_eq!(process(&s, 7).tx_wire_bytes, 300);
 }
@@ -330,7 +330,7 @@ fn procfs_owner_never_overrides_the_kernel() {
         ppid: 0,
     });
     agg.ingest(wire(1, 10, 0));
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(process(&s, 100).tx_wire_bytes, 10);
     // The reverse: a procfs owner is replaced by the kernel's.
     let mut agg = Aggregator::new(Filter::default());
@@ -345,16 +345,16 @@ fn procfs_owner_never_overrides_the_kernel() {
     });
     agg.ingest(owner(1, 100));
     agg.ingest(wire(1, 10, 0));
-    assert_eq!(process(&agg.snapshot(), 100).tx_wire_bytes, 10);
+    assert_eq!(process(&agg.snapshot_and_advance(), 100).tx_wire_bytes, 10);
 }
 
 #[test]
 fn counter_reset_does_not_lose_or_invent_bytes() {
     let mut agg = Aggregator::new(Filter::default());
     feed(&mut agg, [owner(1, 100), payload(1, 100, 1000, 0)]);
-    agg.snapshot();
+    agg.snapshot_and_advance();
     agg.ingest(payload(1, 100, 30, 0));
-    assert_eq!(process(&agg.snapshot(), 100).tx_bytes, 1030);
+    assert_eq!(process(&agg.snapshot_and_advance(), 100).tx_bytes, 1030);
 }
 
 #[test]
@@ -371,12 +371,12 @@ fn packets_after_a_socket_was_folded_away_still_find_its_owner() {
             Event::SocketClosed { cookie: 1 },
         ],
     );
-    agg.snapshot();
-    agg.snapshot();
+    agg.snapshot_and_advance();
+    agg.snapshot_and_advance();
     assert!(agg.sockets.is_empty(), "folded away");
     // The kernel forgot it too, so the late FIN/ACK starts a fresh cumulative count.
     agg.ingest(wire(1, 60, 0));
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(unattributed(&s, "unknown_owner"), (0, 0));
     assert_eq!(process(&s, 100).tx_wire_bytes, 1060);
 }
@@ -392,7 +392,7 @@ fn kernel_control_sockets_are_their_own_reason() {
             wire(8, 100, 0),
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(unattributed(&s, "kernel_socket"), (520, 5));
     assert_eq!(unattributed(&s, "unknown_owner"), (100, 1));
 }
@@ -412,9 +412,9 @@ fn a_process_whose_sockets_all_closed_keeps_its_row() {
         ],
     );
     for _ in 0..4 {
-        agg.snapshot();
+        agg.snapshot_and_advance();
     }
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let p = process(&s, 100);
     assert_eq!((p.tx_bytes, p.rx_bytes), (5, 7));
     assert!(p.connections.is_empty());
@@ -451,7 +451,7 @@ fn watched_networks_count_outbound_connections() {
             Event::Tick { at_ms: 100 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let p = process(&s, 50);
     assert_eq!(p.networks.get("intranet"), Some(&2), "{:?}", p.networks);
     assert_eq!(p.opened.tcp, 3);
@@ -461,9 +461,9 @@ fn watched_networks_count_outbound_connections() {
         agg.ingest(Event::SocketClosed { cookie: c });
     }
     for _ in 0..10 {
-        agg.snapshot();
+        agg.snapshot_and_advance();
     }
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let p = process(&s, 50);
     assert!(p.connections.is_empty(), "folded away");
     assert_eq!(p.networks.get("intranet"), Some(&2));
@@ -498,7 +498,7 @@ fn a_reused_pid_is_a_new_process() {
             Event::Tick { at_ms: 100 },
         ],
     );
-    agg.snapshot();
+    agg.snapshot_and_advance();
     agg.ingest(Event::ProcessExited { pid: 7 });
     agg.ingest(Event::SocketClosed { cookie: 1 });
     // The old socket's last count arrives after the exit: still the first process's.
@@ -512,7 +512,7 @@ fn a_reused_pid_is_a_new_process() {
             Event::Tick { at_ms: 200 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let rows: Vec<&ProcessRow> = s.processes.iter().filter(|p| p.pid == 7).collect();
     assert_eq!(rows.len(), 2, "{rows:#?}");
     let first = rows.iter().find(|p| p.comm == "first").unwrap();
@@ -531,9 +531,9 @@ fn a_reused_pid_is_a_new_process() {
     // The first one is forgotten in time; its bytes stay in the totals.
     for _ in 0..20 {
         agg.ingest(Event::Tick { at_ms: 300 });
-        agg.snapshot();
+        agg.snapshot_and_advance();
     }
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(s.processes.iter().filter(|p| p.pid == 7).count(), 1);
     assert_eq!(s.totals.tx_bytes, 31_500);
 }
@@ -554,7 +554,7 @@ fn a_new_start_time_is_a_new_process() {
             Event::Tick { at_ms: 100 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let mut got: Vec<(String, u64)> = s
         .processes
         .iter()
@@ -612,7 +612,7 @@ fn connections_carry_the_name_their_process_resolved() {
             Event::Tick { at_ms: 1000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(remote_name(&s, 100, 1), Some("a.example"));
     assert_eq!(remote_name(&s, 200, 2), Some("b.example"));
     assert_eq!(remote_name(&s, 100, 3), Some("a.example"));
@@ -637,7 +637,7 @@ fn an_answer_of_an_unknown_process_is_a_fallback_only() {
             Event::Tick { at_ms: 1000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert_eq!(remote_name(&s, 100, 1), Some("nobody.example"));
     assert_eq!(s.dns.names, 1);
 }
@@ -695,7 +695,7 @@ fn packets_find_their_socket_by_ports_and_addresses() {
         ],
     );
     for _ in 0..10 {
-        agg.snapshot();
+        agg.snapshot_and_advance();
     }
     assert_eq!(
         find(&agg, Proto::Tcp, "10.0.0.1:8080", "10.0.0.9:5000"),
@@ -783,7 +783,7 @@ fn accepted_connections_belong_to_their_listener_until_a_process_moves_bytes() {
             Event::Tick { at_ms: 1000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let idle = process(&s, 200);
     assert_eq!(
         idle.connections.len(),
@@ -853,7 +853,7 @@ fn an_ended_socket_folds_into_its_process_at_once() {
             Event::Tick { at_ms: 2000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let p = process(&s, 100);
     assert_eq!((p.tx_bytes, p.rx_bytes), (1507, 15));
     assert_eq!(p.tx_wire_bytes, 2300);
@@ -868,7 +868,7 @@ fn an_ended_socket_folds_into_its_process_at_once() {
     assert_eq!(agg.payload.len(), 1);
     // Nothing moved since: the rate falls to zero, the totals stay.
     agg.ingest(Event::Tick { at_ms: 3000 });
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let p = process(&s, 100);
     assert_eq!((p.tx_bytes, p.tx_rate), (1507, 0.0));
 }
@@ -892,7 +892,7 @@ fn counts_after_the_end_add_and_late_packets_reach_the_owner() {
             Event::Tick { at_ms: 1000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let p = process(&s, 100);
     assert_eq!(p.tx_bytes, 1004);
     assert_eq!((p.tx_wire_bytes, p.tx_packets), (1540, 16));
@@ -915,16 +915,16 @@ fn closed_rows_are_kept_when_asked() {
             Event::Tick { at_ms: 1000 },
         ],
     );
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let p = process(&s, 100);
     assert_eq!(p.connections.len(), 1);
     assert!(p.connections[0].closed);
     assert_eq!(p.tx_bytes, 1000);
     for at in [2000, 3000] {
         agg.ingest(Event::Tick { at_ms: at });
-        agg.snapshot();
+        agg.snapshot_and_advance();
     }
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     assert!(process(&s, 100).connections.is_empty());
     assert_eq!(process(&s, 100).tx_bytes, 1000);
 }
@@ -950,10 +950,93 @@ fn connections_beyond_the_limit_are_counted_not_listed() {
         );
     }
     agg.ingest(Event::Tick { at_ms: 1000 });
-    let s = agg.snapshot();
+    let s = agg.snapshot_and_advance();
     let p = process(&s, 100);
     let listed: Vec<u64> = p.connections.iter().map(|c| c.cookie).collect();
     assert_eq!(listed, vec![10, 9, 8], "the busiest three");
     assert_eq!(p.connections_not_listed, 7);
     assert_eq!(p.tx_bytes, (1..=10).map(|c| c * 10).sum::<u64>());
+}
+
+/// Events that give a snapshot something of everything that moves between intervals: rates,
+/// a closed socket past its retention, an exited process, a DNS name, a socket ended by its
+/// final counters.
+fn one_of_everything() -> Vec<Event> {
+    vec![
+        dns(100, "a.example", &["192.0.2.10"]),
+        owner(1, 100),
+        endpoints(1, Proto::Tcp, "10.0.0.1:40000", "192.0.2.10:443"),
+        payload(1, 100, 1000, 100),
+        wire(1, 1200, 200),
+        owner(2, 200),
+        endpoints(2, Proto::Udp, "10.0.0.1:5353", "192.0.2.53:53"),
+        payload(2, 200, 50, 500),
+        Event::Tick { at_ms: 1000 },
+        payload(1, 100, 3000, 300),
+        Event::SocketClosed { cookie: 2 },
+        Event::ProcessExited { pid: 200 },
+        owner(3, 100),
+        Event::SocketFinal {
+            cookie: 3,
+            owner: None,
+            payload: vec![(100, 70, 7)],
+            wire: Some([100, 20, 1, 1]),
+            tcp: None,
+        },
+        Event::Tick { at_ms: 2000 },
+    ]
+}
+
+#[test]
+fn taking_a_snapshot_changes_nothing() {
+    let mut agg = Aggregator::new(Filter::default())
+        .with_closed_rows()
+        .with_retention(Retention {
+            closed_snapshots: 0,
+            exited_snapshots: 0,
+        });
+    let evs = one_of_everything();
+    let (first, rest) = evs.split_at(9);
+    feed(&mut agg, first.iter().cloned());
+    agg.advance();
+    feed(&mut agg, rest.iter().cloned());
+    let a = agg.snapshot();
+    let b = agg.snapshot();
+    assert_eq!(format!("{a:#?}"), format!("{b:#?}"));
+    // Rates still cover the interval and nothing expired: the snapshots moved nothing on.
+    assert!(process(&a, 100).tx_rate > 0.0);
+    assert!(a.processes.iter().any(|p| p.pid == 200 && !p.alive));
+    assert_eq!(remote_name(&a, 100, 1), Some("a.example"));
+    let c = agg.snapshot_and_advance();
+    assert_eq!(format!("{a:#?}"), format!("{c:#?}"));
+    assert_ne!(format!("{c:#?}"), format!("{:#?}", agg.snapshot()));
+}
+
+#[test]
+fn advancing_alone_is_the_same_as_after_a_snapshot() {
+    let make = || {
+        Aggregator::new(Filter::default())
+            .with_closed_rows()
+            .with_retention(Retention {
+                closed_snapshots: 1,
+                exited_snapshots: 1,
+            })
+    };
+    let (mut alone, mut after) = (make(), make());
+    let mut at = 2000;
+    for step in 0..4 {
+        for agg in [&mut alone, &mut after] {
+            feed(agg, one_of_everything());
+            agg.ingest(Event::Tick { at_ms: at });
+            agg.ingest(payload(1, 100, 3000 + 1000 * step, 300));
+        }
+        at += 1000;
+        alone.advance();
+        after.snapshot_and_advance();
+        assert_eq!(
+            format!("{:#?}", alone.snapshot()),
+            format!("{:#?}", after.snapshot()),
+            "step {step}"
+        );
+    }
 }

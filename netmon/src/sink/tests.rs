@@ -24,7 +24,7 @@ fn snapshots(name: &str, filter: Filter) -> Vec<Snapshot> {
         let tick = matches!(ev, crate::event::Event::Tick { .. });
         agg.ingest(ev);
         if tick {
-            let mut s = agg.snapshot();
+            let mut s = agg.snapshot_and_advance();
             s.backend = "replay".into();
             out.push(s);
         }
