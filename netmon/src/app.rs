@@ -37,10 +37,13 @@ use crate::{
     tui::{Tui, UiEvent},
 };
 
-/// Capacity of the source → aggregator channel. Sources block (never drop) when it is full,
-/// and the kernel ring buffer absorbs the burst and counts what it cannot.
-const CHANNEL_CAPACITY: usize = 65_536;
-const EVENT_BATCH: usize = 4096;
+/// Capacity of the source → aggregator channel, in batches (a source sends what one pass
+/// produced as one message; the kernel reader's passes are bounded). Sources block (never
+/// drop) when it is full, and the kernel ring buffer absorbs the burst and counts what it
+/// cannot.
+const CHANNEL_CAPACITY: usize = 64;
+/// Batches taken per wake-up of the aggregating loop.
+const EVENT_BATCH: usize = 16;
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -160,7 +163,7 @@ struct Sources {
     failed: watch::Receiver<Option<String>>,
 }
 
-fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
+fn start_sources(args: &RunArgs, tx: mpsc::Sender<Vec<Event>>) -> Result<Sources> {
     let (stop, stop_rx) = watch::channel(false);
     let (fail, failed) = watch::channel(None);
     if let Some(path) = &args.replay {
@@ -191,11 +194,7 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Event>) -> Result<Sources> {
         }
     });
     let scan_task = tokio::spawn(async move {
-        for ev in initial {
-            if tx.send(ev).await.is_err() {
-                break;
-            }
-        }
+        let _ = tx.send(initial).await;
     });
     Ok(Sources {
         backend,
@@ -289,7 +288,7 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
                 0 if replaying && !serving => break Ending::Done,
                 0 => source_done = true,
                 _ => {
-                    for ev in batch.drain(..) {
+                    for ev in batch.drain(..).flatten() {
                         if let Some(w) = recorder.as_mut() {
                             replay::write_event(w, &ev).context("writing --record file")?;
                         }
@@ -332,11 +331,13 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     // last time), so the final totals include every byte up to now.
     let _ = sources.stop.send(true);
     let drain = async {
-        while let Some(ev) = rx.recv().await {
-            if let Some(w) = recorder.as_mut() {
-                replay::write_event(w, &ev)?;
+        while let Some(evs) = rx.recv().await {
+            for ev in evs {
+                if let Some(w) = recorder.as_mut() {
+                    replay::write_event(w, &ev)?;
+                }
+                agg.ingest(ev);
             }
-            agg.ingest(ev);
         }
         Ok::<(), std::io::Error>(())
     };

@@ -289,7 +289,9 @@ pub enum Event {
         payload: Vec<(Pid, u64, u64)>,
         /// Wire bytes and packets: tx, rx bytes, tx, rx packets.
         wire: Option<[u64; 4]>,
-        tcp: Option<TcpCounts>,
+        // Boxed, like TcpStats's: the largest part, and most events are far smaller (every
+        // event moves through vectors and a channel at the size of the largest variant).
+        tcp: Option<Box<TcpCounts>>,
     },
     /// What ended sockets of a process still sent and received (an abortive close's reset
     /// leaves after the final record): growth since the last such event for the process.
@@ -332,7 +334,7 @@ pub enum Event {
     TcpStats {
         cookie: Cookie,
         #[serde(flatten)]
-        stats: TcpCounts,
+        stats: Box<TcpCounts>,
     },
     /// One captured packet (`netmon capture`): header snapshot and where it was seen.
     Packet(PacketRecord),

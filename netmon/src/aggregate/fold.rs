@@ -20,7 +20,7 @@ impl Aggregator {
         owner: Option<FinalOwner>,
         payload: Vec<(Pid, u64, u64)>,
         wire: Option<[u64; 4]>,
-        tcp: Option<TcpCounts>,
+        tcp: Option<Box<TcpCounts>>,
     ) {
         if let Some(o) = owner {
             self.adopt_final_owner(cookie, o);

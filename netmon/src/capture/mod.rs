@@ -187,7 +187,7 @@ async fn capture_async(
     if in_kernel {
         eprintln!("netmon: the filter runs in the kernel (packets it rejects are not copied)");
     }
-    let (tx, mut rx) = mpsc::channel(65_536);
+    let (tx, mut rx) = mpsc::channel::<Vec<Event>>(1024);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let initial = crate::source::procfs::ProcfsSource::new(std::path::PathBuf::from("/proc"))
         .initial_events();
@@ -211,10 +211,16 @@ async fn capture_async(
     let mut done = false;
     while !done {
         tokio::select! {
-            ev = rx.recv() => match ev {
-                Some(Event::Packet(p)) => session.push(p),
-                Some(Event::CaptureStats(s)) => session.tally.kernel = s,
-                Some(ev) => agg.ingest(ev),
+            evs = rx.recv() => match evs {
+                Some(evs) => {
+                    for ev in evs {
+                        match ev {
+                            Event::Packet(p) => session.push(p),
+                            Event::CaptureStats(s) => session.tally.kernel = s,
+                            ev => agg.ingest(ev),
+                        }
+                    }
+                }
                 None => done = true,
             },
             _ = tick.tick() => done = session.drain(&agg, false)?,
@@ -226,11 +232,13 @@ async fn capture_async(
     let _ = stop.send(true);
     // The source's final poll brings the last packets and counters.
     let drain = async {
-        while let Some(ev) = rx.recv().await {
-            match ev {
-                Event::Packet(p) => session.push(p),
-                Event::CaptureStats(s) => session.tally.kernel = s,
-                ev => agg.ingest(ev),
+        while let Some(evs) = rx.recv().await {
+            for ev in evs {
+                match ev {
+                    Event::Packet(p) => session.push(p),
+                    Event::CaptureStats(s) => session.tally.kernel = s,
+                    ev => agg.ingest(ev),
+                }
             }
         }
     };

@@ -48,9 +48,10 @@ pub fn parse_events(text: &str) -> Result<Vec<Event>, (usize, String)> {
     Ok(events)
 }
 
-pub async fn run(events: Vec<Event>, tx: mpsc::Sender<Event>) {
+/// One event per message: a replay's ticks pace it like the kernel's would.
+pub async fn run(events: Vec<Event>, tx: mpsc::Sender<Vec<Event>>) {
     for ev in events {
-        if tx.send(ev).await.is_err() {
+        if tx.send(vec![ev]).await.is_err() {
             return;
         }
     }

@@ -397,7 +397,7 @@ impl KernelSource {
 
     pub async fn run(
         self,
-        tx: tokio::sync::mpsc::Sender<crate::event::Event>,
+        tx: tokio::sync::mpsc::Sender<Vec<crate::event::Event>>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), KernelError> {
         let capturing = self.capture.is_some();

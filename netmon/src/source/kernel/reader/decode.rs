@@ -143,7 +143,7 @@ pub(super) fn socket_final(f: &SockFinal) -> Event {
         let w = &f.wire;
         [w.tx_bytes, w.rx_bytes, w.tx_packets, w.rx_packets]
     });
-    let tcp = has(final_flags::TCP).then(|| tcp_counts(&f.tcp));
+    let tcp = has(final_flags::TCP).then(|| Box::new(tcp_counts(&f.tcp)));
     Event::SocketFinal {
         cookie: f.cookie,
         owner,

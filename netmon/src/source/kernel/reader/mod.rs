@@ -43,6 +43,8 @@ use crate::{
 
 /// How long the reader lets ring records gather when they come in large batches.
 const RING_BATCH: Duration = Duration::from_millis(10);
+/// Records read from the ring in one pass at most.
+const MAX_DRAIN: usize = 4096;
 /// Records in one drain that make the ring count as busy.
 const BUSY_BATCH: usize = 256;
 
@@ -114,7 +116,7 @@ impl Reader {
 
     pub async fn run(
         mut self,
-        tx: mpsc::Sender<Event>,
+        tx: mpsc::Sender<Vec<Event>>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), KernelError> {
         let mut ticker = tokio::time::interval(self.poll);
@@ -125,9 +127,14 @@ impl Reader {
             tokio::select! {
                 guard = self.ring.readable_mut() => {
                     let mut guard = guard.map_err(KernelError::Read)?;
-                    let records = drain(guard.get_inner_mut());
-                    guard.clear_ready();
-                    busy = records.len() >= BUSY_BATCH;
+                    let records = drain(guard.get_inner_mut(), MAX_DRAIN);
+                    // A drain that stopped at its bound left records behind: the ring stays
+                    // ready and is read again at once. Otherwise it was emptied.
+                    let backlog = records.len() == MAX_DRAIN;
+                    if !backlog {
+                        guard.clear_ready();
+                    }
+                    busy = !backlog && records.len() >= BUSY_BATCH;
                     for r in records {
                         self.state.record(r, &mut out);
                     }
@@ -145,7 +152,7 @@ impl Reader {
                 }
                 _ = ticker.tick() => self.state.poll(&mut out, false)?,
                 _ = stop.changed() => {
-                    let records = drain(self.ring.get_mut());
+                    let records = drain(self.ring.get_mut(), usize::MAX);
                     for r in records {
                         self.state.record(r, &mut out);
                     }
@@ -177,9 +184,12 @@ impl Reader {
     }
 }
 
-fn drain(ring: &mut RingBuf<MapData>) -> Vec<Record> {
+/// Up to `max` records: what one pass turns into events and sends before reading more, so a
+/// burst (100k sockets closing at once) never sits in memory as a whole.
+fn drain(ring: &mut RingBuf<MapData>, max: usize) -> Vec<Record> {
     let mut out = Vec::new();
-    while let Some(item) = ring.next() {
+    while out.len() < max {
+        let Some(item) = ring.next() else { break };
         out.extend(decode::record(&item));
     }
     out
@@ -210,19 +220,8 @@ fn drain_dns(ring: &mut RingBuf<MapData>, out: &mut Vec<Event>) {
     }
 }
 
-/// Sends a poll's events with one channel reservation per chunk rather than one per event:
-/// at tens of thousands of connections a second the per-send wakeups were a real cost.
-async fn send_all(tx: &mpsc::Sender<Event>, events: Vec<Event>) -> bool {
-    const CHUNK: usize = 1024;
-    let mut events = events.into_iter().peekable();
-    while events.peek().is_some() {
-        let n = events.len().min(CHUNK).min(tx.max_capacity());
-        let Ok(permits) = tx.reserve_many(n).await else {
-            return false;
-        };
-        for (permit, ev) in permits.zip(events.by_ref()) {
-            permit.send(ev);
-        }
-    }
-    true
+/// Sends a pass's events as one message: at tens of thousands of connections a second a
+/// channel operation (and wake-up) per event was a real cost.
+async fn send_all(tx: &mpsc::Sender<Vec<Event>>, events: Vec<Event>) -> bool {
+    events.is_empty() || tx.send(events).await.is_ok()
 }

@@ -113,7 +113,7 @@ impl Sent {
             }
             out.push(Event::TcpStats {
                 cookie,
-                stats: tcp_counts(&v),
+                stats: Box::new(tcp_counts(&v)),
             });
         });
     }
