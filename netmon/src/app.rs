@@ -231,6 +231,9 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         follow_children: args.follow_children,
         comms: args.comms.clone(),
         cgroups: args.cgroups.clone(),
+        exclude_pids: args.exclude_pids.clone(),
+        exclude_comms: args.exclude_comms.clone(),
+        exclude_cgroups: args.exclude_cgroups.clone(),
     })
     .with_networks(args.watch_networks.clone());
     let limit = args

@@ -197,6 +197,16 @@ pub struct RunArgs {
     /// a container id (repeatable).
     #[arg(long = "cgroup", value_name = "PATTERN", value_parser = non_empty)]
     pub cgroups: Vec<String>,
+    /// Leave this process out of the table, TUI, JSON and metrics (repeatable).
+    #[arg(long = "exclude-pid", value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
+    pub exclude_pids: Vec<u32>,
+    /// Leave processes with this name (comm) out (repeatable).
+    #[arg(long = "exclude-comm", value_name = "NAME", value_parser = non_empty)]
+    pub exclude_comms: Vec<String>,
+    /// Leave processes in this cgroup out: a path prefix, a unit or a container id, as for
+    /// --cgroup (repeatable).
+    #[arg(long = "exclude-cgroup", value_name = "PATTERN", value_parser = non_empty)]
+    pub exclude_cgroups: Vec<String>,
     /// Count connections to these address ranges per process: NAME=CIDR[,CIDR...] (repeatable),
     /// e.g. intranet=10.0.0.0/8,192.168.0.0/16.
     #[arg(long = "watch-network", value_name = "NAME=CIDRS", value_parser = parse_watch_network)]

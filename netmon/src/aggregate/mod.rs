@@ -49,6 +49,10 @@ pub struct Filter {
     pub comms: Vec<String>,
     /// Empty: any cgroup. Otherwise one pattern must match (see `identity::cgroup_matches`).
     pub cgroups: Vec<String>,
+    /// Processes left out whatever else selects them: by pid, by comm, by cgroup pattern.
+    pub exclude_pids: Vec<u32>,
+    pub exclude_comms: Vec<String>,
+    pub exclude_cgroups: Vec<String>,
 }
 
 /// A named set of address ranges: connections to them are counted per process

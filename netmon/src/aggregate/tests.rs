@@ -1040,3 +1040,43 @@ fn advancing_alone_is_the_same_as_after_a_snapshot() {
         );
     }
 }
+
+/// `--exclude-pid/-comm/-cgroup`: the excluded processes have no row and are not in the
+/// totals; a process whose identity is not known yet is shown.
+#[test]
+fn excluded_processes_are_left_out() {
+    let mut agg = Aggregator::new(Filter {
+        exclude_pids: vec![100],
+        exclude_comms: vec!["p200".into()],
+        exclude_cgroups: vec!["backup.service".into()],
+        ..Filter::default()
+    });
+    let process = |pid: Pid, cgroup: &str| Event::Process {
+        pid,
+        ppid: 1,
+        comm: format!("p{pid}"),
+        cmdline: String::new(),
+        uid: 0,
+        exe: String::new(),
+        cgroup: cgroup.into(),
+        netns: 0,
+        start_time: 0,
+    };
+    feed(
+        &mut agg,
+        [
+            process(300, "/system.slice/backup.service"),
+            process(400, "/system.slice/web.service"),
+        ],
+    );
+    for pid in [100, 200, 300, 400, 500] {
+        let cookie = u64::from(pid);
+        feed(&mut agg, [owner(cookie, pid), payload(cookie, pid, 10, 1)]);
+    }
+    agg.ingest(Event::Tick { at_ms: 1000 });
+    let s = agg.snapshot_and_advance();
+    let pids: Vec<Pid> = s.processes.iter().map(|p| p.pid).collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(pids.contains(&400) && pids.contains(&500), "{pids:?}");
+    assert_eq!(s.totals.tx_bytes, 20);
+}

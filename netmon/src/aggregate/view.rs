@@ -89,23 +89,33 @@ impl Aggregator {
 
     /// Whether the process `pid` was in incarnation `inc` has a row.
     fn shows(&self, watched: Option<&HashSet<Pid>>, pid: Pid, inc: u32) -> bool {
-        watched.is_none_or(|w| w.contains(&pid)) && self.selected_by_identity(pid, inc)
+        watched.is_none_or(|w| w.contains(&pid))
+            && !self.filter.exclude_pids.contains(&pid)
+            && self.selected_by_identity(pid, inc)
     }
 
     /// `--comm` and `--cgroup`: a process whose identity is not known yet is not shown.
+    /// `--exclude-comm` and `--exclude-cgroup`: one whose identity is not known yet is.
     fn selected_by_identity(&self, pid: Pid, inc: u32) -> bool {
         let f = &self.filter;
+        let p = self.process_at(pid, inc);
+        let in_cgroup = |pats: &[String], p: &super::state::Process| {
+            pats.iter()
+                .any(|pat| crate::identity::cgroup_matches(pat, &p.cgroup))
+        };
+        if let Some(p) = p
+            && (f.exclude_comms.contains(&p.comm) || in_cgroup(&f.exclude_cgroups, p))
+        {
+            return false;
+        }
         if f.comms.is_empty() && f.cgroups.is_empty() {
             return true;
         }
-        let Some(p) = self.process_at(pid, inc) else {
+        let Some(p) = p else {
             return false;
         };
         (f.comms.is_empty() || f.comms.contains(&p.comm))
-            && (f.cgroups.is_empty()
-                || f.cgroups
-                    .iter()
-                    .any(|pat| crate::identity::cgroup_matches(pat, &p.cgroup)))
+            && (f.cgroups.is_empty() || in_cgroup(&f.cgroups, p))
     }
 
     /// Payload: exact bytes per (socket, process), one connection row each.
