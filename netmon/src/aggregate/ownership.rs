@@ -13,13 +13,26 @@ use crate::event::{Cookie, FinalOwner, Origin, Pid, Proto};
 
 /// Owners of sockets folded away, so packets that arrive after (a late FIN/ACK) still find their
 /// process instead of counting as unattributed. Bounded: the oldest are forgotten first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Tombstones {
     pub(super) owners: HashMap<Cookie, (Pid, Origin)>,
     order: VecDeque<Cookie>,
 }
 
-const MAX_TOMBSTONES: usize = 65_536;
+/// Late counts arrive within a poll or two of a socket's end (ended sockets' packets are
+/// counted per process in the kernel), so this covers more than a second at 20k connections/s.
+const MAX_TOMBSTONES: usize = 32_768;
+
+impl Default for Tombstones {
+    /// Room for twice the bound from the start: burying as many as are forgotten keeps the
+    /// table under half full, so it is cleaned in place instead of doubling late in a long run.
+    fn default() -> Self {
+        Tombstones {
+            owners: HashMap::with_capacity(MAX_TOMBSTONES * 2),
+            order: VecDeque::with_capacity(MAX_TOMBSTONES + 1),
+        }
+    }
+}
 
 impl Tombstones {
     pub(super) fn bury(&mut self, cookie: Cookie, owner: (Pid, Origin)) {

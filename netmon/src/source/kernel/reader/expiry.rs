@@ -26,7 +26,7 @@ const RELEASE_GRACE: Duration = Duration::from_secs(2);
 
 /// Ended sockets remembered for sweeping their PAYLOAD leftovers: at most this many, the
 /// oldest forgotten first (a leftover shows up within a poll or two of the end).
-const ENDED_REMEMBERED: usize = 65_536;
+const ENDED_REMEMBERED: usize = 32_768;
 
 pub(super) struct Expiry {
     /// Polls in [`RELEASE_GRACE`], at least 3.
