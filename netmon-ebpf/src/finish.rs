@@ -14,7 +14,8 @@ use netmon_common::{
 };
 
 use crate::maps::{
-    EVENTS, OWNERS, PAYLOAD, RELEASED, TCP_STATS, WIRE, atomic_add, bump, current_event, emit,
+    EVENTS, OWNERS, PAYLOAD, RELEASED, TCP_STATS, WIRE, add_packet, atomic_add, bump,
+    current_event, emit,
 };
 
 const BPF_NOEXIST: u64 = 1;
@@ -157,14 +158,14 @@ pub fn late_packet(cookie: u64, tx: bool, len: u64, segs: u64) -> bool {
         return true;
     }
     unsafe {
-        if tx {
-            atomic_add(&raw mut (*p).tx_bytes, len);
-            atomic_add(&raw mut (*p).tx_packets, segs);
-        } else {
-            atomic_add(&raw mut (*p).rx_bytes, len);
-            atomic_add(&raw mut (*p).rx_packets, segs);
-        }
-    }
+        add_packet(
+            [&raw mut (*p).tx_bytes, &raw mut (*p).tx_packets],
+            [&raw mut (*p).rx_bytes, &raw mut (*p).rx_packets],
+            tx,
+            len,
+            segs,
+        )
+    };
     true
 }
 

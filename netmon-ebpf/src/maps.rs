@@ -277,14 +277,29 @@ fn add_payload(p: *mut PayloadStats, tx: bool, bytes: u64) {
 #[inline(always)]
 fn add_wire(p: *mut WireStats, tx: bool, len: u64, segs: u64) {
     unsafe {
-        if tx {
-            atomic_add(&raw mut (*p).tx_bytes, len);
-            atomic_add(&raw mut (*p).tx_packets, segs);
-        } else {
-            atomic_add(&raw mut (*p).rx_bytes, len);
-            atomic_add(&raw mut (*p).rx_packets, segs);
-        }
+        add_packet(
+            [&raw mut (*p).tx_bytes, &raw mut (*p).tx_packets],
+            [&raw mut (*p).rx_bytes, &raw mut (*p).rx_packets],
+            tx,
+            len,
+            segs,
+        )
     }
+}
+
+/// Adds one packet of `len` bytes (`segs` segments) to the (bytes, packets) counters of its
+/// direction: WIRE entries and, for ended sockets, their owner's LATE entry.
+#[inline(always)]
+pub fn add_packet(
+    tx_counters: [*mut u64; 2],
+    rx_counters: [*mut u64; 2],
+    tx: bool,
+    len: u64,
+    segs: u64,
+) {
+    let [bytes, packets] = if tx { tx_counters } else { rx_counters };
+    atomic_add(bytes, len);
+    atomic_add(packets, segs);
 }
 
 const AF_INET: u32 = 2;

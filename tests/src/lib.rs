@@ -444,3 +444,19 @@ pub fn summary_count(summary: &str, what: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count before '{what}' in {summary}"))
 }
+
+/// `loadgen connect`'s report: (pid, sent, received) of each client process.
+pub fn loadgen_clients(report: &Value) -> Vec<(u64, u64, u64)> {
+    report["clients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["pid"].as_u64().unwrap_or(0),
+                c["sent"].as_u64().unwrap_or(0),
+                c["received"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}

@@ -1,4 +1,4 @@
-//! The bad-input matrix (issue #7): every flag of `run`, `serve` and `doctor` fed values that are
+//! The bad-input matrix: every flag of `run`, `serve` and `doctor` fed values that are
 //! not numbers, negative, zero or huge, plus unknown backends, malformed networks, unreadable or
 //! malformed config and replay files and a taken port. Each case must end in exactly one
 //! `netmon: error:` line naming the problem, a non-zero exit code, nothing on stdout and no panic

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netmon_tests::{Guard, Lines, Netns, netmon_bin, privileged, test_bin};
+use netmon_tests::{Guard, Lines, Netns, loadgen_clients, netmon_bin, privileged, test_bin};
 use serde_json::Value;
 
 const RATE: &str = "20000";
@@ -83,18 +83,7 @@ fn a_hundred_thousand_connections_exact_and_nothing_lost() {
     let connections = truth["connections"].as_u64().unwrap();
     assert_eq!(truth["failed"], 0, "{truth}");
     assert!(connections > 0, "{truth}");
-    let clients: Vec<(u64, u64, u64)> = truth["clients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["pid"].as_u64().unwrap(),
-                c["sent"].as_u64().unwrap(),
-                c["received"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let clients = loadgen_clients(&truth);
     let sent: u64 = clients.iter().map(|c| c.1).sum();
     let received: u64 = clients.iter().map(|c| c.2).sum();
     assert_eq!(sent, connections * BYTES, "loadgen itself: {truth}");

@@ -10,7 +10,7 @@ use std::{
 use netmon_tests::prom::{TempDir, contrib_dir, netmon_identifiers};
 use serde_json::Value;
 
-/// Every metric netmon exports (issue #5). Histograms add `_bucket`, `_sum` and `_count`.
+/// Every metric netmon exports. Histograms add `_bucket`, `_sum` and `_count`.
 const METRICS: &[&str] = &[
     "netmon_process_network_transmit_bytes_total",
     "netmon_process_network_receive_bytes_total",

@@ -1,4 +1,4 @@
-//! The fault matrix (issue #7): what netmon does when things go wrong around it. A consumer too
+//! The fault matrix: what netmon does when things go wrong around it. A consumer too
 //! slow for the ring buffer, SIGKILL while attached, SIGTERM/SIGINT, the watched namespace
 //! vanishing, a reused PID, missing BTF, a hook the kernel refuses. Root tests: each creates its
 //! own `nmfault-` namespace and removes it (and every process it started) also on failure.
@@ -10,7 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netmon_tests::{Guard, Lines, netmon_bin, privileged, require_tools, trafficgen_bin};
+use netmon_tests::{
+    Guard, Lines, loadgen_clients, netmon_bin, privileged, require_tools, trafficgen_bin,
+};
 use serde_json::Value;
 
 /// A network namespace named `nmfault-<pid>-<tag>` with lo up; deleted on drop unless the test
@@ -152,19 +154,7 @@ fn loadgen_connect(ns: &Ns, port: &str, rate: u32, secs: f64) -> (Vec<(u64, u64,
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("loadgen connect: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(v["failed"], 0, "{v}");
-    let clients = v["clients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["pid"].as_u64().unwrap(),
-                c["sent"].as_u64().unwrap(),
-                c["received"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    (clients, v["connections"].as_u64().unwrap())
+    (loadgen_clients(&v), v["connections"].as_u64().unwrap())
 }
 
 /// `trafficgen tcp 4 SEND RECV` in `ns`: (pid, sent, received) of its client and server.

@@ -748,8 +748,7 @@ fn concurrent_scrapers_neither_fail_nor_stall_the_pipeline() {
     );
 }
 
-// The metrics below land with the stateful exporter (issue #5); until then these tests fail
-// at `netmon serve --watch-network` (an unknown flag) or at the first missing series.
+// The stateful exporter's metrics: watched networks, TCP behaviour, top-K folding.
 
 const WATCH: [&str; 4] = [
     "--watch-network",

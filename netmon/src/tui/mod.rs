@@ -1,4 +1,4 @@
-//! The tabbed terminal UI of `netmon run` (issue #4): the eBPF connections of the watched process
+//! The tabbed terminal UI of `netmon run`: the eBPF connections of the watched process
 //! (the netmon tab) next to everything `/proc/<pid>/net` says about its network namespace.
 //!
 //! - [`state`]: tabs, filter, sort, scroll, interval, and the keys that change them (pure).
