@@ -5,6 +5,7 @@
 //! watched namespace's `/proc/<pid>/net` through `procnet`.
 pub mod aggregate;
 pub mod app;
+pub mod bounded;
 pub mod capture;
 pub mod cli;
 pub mod doctor;

@@ -53,7 +53,7 @@ impl Aggregator {
             self.index.remove(cookie, e);
         }
         if let Some((owner, origin)) = s.owner {
-            self.tombstones.bury(cookie, (owner, origin));
+            self.tombstones.0.insert(cookie, (owner, origin));
             self.fold_into_owner(&s, owner);
         } else {
             // Nobody to fold into: its wire bytes stay counted as unattributed.

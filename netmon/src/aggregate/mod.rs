@@ -223,7 +223,7 @@ impl Aggregator {
             .sockets
             .get(&cookie)
             .and_then(|s| s.owner)
-            .or_else(|| self.tombstones.owners.get(&cookie).copied())?;
+            .or_else(|| self.tombstones.0.get(&cookie).copied())?;
         let comm = self
             .processes
             .get(&pid)

@@ -3,47 +3,28 @@
 //! listener implies who accepted it), pids are reused by new processes (incarnations), and
 //! packets keep arriving after a socket was folded away (tombstones). These rules decide every
 //! row a byte lands in, so they live in one place.
-use std::collections::{HashMap, VecDeque};
 
 use log::debug;
 
 use super::Aggregator;
 use super::state::{Process, Socket};
-use crate::event::{Cookie, FinalOwner, Origin, Pid, Proto};
+use crate::{
+    bounded::BoundedMap,
+    event::{Cookie, FinalOwner, Origin, Pid, Proto},
+};
 
 /// Owners of sockets folded away, so packets that arrive after (a late FIN/ACK) still find their
 /// process instead of counting as unattributed. Bounded: the oldest are forgotten first.
 #[derive(Debug)]
-pub(super) struct Tombstones {
-    pub(super) owners: HashMap<Cookie, (Pid, Origin)>,
-    order: VecDeque<Cookie>,
-}
+pub(super) struct Tombstones(pub(super) BoundedMap<Cookie, (Pid, Origin)>);
 
 /// Late counts arrive within a poll or two of a socket's end (ended sockets' packets are
 /// counted per process in the kernel), so this covers more than a second at 20k connections/s.
 const MAX_TOMBSTONES: usize = 32_768;
 
 impl Default for Tombstones {
-    /// Room for twice the bound from the start: burying as many as are forgotten keeps the
-    /// table under half full, so it is cleaned in place instead of doubling late in a long run.
     fn default() -> Self {
-        Tombstones {
-            owners: HashMap::with_capacity(MAX_TOMBSTONES * 2),
-            order: VecDeque::with_capacity(MAX_TOMBSTONES + 1),
-        }
-    }
-}
-
-impl Tombstones {
-    pub(super) fn bury(&mut self, cookie: Cookie, owner: (Pid, Origin)) {
-        if self.owners.insert(cookie, owner).is_none() {
-            self.order.push_back(cookie);
-        }
-        while self.order.len() > MAX_TOMBSTONES {
-            if let Some(old) = self.order.pop_front() {
-                self.owners.remove(&old);
-            }
-        }
+        Tombstones(BoundedMap::new(MAX_TOMBSTONES))
     }
 }
 
@@ -207,7 +188,7 @@ impl Aggregator {
         let tomb = &self.tombstones;
         let now = self.intervals;
         self.sockets.entry(cookie).or_insert_with(|| {
-            let owner = tomb.owners.get(&cookie).copied();
+            let owner = tomb.0.get(&cookie).copied();
             Socket {
                 owner,
                 // A late count for a socket already folded away: fold it again soon.

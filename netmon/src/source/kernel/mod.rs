@@ -8,7 +8,6 @@ mod cgroups;
 mod hashing;
 pub mod ladder;
 mod reader;
-mod recent;
 pub mod system;
 
 use std::{fs::File, time::Duration};

@@ -10,13 +10,14 @@
 //! later on a loaded or emulated machine) still land on a released socket's entries, and a
 //! process's ended sockets still add to its LATE entry after it exited. Each poll sends values
 //! before it frees, so the last values are never lost.
+use crate::bounded::BoundedMap;
 use std::{
     collections::{HashMap as StdHashMap, HashSet, hash_map::Entry},
     time::Duration,
 };
 
 use super::{
-    super::{KernelError, hashing::FastMap, recent::Recent},
+    super::{KernelError, hashing::FastMap},
     maps::{CookieMap, KernelMaps},
 };
 use crate::event::Event;
@@ -36,7 +37,7 @@ pub(super) struct Expiry {
     /// Exited process → poll number after which its LATE entry is deleted.
     late_exited: StdHashMap<u32, u64>,
     /// Sockets whose final record arrived lately.
-    ended: Recent,
+    ended: BoundedMap<u64, ()>,
 }
 
 impl Expiry {
@@ -46,7 +47,7 @@ impl Expiry {
             grace_polls: (RELEASE_GRACE.as_millis() / poll.as_millis().max(1)).max(3) as u64,
             released: FastMap::default(),
             late_exited: StdHashMap::new(),
-            ended: Recent::new(ENDED_REMEMBERED),
+            ended: BoundedMap::new(ENDED_REMEMBERED),
         }
     }
 
@@ -67,11 +68,11 @@ impl Expiry {
     /// expire; leftovers in PAYLOAD are swept when seen.
     pub(super) fn ended(&mut self, cookie: u64) {
         self.released.remove(&cookie);
-        self.ended.insert(cookie);
+        self.ended.insert(cookie, ());
     }
 
     /// Sockets whose final record arrived lately.
-    pub(super) fn recently_ended(&self) -> &Recent {
+    pub(super) fn recently_ended(&self) -> &BoundedMap<u64, ()> {
         &self.ended
     }
 

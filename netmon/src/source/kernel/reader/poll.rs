@@ -4,6 +4,7 @@
 //!
 //! What was last sent is kept as a digest (8 bytes a socket, not the value: TCP stats are 248
 //! bytes), except LATE, whose values are needed to send growth.
+use crate::bounded::BoundedMap;
 use std::collections::HashMap as StdHashMap;
 
 use netmon_common::{LateStats, PidSockKey, counter};
@@ -12,7 +13,6 @@ use super::{
     super::{
         KernelError,
         hashing::{FastMap, digest},
-        recent::Recent,
     },
     decode::tcp_counts,
     maps::KernelMaps,
@@ -50,13 +50,13 @@ impl Sent {
     pub(super) fn payload(
         &mut self,
         maps: &mut impl KernelMaps,
-        ended: &Recent,
+        ended: &BoundedMap<u64, ()>,
         out: &mut Vec<Event>,
     ) -> Result<(), KernelError> {
         let mut swept = Vec::new();
         let sent = &mut self.payload;
         maps.for_each_payload(&mut |k, v| {
-            if ended.contains(k.cookie) {
+            if ended.contains(&k.cookie) {
                 sent.remove(&(k.cookie, k.tgid));
                 swept.push(k);
             } else {
