@@ -218,12 +218,10 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     };
     let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
     let mut sources = start_sources(&args, tx)?;
-    let mut recorder = match &args.record {
-        Some(p) => {
-            Some(BufWriter::new(File::create(p).with_context(|| {
-                format!("creating --record file {}", p.display())
-            })?))
-        }
+    let mut recorder = match &args.record_events {
+        Some(p) => Some(BufWriter::new(File::create(p).with_context(|| {
+            format!("creating --record-events file {}", p.display())
+        })?)),
         None => None,
     };
     let mut agg = Aggregator::new(Filter {
@@ -293,7 +291,7 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
                 _ => {
                     for ev in batch.drain(..).flatten() {
                         if let Some(w) = recorder.as_mut() {
-                            replay::write_event(w, &ev).context("writing --record file")?;
+                            replay::write_event(w, &ev).context("writing --record-events file")?;
                         }
                         agg.ingest(ev);
                     }
@@ -345,14 +343,14 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         Ok::<(), std::io::Error>(())
     };
     match tokio::time::timeout(Duration::from_secs(5), drain).await {
-        Ok(r) => r.context("writing --record file")?,
+        Ok(r) => r.context("writing --record-events file")?,
         Err(_) => debug!("sources did not finish within 5 s; printing what arrived"),
     }
     for t in sources.tasks {
         t.abort();
     }
     if let Some(mut w) = recorder {
-        w.flush().context("writing --record file")?;
+        w.flush().context("writing --record-events file")?;
     }
     out.emit(&mut agg, &sources.backend, true)?;
     Ok(match ending {

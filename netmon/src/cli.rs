@@ -45,6 +45,82 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
+/// Where the history store is and how much of it is kept (`serve`, `run --record`).
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The history database (SQLite).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// `serve`: do not record flow records into the history database.
+    #[arg(long)]
+    pub no_history: bool,
+    /// `run`: also record flow records into the history database.
+    #[arg(long)]
+    pub record: bool,
+    /// Keep history this long (per-minute roll-ups; raw flows at most --raw-retention).
+    #[arg(long, value_name = "SPAN", default_value = "30d", value_parser = crate::history::when::parse_span_ms)]
+    pub retention: i64,
+    /// Keep raw flow records this long (at most --retention).
+    #[arg(long, value_name = "SPAN", default_value = "7d", value_parser = crate::history::when::parse_span_ms)]
+    pub raw_retention: i64,
+    /// Largest size of the history database; the oldest records go first beyond it.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = crate::history::when::parse_size)]
+    pub max_db_size: u64,
+}
+
+pub const DEFAULT_DB: &str = "/var/lib/netmon/netmon.db";
+
+/// Which part of the history `flows` and `report` read.
+#[derive(Debug, Clone, Args)]
+pub struct RangeArgs {
+    /// The history database (SQLite).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// From this time: a span ago (6h, 2d, 30m), a date (2026-12-07), a local time
+    /// (2026-12-07 10:30) or RFC 3339.
+    #[arg(long, value_name = "TIME", default_value = "1h")]
+    pub since: String,
+    /// Up to this time (same forms as --since).
+    #[arg(long, value_name = "TIME", default_value = "now")]
+    pub until: String,
+    /// Only this process.
+    #[arg(short, long, value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
+    pub pid: Option<u32>,
+    /// Only processes with this name (comm).
+    #[arg(long, value_name = "NAME", value_parser = non_empty)]
+    pub comm: Option<String>,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Print at most this many records.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Group by this.
+    #[arg(long, value_enum, default_value = "process")]
+    pub by: crate::history::By,
+    /// Also a series per row in steps of SPAN (1h, 10m, 1d), drawn as a sparkline.
+    #[arg(long, value_name = "SPAN", value_parser = crate::history::when::parse_span_ms)]
+    pub every: Option<i64>,
+    /// Print CSV.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Rows shown, the busiest first.
+    #[arg(long, value_name = "N", default_value = "20")]
+    pub limit: usize,
+}
+
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for.
@@ -234,7 +310,9 @@ pub struct RunArgs {
     pub max_connections: Option<usize>,
     /// Record every event the sources produce to FILE (JSON lines), for --replay.
     #[arg(long, value_name = "FILE", hide = true)]
-    pub record: Option<PathBuf>,
+    pub record_events: Option<PathBuf>,
+    #[command(flatten)]
+    pub history: HistoryArgs,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod error;
 pub mod event;
 pub mod events;
+pub mod history;
 pub mod identity;
 pub mod netinfo;
 pub mod packaging;
