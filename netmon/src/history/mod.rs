@@ -238,7 +238,10 @@ mod tests {
         assert_eq!(c("8.8.8.8"), "internet");
         assert_eq!(c("2001:db8::1"), "internet");
         let lab = crate::cli::parse_watch_network("lab=10.9.0.0/16").unwrap();
-        assert_eq!(classify("10.9.0.1".parse().unwrap(), &[lab.clone()]), "lab");
+        assert_eq!(
+            classify("10.9.0.1".parse().unwrap(), std::slice::from_ref(&lab)),
+            "lab"
+        );
         assert_eq!(classify("10.8.0.1".parse().unwrap(), &[lab]), "intranet");
     }
 

@@ -183,7 +183,7 @@ fn local_to_unix_ms(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<
     tm.tm_isdst = -1;
     // SAFETY: as above.
     let t = unsafe { libc::mktime(&mut tm) };
-    (t != -1).then_some(i64::from(t) * SECOND)
+    (t != -1).then_some(t * SECOND)
 }
 
 /// A Unix ms time as local `YYYY-MM-DD HH:MM:SS`, for tables.
