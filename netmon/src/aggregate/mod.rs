@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use self::ownership::Tombstones;
 pub use self::snapshot::{
-    ConnectionRow, ConnectionsOpened, DnsStats, LostRow, ProcessRow, Snapshot, Totals,
+    ConnectionRow, ConnectionsOpened, DnsStats, HostRow, LostRow, ProcessRow, Snapshot, Totals,
     UnattributedRow,
 };
 use self::state::{Payload, Process, Retired, Socket};

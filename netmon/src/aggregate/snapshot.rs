@@ -24,6 +24,28 @@ pub struct Snapshot {
     /// RSTs the kernel sent for segments that matched no socket (closed ports, scans).
     pub tcp_resets_without_socket: u64,
     pub dns: DnsStats,
+    /// Per remote host across processes (only from an aggregator made `with_hosts`), the
+    /// busiest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostRow>,
+}
+
+/// One remote host: what every process on this machine exchanged with it since netmon
+/// started (ended connections included).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostRow {
+    pub remote: std::net::IpAddr,
+    /// A name a process got this address for from DNS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// loopback, link-local, intranet, internet or a watched network's name.
+    pub class: String,
+    /// Payload bytes, cumulative.
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    /// Connections to or from it (live and ended), and processes that had one.
+    pub connections: u64,
+    pub processes: u64,
 }
 
 /// The bounded table of names learned from DNS replies.
