@@ -31,12 +31,12 @@ impl Aggregator {
         if let Some(wire) = wire {
             self.set_wire(cookie, wire);
         }
-        let now = self.intervals;
+        let (now, now_ms) = (self.intervals, self.now_ms);
         let s = self.socket(cookie);
         if let Some(t) = tcp {
             s.tcp.set(&t);
         }
-        s.closed_at.get_or_insert(now);
+        s.close(now, now_ms);
         if !self.keep_closed_rows {
             self.fold_socket(cookie);
         }
@@ -48,6 +48,7 @@ impl Aggregator {
         let Some(s) = self.sockets.remove(&cookie) else {
             return;
         };
+        self.flow_ended(cookie, &s);
         self.fold_payload(cookie, &s);
         if let Some(e) = ends(&s) {
             self.index.remove(cookie, e);

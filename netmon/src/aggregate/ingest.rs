@@ -5,7 +5,7 @@
 use crate::event::{Cookie, Event, Origin, Pid, Proto, TcpState};
 
 use super::Aggregator;
-use super::state::{Payload, ends};
+use super::state::{Payload, Socket, ends};
 
 impl Aggregator {
     pub(super) fn apply(&mut self, ev: Event) {
@@ -33,11 +33,18 @@ impl Aggregator {
                 netns,
             } => {
                 self.set_endpoints(cookie, Proto::Tcp, local, Some(remote));
+                if let Some(s) = self.sockets.get_mut(&cookie) {
+                    s.accepted = true;
+                }
                 self.infer_owner_from_listener(cookie, local, netns);
             }
             Event::KernelSocket { cookie } => self.socket(cookie).kernel = true,
             Event::SocketState { cookie, state } => {
-                let s = self.sockets.entry(cookie).or_default();
+                let now_ms = self.now_ms;
+                let s = self
+                    .sockets
+                    .entry(cookie)
+                    .or_insert_with(|| Socket::born(now_ms));
                 s.state = Some(state);
                 s.initiated |= state == TcpState::SynSent;
             }
@@ -56,9 +63,11 @@ impl Aggregator {
                 rx_packets,
             } => self.set_wire(cookie, [tx_bytes, rx_bytes, tx_packets, rx_packets]),
             Event::SocketClosed { cookie } => {
-                let now = self.intervals;
-                let s = self.sockets.entry(cookie).or_default();
-                s.closed_at.get_or_insert(now);
+                let (now, now_ms) = (self.intervals, self.now_ms);
+                self.sockets
+                    .entry(cookie)
+                    .or_insert_with(|| Socket::born(now_ms))
+                    .close(now, now_ms);
             }
             Event::Process {
                 pid,
@@ -69,8 +78,13 @@ impl Aggregator {
                 cgroup,
                 netns,
                 start_time,
-                ..
-            } => self.process_seen(pid, ppid, start_time, [comm, cmdline, exe, cgroup], netns),
+                uid,
+            } => {
+                self.process_seen(pid, ppid, start_time, [comm, cmdline, exe, cgroup], netns);
+                if let Some(p) = self.processes.get_mut(&pid) {
+                    p.uid = Some(uid);
+                }
+            }
             Event::TcpStats { cookie, stats } => self.socket(cookie).tcp.set(&stats),
             Event::SocketFinal {
                 cookie,
@@ -241,7 +255,11 @@ impl Aggregator {
         local: std::net::SocketAddr,
         remote: Option<std::net::SocketAddr>,
     ) {
-        let s = self.sockets.entry(cookie).or_default();
+        let now_ms = self.now_ms;
+        let s = self
+            .sockets
+            .entry(cookie)
+            .or_insert_with(|| Socket::born(now_ms));
         let before = ends(s);
         s.proto = Some(proto);
         s.local = Some(local);

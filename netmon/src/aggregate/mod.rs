@@ -17,6 +17,7 @@
 //! - `view`: the snapshot built from the state (rows, rates, totals);
 //! - `snapshot`: the snapshot's types; `counter`, `index`: building blocks.
 mod counter;
+mod flows;
 mod fold;
 mod index;
 mod ingest;
@@ -27,6 +28,7 @@ mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+pub use self::flows::FLOW_UPDATE_MS;
 use self::ownership::Tombstones;
 pub use self::snapshot::{
     ConnectionRow, ConnectionsOpened, DnsStats, HostRow, LostRow, ProcessRow, Snapshot, Totals,
@@ -122,6 +124,8 @@ pub struct Aggregator {
     keep_closed_rows: bool,
     /// Connection rows listed per process in a snapshot (the busiest); the rest are counted.
     max_connections: usize,
+    /// Flow records for the history store, when asked for ([`Aggregator::with_flows`]).
+    flows: flows::Flows,
 }
 
 impl Aggregator {
@@ -212,6 +216,7 @@ impl Aggregator {
         for s in self.sockets.values_mut() {
             s.wire.mark();
         }
+        self.flow_updates();
         self.interval_start_ms = Some(self.now_ms);
         self.intervals += 1;
         self.expire(self.watched().as_ref());

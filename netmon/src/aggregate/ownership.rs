@@ -50,7 +50,11 @@ impl Aggregator {
         origin: Origin,
         netns: u64,
     ) {
-        let s = self.sockets.entry(cookie).or_default();
+        let now_ms = self.now_ms;
+        let s = self
+            .sockets
+            .entry(cookie)
+            .or_insert_with(|| Socket::born(now_ms));
         if origin != Origin::Procfs && netns != 0 {
             s.netns = Some(netns);
         }
@@ -83,6 +87,7 @@ impl Aggregator {
         if p.comm.is_empty() {
             p.comm = o.comm;
         }
+        p.uid.get_or_insert(o.uid);
         if o.ppid != 0 && o.ppid != o.pid {
             p.ppid.get_or_insert(o.ppid);
         }
@@ -186,15 +191,19 @@ impl Aggregator {
     /// back from the tombstones.
     pub(super) fn socket(&mut self, cookie: Cookie) -> &mut Socket {
         let tomb = &self.tombstones;
-        let now = self.intervals;
+        let (now, now_ms) = (self.intervals, self.now_ms);
         self.sockets.entry(cookie).or_insert_with(|| {
             let owner = tomb.0.get(&cookie).copied();
-            Socket {
+            let mut s = Socket {
                 owner,
-                // A late count for a socket already folded away: fold it again soon.
-                closed_at: owner.map(|_| now),
-                ..Socket::default()
+                revived: owner.is_some(),
+                ..Socket::born(now_ms)
+            };
+            // A late count for a socket already folded away: fold it again soon.
+            if owner.is_some() {
+                s.close(now, now_ms);
             }
+            s
         })
     }
 }

@@ -28,6 +28,37 @@ pub(super) struct Socket {
     /// folding the socket away must collect from `Aggregator::payload` without scanning it.
     pub(super) payload_pid: Option<Pid>,
     pub(super) shared_payload: bool,
+    /// A TCP socket this host accepted (the peer opened it).
+    pub(super) accepted: bool,
+    /// Aggregator time it was first seen, and when it ended (0: not yet).
+    pub(super) born_ms: u64,
+    pub(super) closed_ms: u64,
+    /// History: end of the stretch its last flow record covered (`born_ms` before one), and
+    /// what its records carried so far (absent until a long-lived one gives its first).
+    pub(super) flow_at_ms: u64,
+    pub(super) flow: Option<Box<super::flows::FlowMark>>,
+    /// Re-created from a tombstone for counts that came after it was folded: its record is
+    /// a later segment of a connection already recorded.
+    pub(super) revived: bool,
+}
+
+impl Socket {
+    /// A socket first seen at `now_ms` (aggregator time).
+    pub(super) fn born(now_ms: u64) -> Socket {
+        Socket {
+            born_ms: now_ms,
+            flow_at_ms: now_ms,
+            ..Socket::default()
+        }
+    }
+
+    /// Marks it ended at the given interval and time, unless it already was.
+    pub(super) fn close(&mut self, interval: u64, now_ms: u64) {
+        if self.closed_at.is_none() {
+            self.closed_at = Some(interval);
+            self.closed_ms = now_ms;
+        }
+    }
 }
 
 /// Where the index files a socket; None until its addresses are known.
@@ -123,6 +154,7 @@ pub(super) struct Process {
     pub(super) exe: String,
     pub(super) cgroup: String,
     pub(super) netns: u64,
+    pub(super) uid: Option<u32>,
     pub(super) exited_at: Option<u64>,
     pub(super) retired: Retired,
     pub(super) retired_sockets: RetiredSockets,

@@ -2,7 +2,7 @@
 use std::net::SocketAddr;
 
 use super::*;
-use crate::event::Event;
+use crate::event::{Event, TcpCounts};
 
 fn owner(cookie: Cookie, pid: Pid) -> Event {
     Event::SocketOwner {
@@ -1079,4 +1079,174 @@ fn excluded_processes_are_left_out() {
     assert_eq!(pids.len(), 2, "{pids:?}");
     assert!(pids.contains(&400) && pids.contains(&500), "{pids:?}");
     assert_eq!(s.totals.tx_bytes, 20);
+}
+
+fn flows_of(agg: &mut Aggregator, wall_now_ms: i64) -> Vec<crate::history::FlowRecord> {
+    agg.take_flows(wall_now_ms)
+}
+
+/// A short connection gives one record when it ends: its exact bytes, its owner's identity,
+/// its remote's class and how it closed; the times are moved onto the wall clock.
+#[test]
+fn an_ended_connection_gives_one_flow_record() {
+    let mut agg = Aggregator::new(Filter::default()).with_flows();
+    feed(
+        &mut agg,
+        [
+            Event::Tick { at_ms: 1_000 },
+            Event::Process {
+                pid: 100,
+                ppid: 1,
+                comm: "curl".into(),
+                cmdline: "curl http://10.1.2.3/".into(),
+                uid: 1000,
+                exe: "/usr/bin/curl".into(),
+                cgroup: "/system.slice/backup.service".into(),
+                netns: 4026531840,
+                start_time: 777,
+            },
+            owner(1, 100),
+            Event::SocketState {
+                cookie: 1,
+                state: TcpState::SynSent,
+            },
+            endpoints(1, Proto::Tcp, "10.0.0.1:40000", "10.1.2.3:80"),
+            payload(1, 100, 300, 3),
+            Event::Tick { at_ms: 1_500 },
+            Event::SocketFinal {
+                cookie: 1,
+                owner: None,
+                payload: vec![(100, 1000, 10)],
+                wire: Some([1500, 200, 15, 2]),
+                tcp: Some(Box::new(TcpCounts {
+                    closes_local: 1,
+                    handshake_count: 1,
+                    handshake_sum_us: 250,
+                    ..TcpCounts::default()
+                })),
+            },
+            Event::Tick { at_ms: 2_000 },
+        ],
+    );
+    agg.advance();
+    let f = flows_of(&mut agg, 1_000_000);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let f = &f[0];
+    assert_eq!((f.pid, f.start_time, f.uid), (100, 777, Some(1000)));
+    assert_eq!(
+        (f.comm.as_str(), f.unit.as_str()),
+        ("curl", "backup.service")
+    );
+    assert_eq!((f.proto.as_str(), f.direction.as_str()), ("tcp", "out"));
+    assert_eq!(f.remote, Some("10.1.2.3:80".parse().unwrap()));
+    assert_eq!(f.class, "intranet");
+    assert_eq!((f.tx_bytes, f.rx_bytes), (1000, 10));
+    assert_eq!((f.tx_wire_bytes, f.rx_wire_bytes), (1500, 200));
+    assert_eq!((f.tx_packets, f.rx_packets), (15, 2));
+    assert_eq!((f.segment, f.ended), (0, true));
+    assert_eq!(f.handshake_us, Some(250));
+    assert_eq!(f.closed_by.as_deref(), Some("local"));
+    // Aggregator time 2000 is wall time 1,000,000: it opened at 1000 and ended at 1500.
+    assert_eq!(
+        (f.opened_ms, f.from_ms, f.to_ms),
+        (999_000, 999_000, 999_500)
+    );
+    assert!(flows_of(&mut agg, 1_000_000).is_empty(), "taken once");
+}
+
+/// A long-lived connection gives a record for each minute it moved bytes in (none for a
+/// quiet one), and its records add up to exactly what it moved.
+#[test]
+fn a_long_lived_connection_gives_a_record_a_minute() {
+    let mut agg = Aggregator::new(Filter::default()).with_flows();
+    let mut all = Vec::new();
+    let mut step = |agg: &mut Aggregator, at_ms: u64, evs: Vec<Event>| {
+        agg.ingest(Event::Tick { at_ms });
+        feed(agg, evs);
+        agg.advance();
+        all.extend(flows_of(agg, at_ms as i64));
+    };
+    step(
+        &mut agg,
+        0,
+        vec![
+            owner(1, 100),
+            endpoints(1, Proto::Tcp, "127.0.0.1:40000", "127.0.0.1:5432"),
+            payload(1, 100, 100, 1),
+        ],
+    );
+    step(&mut agg, 30_000, vec![payload(1, 100, 200, 2)]);
+    step(&mut agg, 60_000, vec![payload(1, 100, 700, 7)]);
+    // A quiet minute: no record.
+    step(&mut agg, 90_000, vec![]);
+    step(&mut agg, 120_000, vec![]);
+    step(&mut agg, 150_000, vec![payload(1, 100, 900, 9)]);
+    step(&mut agg, 180_000, vec![]);
+    step(&mut agg, 190_000, vec![final_of(1, 100, 1000, 10, 0)]);
+    let stretches: Vec<_> = all
+        .iter()
+        .map(|f| (f.segment, f.from_ms, f.to_ms, f.tx_bytes, f.ended))
+        .collect();
+    assert_eq!(
+        stretches,
+        vec![
+            (0, 0, 60_000, 700, false),
+            (1, 120_000, 180_000, 200, false),
+            (2, 180_000, 190_000, 100, true),
+        ]
+    );
+    assert_eq!(all.iter().map(|f| f.rx_bytes).sum::<u64>(), 10);
+}
+
+/// Records follow the process filters: `--pid` keeps the watched ones, `--exclude-comm`
+/// leaves a process out; sockets that are not connections give none.
+#[test]
+fn flow_records_follow_the_filters() {
+    let mut agg = Aggregator::new(Filter {
+        exclude_comms: vec!["p200".into()],
+        ..Filter::default()
+    })
+    .with_flows();
+    feed(
+        &mut agg,
+        [
+            started(100, "p100", 1),
+            started(200, "p200", 1),
+            owner(1, 100),
+            endpoints(1, Proto::Tcp, "127.0.0.1:1", "127.0.0.1:2"),
+            final_of(1, 100, 5, 5, 0),
+            owner(2, 200),
+            endpoints(2, Proto::Tcp, "127.0.0.1:3", "127.0.0.1:4"),
+            final_of(2, 200, 6, 6, 0),
+            // A listener: not a connection.
+            owner(3, 100),
+            listen(3, "0.0.0.0:80"),
+            final_of(3, 100, 0, 0, 0),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    agg.advance();
+    let f = flows_of(&mut agg, 0);
+    assert_eq!(f.iter().map(|f| f.flow_id).collect::<Vec<_>>(), vec![1]);
+
+    let mut watched = Aggregator::new(Filter {
+        pids: vec![200],
+        ..Filter::default()
+    })
+    .with_flows();
+    feed(
+        &mut watched,
+        [
+            owner(1, 100),
+            endpoints(1, Proto::Udp, "127.0.0.1:1", "127.0.0.1:53"),
+            final_of(1, 100, 5, 5, 0),
+            owner(2, 200),
+            endpoints(2, Proto::Udp, "127.0.0.1:3", "127.0.0.1:53"),
+            final_of(2, 200, 6, 6, 0),
+        ],
+    );
+    watched.advance();
+    let f = flows_of(&mut watched, 0);
+    assert_eq!(f.iter().map(|f| f.pid).collect::<Vec<_>>(), vec![200]);
+    assert_eq!(f[0].direction, "out");
 }

@@ -97,7 +97,7 @@ impl Aggregator {
 
     /// `--comm` and `--cgroup`: a process whose identity is not known yet is not shown.
     /// `--exclude-comm` and `--exclude-cgroup`: one whose identity is not known yet is.
-    fn selected_by_identity(&self, pid: Pid, inc: u32) -> bool {
+    pub(super) fn selected_by_identity(&self, pid: Pid, inc: u32) -> bool {
         let f = &self.filter;
         let p = self.process_at(pid, inc);
         let in_cgroup = |pats: &[String], p: &super::state::Process| {
