@@ -224,6 +224,26 @@ impl Aggregator {
 
     /// The connection's cumulative counts: payload of every process through it, wire and TCP.
     fn moved(&self, cookie: Cookie, s: &Socket) -> Moved {
+        let (tx, rx) = self.socket_payload(cookie, s);
+        let tcp = s.tcp.totals();
+        Moved {
+            tx,
+            rx,
+            wire: [
+                s.wire.tx_bytes.total(),
+                s.wire.rx_bytes.total(),
+                s.wire.tx_packets.total(),
+                s.wire.rx_packets.total(),
+            ],
+            retransmits: tcp.retransmits,
+            rtt_sum_us: tcp.rtt_sum_us,
+            rtt_count: tcp.rtt_count,
+        }
+    }
+
+    /// Payload (sent, received) of every process through the socket, found without a scan
+    /// unless it was shared.
+    pub(super) fn socket_payload(&self, cookie: Cookie, s: &Socket) -> (u64, u64) {
         let (mut tx, mut rx) = (0, 0);
         let mut add = |pid: Pid| {
             if let Some(pl) = self.payload.get(&(cookie, pid)) {
@@ -242,20 +262,7 @@ impl Aggregator {
         } else if let Some(p) = s.payload_pid {
             add(p);
         }
-        let tcp = s.tcp.totals();
-        Moved {
-            tx,
-            rx,
-            wire: [
-                s.wire.tx_bytes.total(),
-                s.wire.rx_bytes.total(),
-                s.wire.tx_packets.total(),
-                s.wire.rx_packets.total(),
-            ],
-            retransmits: tcp.retransmits,
-            rtt_sum_us: tcp.rtt_sum_us,
-            rtt_count: tcp.rtt_count,
-        }
+        (tx, rx)
     }
 }
 

@@ -49,6 +49,7 @@ impl Aggregator {
             return;
         };
         self.flow_ended(cookie, &s);
+        self.host_folded(cookie, &s);
         self.fold_payload(cookie, &s);
         if let Some(e) = ends(&s) {
             self.index.remove(cookie, e);

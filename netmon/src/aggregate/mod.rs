@@ -19,6 +19,7 @@
 mod counter;
 mod flows;
 mod fold;
+mod hosts;
 mod index;
 mod ingest;
 mod ownership;
@@ -126,6 +127,8 @@ pub struct Aggregator {
     max_connections: usize,
     /// Flow records for the history store, when asked for ([`Aggregator::with_flows`]).
     flows: flows::Flows,
+    /// Per-remote-host totals, when asked for ([`Aggregator::with_hosts`]).
+    hosts: hosts::Hosts,
 }
 
 impl Aggregator {

@@ -1250,3 +1250,65 @@ fn flow_records_follow_the_filters() {
     assert_eq!(f.iter().map(|f| f.pid).collect::<Vec<_>>(), vec![200]);
     assert_eq!(f[0].direction, "out");
 }
+
+/// Per remote host across processes: ended and live connections add up, processes are
+/// counted once, the busiest host comes first, and an excluded process adds nothing.
+#[test]
+fn hosts_add_up_across_processes_and_ended_connections() {
+    let mut agg = Aggregator::new(Filter {
+        exclude_pids: vec![300],
+        ..Filter::default()
+    })
+    .with_hosts();
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            endpoints(1, Proto::Tcp, "10.0.0.1:40000", "10.0.0.9:443"),
+            final_of(1, 100, 1000, 100, 0),
+            owner(2, 200),
+            endpoints(2, Proto::Tcp, "10.0.0.1:40001", "10.0.0.9:443"),
+            payload(2, 200, 50, 5),
+            owner(3, 100),
+            endpoints(3, Proto::Udp, "10.0.0.1:5353", "8.8.8.8:53"),
+            payload(3, 100, 20, 2000),
+            owner(4, 300),
+            endpoints(4, Proto::Tcp, "10.0.0.1:40002", "10.0.0.9:443"),
+            payload(4, 300, 999, 999),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot_and_advance();
+    let h: Vec<_> = s
+        .hosts
+        .iter()
+        .map(|h| {
+            (
+                h.remote.to_string(),
+                h.class.as_str(),
+                h.tx_bytes,
+                h.rx_bytes,
+                h.connections,
+                h.processes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        h,
+        vec![
+            ("8.8.8.8".into(), "internet", 20, 2000, 1, 1),
+            ("10.0.0.9".into(), "intranet", 1050, 105, 2, 2),
+        ]
+    );
+    // The live one ends: nothing counted twice.
+    agg.ingest(final_of(2, 200, 60, 6, 0));
+    let s = agg.snapshot();
+    let h = s.hosts.iter().find(|h| h.remote.to_string() == "10.0.0.9");
+    assert_eq!(h.map(|h| (h.tx_bytes, h.connections)), Some((1060, 2)));
+    assert!(
+        Aggregator::new(Filter::default())
+            .snapshot()
+            .hosts
+            .is_empty()
+    );
+}

@@ -65,7 +65,7 @@ impl Aggregator {
                 names: self.dns.len(),
                 evicted: self.dns.evicted(),
             },
-            hosts: Vec::new(),
+            hosts: self.host_rows(),
         }
     }
 

@@ -1,0 +1,139 @@
+//! Per remote host across processes (the Hosts view, `run --by host`): what every process
+//! exchanged with each remote address since netmon started. Ended connections are added up
+//! when they fold, live ones at each snapshot, so the totals never go down.
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::Aggregator;
+use super::snapshot::HostRow;
+use super::state::Socket;
+use crate::event::{Cookie, Pid};
+use crate::history::classify;
+
+/// Remote hosts remembered at most; beyond, ended connections to new hosts are added to one
+/// "other hosts" row (address `::`), so no byte is dropped.
+const MAX_HOSTS: usize = 65_536;
+/// Distinct processes counted per host at most (the count is a lower bound beyond).
+const MAX_PIDS: usize = 64;
+
+#[derive(Debug, Default)]
+pub(super) struct Hosts {
+    pub(super) enabled: bool,
+    folded: HashMap<IpAddr, HostSum>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct HostSum {
+    tx: u64,
+    rx: u64,
+    connections: u64,
+    pids: Vec<Pid>,
+}
+
+impl HostSum {
+    fn add(&mut self, tx: u64, rx: u64, connections: u64, pid: Option<Pid>) {
+        self.tx += tx;
+        self.rx += rx;
+        self.connections += connections;
+        if let Some(p) = pid
+            && self.pids.len() < MAX_PIDS
+            && !self.pids.contains(&p)
+        {
+            self.pids.push(p);
+        }
+    }
+}
+
+/// The row of hosts beyond `MAX_HOSTS`.
+const OTHER: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+impl Aggregator {
+    /// Keep per-remote-host totals and show them in snapshots (`Snapshot::hosts`).
+    pub fn with_hosts(mut self) -> Self {
+        self.hosts.enabled = true;
+        self
+    }
+
+    /// A socket that folds away: its bytes stay with its remote host.
+    pub(super) fn host_folded(&mut self, cookie: Cookie, s: &Socket) {
+        if !self.hosts.enabled {
+            return;
+        }
+        let Some((ip, pid)) = self.host_of(s) else {
+            return;
+        };
+        let (tx, rx) = self.socket_payload(cookie, s);
+        let full = self.hosts.folded.len() >= MAX_HOSTS;
+        let key = if full && !self.hosts.folded.contains_key(&ip) {
+            OTHER
+        } else {
+            ip
+        };
+        self.hosts
+            .folded
+            .entry(key)
+            .or_default()
+            .add(tx, rx, u64::from(!s.revived), pid);
+    }
+
+    /// The host rows of a snapshot: folded totals plus every live connection, busiest first.
+    pub(super) fn host_rows(&self) -> Vec<HostRow> {
+        if !self.hosts.enabled {
+            return Vec::new();
+        }
+        let mut sums = self.hosts.folded.clone();
+        for (&cookie, s) in &self.sockets {
+            if let Some((ip, pid)) = self.host_of(s) {
+                let (tx, rx) = self.socket_payload(cookie, s);
+                sums.entry(ip)
+                    .or_default()
+                    .add(tx, rx, u64::from(!s.revived), pid);
+            }
+        }
+        let mut rows: Vec<HostRow> = sums
+            .into_iter()
+            .map(|(ip, h)| HostRow {
+                remote: ip,
+                name: (ip != OTHER)
+                    .then(|| self.dns.peek(h.pids.first().copied(), ip))
+                    .flatten()
+                    .map(str::to_string)
+                    .or_else(|| (ip == OTHER).then(|| "other hosts".to_string())),
+                class: if ip == OTHER {
+                    "other".into()
+                } else {
+                    classify(ip, &self.networks)
+                },
+                tx_bytes: h.tx,
+                rx_bytes: h.rx,
+                connections: h.connections,
+                processes: h.pids.len() as u64,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (b.tx_bytes + b.rx_bytes)
+                .cmp(&(a.tx_bytes + a.rx_bytes))
+                .then(a.remote.cmp(&b.remote))
+        });
+        rows
+    }
+
+    /// The remote address a socket counts for, and its owner, if a shown process owns it.
+    fn host_of(&self, s: &Socket) -> Option<(IpAddr, Option<Pid>)> {
+        let ip = s.remote?.ip().to_canonical();
+        if ip.is_unspecified() {
+            return None;
+        }
+        let pid = s.owner.map(|(p, _)| p);
+        if let Some(p) = pid {
+            let f = &self.filter;
+            if f.exclude_pids.contains(&p)
+                || (!f.pids.is_empty() && !f.pids.contains(&p))
+                || !self.selected_by_identity(p, s.owner_inc)
+            {
+                return None;
+            }
+        }
+        Some((ip, pid))
+    }
+}
