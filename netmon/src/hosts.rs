@@ -360,4 +360,4 @@ fn cut(s: &str, width: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
