@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod events;
 pub mod history;
+pub mod hosts;
 pub mod identity;
 pub mod netinfo;
 pub mod packaging;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::aggregate::Snapshot;
+use crate::hosts::HostRates;
 use crate::procnet::{NetDelta, NetRoot, NetSnapshot, ProcNetError, delta};
 use crate::source::procfs::{self, dump_sockets, dump_sockets_in_netns};
 
@@ -30,6 +31,8 @@ pub struct TuiData {
     /// Why `net` is stale or missing.
     pub net_error: Option<String>,
     pub procs: Snapshot,
+    /// Rates per remote host, fed from every snapshot's hosts (the Hosts tab).
+    pub hosts: HostRates,
     /// Socket cookie → sockfs inode, from sock_diag in the watched namespace.
     pub cookie_inodes: HashMap<u64, u64>,
     /// Every watched process has exited: the frame shows final totals under a banner.

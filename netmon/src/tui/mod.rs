@@ -85,8 +85,10 @@ impl Tui {
         Ok(())
     }
 
-    /// A new interval: the aggregator's snapshot and a fresh read of the namespace.
+    /// A new interval: the aggregator's snapshot (its hosts feed the Hosts tab's rates) and a
+    /// fresh read of the namespace.
     pub fn update(&mut self, snap: Snapshot) -> Result<()> {
+        self.data.hosts.update(snap.at_ms, &snap.hosts);
         self.data.procs = snap;
         if !self.data.exited {
             self.collector.refresh(&mut self.data);

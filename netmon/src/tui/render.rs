@@ -11,7 +11,7 @@ use super::state::{Mode, State, Tab, format_interval};
 use super::tabs;
 use super::view::{Body, TabView};
 
-const HELP: &str = "q quit  Tab/←→/1-0 tabs  / filter  s sort  S reverse  a own/all sockets  :set N or +/- interval  ↑↓ PgUp PgDn scroll";
+const HELP: &str = "q quit  Tab/←→/1-0/h tabs  / filter  s sort  S reverse  a own/all sockets  :set N or +/- interval  ↑↓ PgUp PgDn scroll";
 
 pub fn draw(frame: &mut Frame, state: &mut State, data: &TuiData) {
     let banner = u16::from(data.exited);
@@ -37,8 +37,7 @@ pub fn draw(frame: &mut Frame, state: &mut State, data: &TuiData) {
     }
     let titles = Tab::ALL
         .iter()
-        .enumerate()
-        .map(|(i, t)| format!("{} {}", (i + 1) % 10, t.title()));
+        .map(|t| format!("{} {}", t.key(), t.title()));
     frame.render_widget(
         Tabs::new(titles)
             .select(state.tab.index())

@@ -18,11 +18,13 @@ pub enum Tab {
     Icmp,
     Routing,
     Analysis,
+    /// Per remote host across processes, iftop-like; key `h` (after the ten digit tabs).
+    Hosts,
 }
 
 impl Tab {
-    /// In tab-bar order; digit `1` is the first, `0` the tenth.
-    pub const ALL: [Tab; 10] = [
+    /// In tab-bar order; digit `1` is the first, `0` the tenth, `h` the Hosts tab.
+    pub const ALL: [Tab; 11] = [
         Tab::Netmon,
         Tab::Tcp,
         Tab::Udp,
@@ -33,6 +35,7 @@ impl Tab {
         Tab::Icmp,
         Tab::Routing,
         Tab::Analysis,
+        Tab::Hosts,
     ];
 
     pub fn title(self) -> &'static str {
@@ -47,6 +50,15 @@ impl Tab {
             Tab::Icmp => "ICMP",
             Tab::Routing => "Routing",
             Tab::Analysis => "Analysis",
+            Tab::Hosts => "Hosts",
+        }
+    }
+
+    /// The key that selects the tab, as the tab bar shows it.
+    pub fn key(self) -> char {
+        match self {
+            Tab::Hosts => 'h',
+            t => char::from(b'0' + ((t.index() + 1) % 10) as u8),
         }
     }
 
@@ -166,6 +178,7 @@ impl State {
                 let i = (c as usize - '0' as usize + 9) % 10;
                 self.tab = Tab::ALL[i];
             }
+            KeyCode::Char('h') => self.tab = Tab::Hosts,
             KeyCode::Char('/') => self.mode = Mode::Filter,
             KeyCode::Char(':') => self.mode = Mode::Command(String::new()),
             KeyCode::Char('+') => return self.step_interval(1),

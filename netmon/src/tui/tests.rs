@@ -138,6 +138,7 @@ fn data() -> TuiData {
         procs: procs(),
         cookie_inodes: HashMap::from([(900, 32967), (901, 32970)]),
         exited: false,
+        hosts: crate::hosts::tests::sample_rates(),
     }
 }
 
@@ -415,6 +416,70 @@ fn exited_banner_and_status_line() {
     insta::assert_snapshot!("exited_filtered", shot);
 }
 
+#[test]
+fn hosts_tab_rows_from_snapshots() {
+    // As `Tui::update` does: every snapshot's hosts go through the rates.
+    let mut d = data();
+    d.hosts = crate::hosts::HostRates::default();
+    let v = build(Tab::Hosts, &d);
+    assert!(matches!(v.body, Body::Unavailable(_)), "{v:?}");
+    for t in 0..=3u64 {
+        let snap = Snapshot {
+            at_ms: t * 1000,
+            hosts: vec![crate::aggregate::HostRow {
+                remote: "192.0.2.7".parse().unwrap(),
+                name: Some("api.example.com".into()),
+                class: "internet".into(),
+                tx_bytes: 2048 * t,
+                rx_bytes: 0,
+                connections: 3,
+                processes: 1,
+            }],
+            ..Snapshot::default()
+        };
+        d.hosts.update(snap.at_ms, &snap.hosts);
+    }
+    let v = build(Tab::Hosts, &d);
+    let Body::Rows(rows) = &v.body else {
+        panic!("{v:?}")
+    };
+    let cells: Vec<&str> = rows[0].cells.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(
+        cells,
+        [
+            "192.0.2.7",
+            "api.example.com",
+            "internet",
+            "2.00 KiB/s",
+            "2.00 KiB/s",
+            "2.00 KiB/s",
+            "0 B/s",
+            "0 B/s",
+            "0 B/s",
+            "6.00 KiB",
+            "3",
+            "1"
+        ]
+    );
+    assert_eq!(
+        v.note.as_deref(),
+        Some("per second over 2 s, 10 s, 40 s (only 3 s of history yet)")
+    );
+
+    // Sorted by a rate column as a number, not as text.
+    let v = build(Tab::Hosts, &data());
+    let sort = Sort {
+        column: Some(4),
+        descending: true,
+    };
+    let names: Vec<&str> = v
+        .visible_rows("", true, sort)
+        .iter()
+        .map(|r| r.cells[0].text.as_str())
+        .collect();
+    assert_eq!(names, ["2001:db8:ffff::1234", "93.184.216.34", "10.1.2.3"]);
+}
+
 fn ctrl(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
 }
@@ -425,9 +490,17 @@ fn keys() {
     // (keys typed from a fresh state, the tab after them, the last action)
     let cases: &[(&[KeyEvent], Tab, Action)] = &[
         (&[key(KeyCode::Tab)], Tab::Tcp, Action::Redraw),
-        (&[key(BackTab)], Tab::Analysis, Action::Redraw),
+        (&[key(BackTab)], Tab::Hosts, Action::Redraw),
         (&[key(Right), key(Right)], Tab::Udp, Action::Redraw),
-        (&[key(Left)], Tab::Analysis, Action::Redraw),
+        (&[key(Left)], Tab::Hosts, Action::Redraw),
+        (&[key(Left), key(Left)], Tab::Analysis, Action::Redraw),
+        (&[key(Char('h'))], Tab::Hosts, Action::Redraw),
+        (&[key(Char('h')), key(Right)], Tab::Netmon, Action::Redraw),
+        (
+            &[key(Char('/')), key(Char('h'))],
+            Tab::Netmon,
+            Action::Redraw,
+        ),
         (&[key(Char('4'))], Tab::Arp, Action::Redraw),
         (&[key(Char('9'))], Tab::Routing, Action::Redraw),
         (&[key(Char('0'))], Tab::Analysis, Action::Redraw),

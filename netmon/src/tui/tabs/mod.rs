@@ -5,7 +5,9 @@
 //! - `sockets`: TCP, UDP, Raw, ICMP.
 //! - `links`: ARP, Traffic (interfaces), Routing.
 //! - `counters`: Stats and Analysis.
+//! - `hosts`: per remote host rates (from the snapshots, not the namespace).
 mod counters;
+mod hosts;
 mod links;
 mod netmon;
 mod sockets;
@@ -41,6 +43,7 @@ pub fn build(tab: Tab, data: &TuiData) -> TabView {
         Tab::Stats => with_net(data, STATS_COLUMNS, stats),
         Tab::Routing => with_net(data, ROUTING_COLUMNS, routing),
         Tab::Analysis => with_net(data, ANALYSIS_COLUMNS, analysis),
+        Tab::Hosts => hosts::hosts(data),
     }
 }
 
