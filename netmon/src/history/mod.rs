@@ -6,6 +6,7 @@
 //!   bytes of its own stretch only, so sums over any time range are plain sums.
 //! - `store`: the SQLite file (schema, writing, roll-ups, retention, queries).
 //! - `when`: times on the command line (`6h`, RFC 3339, dates); `render`: report output.
+pub mod store;
 pub mod when;
 
 use std::net::{IpAddr, SocketAddr};
