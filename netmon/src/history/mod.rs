@@ -7,6 +7,7 @@
 //! - `store`: the SQLite file (schema, writing, roll-ups, retention, queries).
 //! - `when`: times on the command line (`6h`, RFC 3339, dates); `render`: report output.
 pub mod render;
+pub mod store;
 pub mod when;
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,0 +1,473 @@
+//! Writing a batch: raw rows and roll-up upserts in one transaction, so roll-ups always equal
+//! the sums of the raw rows that were written (until retention removes raw rows).
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::{HOUR_MS, MINUTE_MS, Store, StoreError, bucket_of, to_sql_bits, to_sql_count};
+use crate::history::FlowRecord;
+
+/// Ids already known to be in the file, with the `last_until_ms` written for them.
+#[derive(Default)]
+pub(super) struct Cache {
+    procs: HashMap<ProcIdent, Known>,
+    proc_keys: HashMap<ProcKey, Known>,
+    remote_keys: HashMap<RemoteKey, Known>,
+    /// `PRAGMA data_version` when the cache was last valid: it changes when another
+    /// connection commits (which may have pruned rows whose ids we hold).
+    data_version: Option<i64>,
+}
+
+/// Above this many entries a cache is dropped (and refilled from the file as needed).
+const CACHE_MAX: usize = 100_000;
+
+impl Cache {
+    pub(super) fn clear(&mut self) {
+        self.procs.clear();
+        self.proc_keys.clear();
+        self.remote_keys.clear();
+        self.data_version = None;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Known {
+    id: i64,
+    /// End of the minute of the newest record referring to the row, as stored.
+    until: i64,
+}
+
+/// A process as the `procs` table identifies it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ProcIdent {
+    host: String,
+    pid: u32,
+    start_time: u64,
+    comm: String,
+    cmdline: String,
+    uid: Option<u32>,
+    unit: String,
+    container: String,
+}
+
+/// The per-process roll-up group (no pid, no command line).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(super) struct ProcKey {
+    host: String,
+    comm: String,
+    unit: String,
+    container: String,
+    uid: Option<u32>,
+}
+
+/// The per-remote roll-up group.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(super) struct RemoteKey {
+    host: String,
+    ip: Option<String>,
+    name: Option<String>,
+    class: String,
+    proto: String,
+    direction: String,
+    port: Option<u16>,
+}
+
+/// The counters a roll-up row sums.
+#[derive(Clone, Copy, Default)]
+struct Sums {
+    tx: u64,
+    rx: u64,
+    tx_wire: u64,
+    rx_wire: u64,
+    tx_packets: u64,
+    rx_packets: u64,
+    connections: u64,
+}
+
+impl Sums {
+    fn of(f: &FlowRecord) -> Sums {
+        Sums {
+            tx: f.tx_bytes,
+            rx: f.rx_bytes,
+            tx_wire: f.tx_wire_bytes,
+            rx_wire: f.rx_wire_bytes,
+            tx_packets: f.tx_packets,
+            rx_packets: f.rx_packets,
+            connections: u64::from(f.segment == 0),
+        }
+    }
+
+    fn add(&mut self, o: &Sums) {
+        self.tx = self.tx.saturating_add(o.tx);
+        self.rx = self.rx.saturating_add(o.rx);
+        self.tx_wire = self.tx_wire.saturating_add(o.tx_wire);
+        self.rx_wire = self.rx_wire.saturating_add(o.rx_wire);
+        self.tx_packets = self.tx_packets.saturating_add(o.tx_packets);
+        self.rx_packets = self.rx_packets.saturating_add(o.rx_packets);
+        self.connections = self.connections.saturating_add(o.connections);
+    }
+}
+
+/// Rows looked up or inserted in the current transaction: they join the cache only after
+/// the commit, so a rolled-back batch cannot leave ids in the cache that are not in the file.
+struct Pending<K> {
+    /// id, `until` in the file, `until` needed by this batch.
+    rows: HashMap<K, (i64, i64, i64)>,
+}
+
+impl<K: Hash + Eq + Clone> Pending<K> {
+    fn new() -> Self {
+        Pending {
+            rows: HashMap::new(),
+        }
+    }
+
+    /// The id of `key`, from this batch, the cache or the file (inserting it if new).
+    fn resolve(
+        &mut self,
+        cache: &HashMap<K, Known>,
+        key: &K,
+        until: i64,
+        find: impl FnOnce(&K) -> rusqlite::Result<Option<(i64, i64)>>,
+        insert: impl FnOnce(&K, i64) -> rusqlite::Result<i64>,
+    ) -> rusqlite::Result<i64> {
+        if let Some(p) = self.rows.get_mut(key) {
+            p.2 = p.2.max(until);
+            return Ok(p.0);
+        }
+        if let Some(k) = cache.get(key) {
+            if until > k.until {
+                self.rows.insert(key.clone(), (k.id, k.until, until));
+            }
+            return Ok(k.id);
+        }
+        let (id, stored) = match find(key)? {
+            Some(found) => found,
+            None => (insert(key, until)?, until),
+        };
+        self.rows.insert(key.clone(), (id, stored, stored.max(until)));
+        Ok(id)
+    }
+
+    /// Raises `last_until_ms` where this batch has newer records.
+    fn flush(&self, tx: &Transaction, table: &str) -> rusqlite::Result<()> {
+        let mut up = tx.prepare_cached(&format!(
+            "UPDATE {table} SET last_until_ms = max(last_until_ms, ?2) WHERE id = ?1"
+        ))?;
+        for &(id, stored, needed) in self.rows.values() {
+            if needed > stored {
+                up.execute(params![id, needed])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(self, cache: &mut HashMap<K, Known>) {
+        if cache.len() + self.rows.len() > CACHE_MAX {
+            cache.clear();
+        }
+        for (k, (id, _, until)) in self.rows {
+            cache.insert(k, Known { id, until });
+        }
+    }
+}
+
+const INSERT_FLOW: &str = "INSERT INTO flows (
+    proc, flow_id, segment, netns, proto, direction, local_ip, local_port, remote_ip,
+    remote_port, service_port, remote_name, class, opened_ms, from_ms, to_ms, ended, tx_bytes,
+    rx_bytes, tx_wire_bytes, rx_wire_bytes, tx_packets, rx_packets, handshake_us,
+    retransmits, rtt_us, closed_by)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+
+/// Adds to a roll-up row; sums saturate at i64::MAX instead of failing the batch.
+fn upsert_sql(table: &str) -> String {
+    let cols = [
+        "tx_bytes",
+        "rx_bytes",
+        "tx_wire_bytes",
+        "rx_wire_bytes",
+        "tx_packets",
+        "rx_packets",
+        "connections",
+    ];
+    let set: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            format!(
+                "{c} = CASE WHEN {c} > 9223372036854775807 - excluded.{c} \
+                 THEN 9223372036854775807 ELSE {c} + excluded.{c} END"
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO {table} (bucket, key, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (bucket, key) DO UPDATE SET {}",
+        cols.join(", "),
+        set.join(", ")
+    )
+}
+
+fn upsert(
+    tx: &Transaction,
+    table: &str,
+    rows: &HashMap<(i64, i64), Sums>,
+) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(&upsert_sql(table))?;
+    for (&(bucket, key), s) in rows {
+        st.execute(params![
+            bucket,
+            key,
+            to_sql_count(s.tx),
+            to_sql_count(s.rx),
+            to_sql_count(s.tx_wire),
+            to_sql_count(s.rx_wire),
+            to_sql_count(s.tx_packets),
+            to_sql_count(s.rx_packets),
+            to_sql_count(s.connections),
+        ])?;
+    }
+    Ok(())
+}
+
+/// Minute sums folded into hour sums: a minute `(s, s + 1 min]` lies in the hour starting at
+/// `floor(s / 1 h)`, the same hour `bucket_of` gives its records.
+fn by_hour(minutes: &HashMap<(i64, i64), Sums>) -> HashMap<(i64, i64), Sums> {
+    let mut hours: HashMap<(i64, i64), Sums> = HashMap::new();
+    for (&(m, key), s) in minutes {
+        hours
+            .entry((m.div_euclid(HOUR_MS).saturating_mul(HOUR_MS), key))
+            .or_default()
+            .add(s);
+    }
+    hours
+}
+
+impl Store {
+    /// Writes a batch in ONE transaction: the raw rows, new process and roll-up key rows, and
+    /// the per-minute and per-hour roll-up upserts. On error nothing of the batch is stored.
+    pub fn write(&mut self, flows: &[FlowRecord]) -> Result<(), StoreError> {
+        self.writable()?;
+        if flows.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let e = |e| StoreError::sql(&path, e);
+        let Store { conn, cache, .. } = self;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        let dv: i64 = tx
+            .pragma_query_value(None, "data_version", |r| r.get(0))
+            .map_err(e)?;
+        if cache.data_version != Some(dv) {
+            cache.clear();
+        }
+        let mut procs = Pending::<ProcIdent>::new();
+        let mut pkeys = Pending::<ProcKey>::new();
+        let mut rkeys = Pending::<RemoteKey>::new();
+        let mut proc_min: HashMap<(i64, ProcKey), Sums> = HashMap::new();
+        let mut remote_min: HashMap<(i64, RemoteKey), Sums> = HashMap::new();
+        {
+            let mut insert = tx.prepare_cached(INSERT_FLOW).map_err(e)?;
+            for f in flows {
+                let minute = bucket_of(f.to_ms, MINUTE_MS);
+                let until = minute.saturating_add(MINUTE_MS);
+                let ident = ProcIdent {
+                    host: f.host.clone(),
+                    pid: f.pid,
+                    start_time: f.start_time,
+                    comm: f.comm.clone(),
+                    cmdline: f.cmdline.clone(),
+                    uid: f.uid,
+                    unit: f.unit.clone(),
+                    container: f.container.clone(),
+                };
+                let proc_id = procs
+                    .resolve(&cache.procs, &ident, until, |k| find_proc(&tx, k), |k, u| {
+                        insert_proc(&tx, k, u)
+                    })
+                    .map_err(e)?;
+                insert_flow(&mut insert, proc_id, f).map_err(e)?;
+                let s = Sums::of(f);
+                let pk = ProcKey {
+                    host: f.host.clone(),
+                    comm: f.comm.clone(),
+                    unit: f.unit.clone(),
+                    container: f.container.clone(),
+                    uid: f.uid,
+                };
+                proc_min.entry((minute, pk)).or_default().add(&s);
+                let rk = RemoteKey {
+                    host: f.host.clone(),
+                    ip: f.remote.map(|a| a.ip().to_string()),
+                    name: f.remote_name.clone(),
+                    class: f.class.clone(),
+                    proto: f.proto.clone(),
+                    direction: f.direction.clone(),
+                    port: f.service_port(),
+                };
+                remote_min.entry((minute, rk)).or_default().add(&s);
+            }
+        }
+        // Roll-up keys resolved once per group and minute, not once per record.
+        let mut pmin: HashMap<(i64, i64), Sums> = HashMap::new();
+        for ((minute, k), s) in &proc_min {
+            let until = minute.saturating_add(MINUTE_MS);
+            let id = pkeys
+                .resolve(&cache.proc_keys, k, until, |k| find_proc_key(&tx, k), |k, u| {
+                    insert_proc_key(&tx, k, u)
+                })
+                .map_err(e)?;
+            pmin.entry((*minute, id)).or_default().add(s);
+        }
+        let mut rmin: HashMap<(i64, i64), Sums> = HashMap::new();
+        for ((minute, k), s) in &remote_min {
+            let until = minute.saturating_add(MINUTE_MS);
+            let id = rkeys
+                .resolve(&cache.remote_keys, k, until, |k| find_remote_key(&tx, k), |k, u| {
+                    insert_remote_key(&tx, k, u)
+                })
+                .map_err(e)?;
+            rmin.entry((*minute, id)).or_default().add(s);
+        }
+        upsert(&tx, "proc_minute", &pmin).map_err(e)?;
+        upsert(&tx, "proc_hour", &by_hour(&pmin)).map_err(e)?;
+        upsert(&tx, "remote_minute", &rmin).map_err(e)?;
+        upsert(&tx, "remote_hour", &by_hour(&rmin)).map_err(e)?;
+        procs.flush(&tx, "procs").map_err(e)?;
+        pkeys.flush(&tx, "proc_keys").map_err(e)?;
+        rkeys.flush(&tx, "remote_keys").map_err(e)?;
+        tx.commit().map_err(e)?;
+        procs.commit(&mut cache.procs);
+        pkeys.commit(&mut cache.proc_keys);
+        rkeys.commit(&mut cache.remote_keys);
+        cache.data_version = Some(dv);
+        Ok(())
+    }
+}
+
+fn insert_flow(st: &mut rusqlite::CachedStatement, proc_id: i64, f: &FlowRecord) -> rusqlite::Result<()> {
+    st.execute(params![
+        proc_id,
+        to_sql_bits(f.flow_id),
+        f.segment,
+        to_sql_bits(f.netns),
+        f.proto,
+        f.direction,
+        f.local.map(|a| a.ip().to_string()),
+        f.local.map(|a| a.port()),
+        f.remote.map(|a| a.ip().to_string()),
+        f.remote.map(|a| a.port()),
+        f.service_port(),
+        f.remote_name,
+        f.class,
+        f.opened_ms,
+        f.from_ms,
+        f.to_ms,
+        f.ended,
+        to_sql_count(f.tx_bytes),
+        to_sql_count(f.rx_bytes),
+        to_sql_count(f.tx_wire_bytes),
+        to_sql_count(f.rx_wire_bytes),
+        to_sql_count(f.tx_packets),
+        to_sql_count(f.rx_packets),
+        f.handshake_us.map(to_sql_count),
+        to_sql_count(f.retransmits),
+        f.rtt_us.map(to_sql_count),
+        f.closed_by,
+    ])?;
+    Ok(())
+}
+
+fn find_proc(tx: &Transaction, k: &ProcIdent) -> rusqlite::Result<Option<(i64, i64)>> {
+    tx.prepare_cached(
+        "SELECT id, last_until_ms FROM procs WHERE pid = ?1 AND start_time = ?2 AND host = ?3
+         AND comm = ?4 AND cmdline = ?5 AND uid IS ?6 AND unit = ?7 AND container = ?8",
+    )?
+    .query_row(
+        params![
+            k.pid,
+            to_sql_bits(k.start_time),
+            k.host,
+            k.comm,
+            k.cmdline,
+            k.uid,
+            k.unit,
+            k.container
+        ],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+fn insert_proc(tx: &Transaction, k: &ProcIdent, until: i64) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO procs (host, pid, start_time, comm, cmdline, uid, unit, container,
+         last_until_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        k.host,
+        k.pid,
+        to_sql_bits(k.start_time),
+        k.comm,
+        k.cmdline,
+        k.uid,
+        k.unit,
+        k.container,
+        until
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn find_proc_key(tx: &Transaction, k: &ProcKey) -> rusqlite::Result<Option<(i64, i64)>> {
+    tx.prepare_cached(
+        "SELECT id, last_until_ms FROM proc_keys WHERE comm = ?1 AND host = ?2 AND unit = ?3
+         AND container = ?4 AND uid IS ?5",
+    )?
+    .query_row(params![k.comm, k.host, k.unit, k.container, k.uid], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
+}
+
+fn insert_proc_key(tx: &Transaction, k: &ProcKey, until: i64) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO proc_keys (host, comm, unit, container, uid, last_until_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![k.host, k.comm, k.unit, k.container, k.uid, until])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn find_remote_key(tx: &Transaction, k: &RemoteKey) -> rusqlite::Result<Option<(i64, i64)>> {
+    tx.prepare_cached(
+        "SELECT id, last_until_ms FROM remote_keys WHERE remote_ip IS ?1 AND host = ?2
+         AND remote_name IS ?3 AND class = ?4 AND proto = ?5 AND direction = ?6
+         AND service_port IS ?7",
+    )?
+    .query_row(
+        params![k.ip, k.host, k.name, k.class, k.proto, k.direction, k.port],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+fn insert_remote_key(tx: &Transaction, k: &RemoteKey, until: i64) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO remote_keys (host, remote_ip, remote_name, class, proto, direction,
+         service_port, last_until_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        k.host,
+        k.ip,
+        k.name,
+        k.class,
+        k.proto,
+        k.direction,
+        k.port,
+        until
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
