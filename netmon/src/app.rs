@@ -65,6 +65,8 @@ pub fn main() -> ExitCode {
         Command::Follow(args) => crate::capture::follow(args),
         Command::Interfaces(args) => crate::capture::interfaces(&args),
         Command::Routes(args) => crate::capture::routes(&args),
+        Command::Flows(args) => crate::history::cmd::flows(&args),
+        Command::Report(args) => crate::history::cmd::report(&args),
         Command::Completions(args) => {
             crate::packaging::completions(&args, &mut std::io::stdout().lock())
         }
@@ -249,6 +251,19 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     }
     let mut out = Output::new(&args);
     out.quiet = serving;
+    // A replay (a test fixture) is recorded only when asked: it is not this host's traffic.
+    let recording = if serving && args.replay.is_none() {
+        !args.history.no_history
+    } else {
+        args.history.record
+    };
+    if recording {
+        agg = agg.with_flows();
+        out.recorder = Some(crate::history::recorder::Recorder::start(
+            args.history.db.clone(),
+            history_limits(&args.history),
+        ));
+    }
     let _server = listener.map(|l| {
         let mut metrics = MetricsState::new(
             MetricsOptions {
@@ -353,6 +368,9 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         w.flush().context("writing --record-events file")?;
     }
     out.emit(&mut agg, &sources.backend, true)?;
+    if let Some(r) = out.recorder.take() {
+        report_history(&r.finish());
+    }
     Ok(match ending {
         Ending::Done => Exit::Ok,
         // The totals up to the failure are printed above; the reason is the last line.
@@ -366,6 +384,40 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
             Exit::ProcessExited
         }
     })
+}
+
+/// Retention from the flags: raw flows never outlive the roll-ups.
+fn history_limits(h: &crate::cli::HistoryArgs) -> crate::history::Limits {
+    crate::history::Limits {
+        max_age_ms: h.retention,
+        raw_max_age_ms: h.raw_retention.min(h.retention),
+        max_bytes: h.max_db_size,
+    }
+}
+
+/// At the end of a run: where the history went, and what could not be kept.
+fn report_history(s: &crate::history::HistoryStatus) {
+    let dropped: u64 = s.dropped.values().sum();
+    if dropped > 0 {
+        let why: Vec<String> = s
+            .dropped
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        eprintln!(
+            "netmon: history: {} flow records written to {}, {dropped} dropped ({})",
+            s.written,
+            s.db.display(),
+            why.join(", ")
+        );
+    } else {
+        debug!(
+            "history: {} flow records written to {}",
+            s.written,
+            s.db.display()
+        );
+    }
 }
 
 /// The refresh timer; the first tick comes one period from now.
@@ -435,6 +487,8 @@ struct Output {
     api_cmdlines: bool,
     /// The tabbed UI, which then gets every snapshot but the last.
     tui: Option<Tui>,
+    /// The history store's writer, when recording.
+    recorder: Option<crate::history::recorder::Recorder>,
 }
 
 impl Output {
@@ -448,6 +502,7 @@ impl Output {
             publish: None,
             api_cmdlines: args.api_cmdlines,
             tui: None,
+            recorder: None,
         }
     }
 
@@ -488,6 +543,18 @@ impl Output {
         let mut snap: Snapshot = agg.snapshot_and_advance();
         snap.backend = backend.to_string();
         snap.r#final = last;
+        if let Some(r) = &self.recorder {
+            if last {
+                agg.flush_flows();
+            }
+            r.submit(agg.take_flows(crate::history::when::now_ms()));
+            let mut status = r.status();
+            let not_taken = agg.flows_dropped();
+            if not_taken > 0 {
+                status.dropped.insert("not_taken".into(), not_taken);
+            }
+            snap.history = Some(status);
+        }
         if let Some((tx, metrics)) = &mut self.publish {
             // Serving only: the snapshot goes to the endpoint without a copy.
             if self.quiet {
@@ -528,6 +595,11 @@ impl Output {
         stdout.flush()?;
         Ok(())
     }
+}
+
+/// Columns to render for: the terminal's, `COLUMNS`, or 120 when neither is known.
+pub fn terminal_columns() -> usize {
+    terminal_width().unwrap_or(120)
 }
 
 fn terminal_width() -> Option<usize> {

@@ -41,6 +41,12 @@ pub enum Command {
     Interfaces(ListArgs),
     /// Default gateways and routes (IPv4 and IPv6).
     Routes(ListArgs),
+    /// Flow records from the history store: one per connection (and one a minute for
+    /// long-lived ones), oldest first.
+    Flows(FlowsArgs),
+    /// Top talkers from the history store over a time range, grouped by process, remote,
+    /// port, class, unit, container or host; with --every, a series per row.
+    Report(ReportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
 }

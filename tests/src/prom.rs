@@ -212,6 +212,9 @@ impl Serve {
         };
         let child = cmd
             .args(["serve", "--listen", &addr.to_string()])
+            // History goes to this test's directory (removed with it), never /var/lib.
+            .arg("--db")
+            .arg(dir.0.join("netmon.db"))
             .args(args)
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -129,6 +129,9 @@ impl Running {
                 // serve is what a deployment runs; it sees every namespace from the root one.
                 let mut child = std::process::Command::new(&bins.netmon)
                     .args(["serve", "--listen", "127.0.0.1:0", "--interval", "1"])
+                    // It records history, as deployed, into the run's own directory.
+                    .arg("--db")
+                    .arg(dir.join("history.db"))
                     .args(["--metrics-pid-label"])
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())

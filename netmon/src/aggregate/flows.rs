@@ -106,6 +106,17 @@ impl Aggregator {
     /// Each interval: long-lived connections whose last record is older than
     /// [`FLOW_UPDATE_MS`] give one for what they moved since.
     pub(super) fn flow_updates(&mut self) {
+        self.flow_updates_older_than(FLOW_UPDATE_MS);
+    }
+
+    /// Every live connection gives a record for what it moved since its last one: when
+    /// netmon stops, so history has every byte up to then (a restarted netmon counts the
+    /// same connection from zero again, so nothing is counted twice).
+    pub fn flush_flows(&mut self) {
+        self.flow_updates_older_than(0);
+    }
+
+    fn flow_updates_older_than(&mut self, age_ms: u64) {
         if !self.flows.enabled {
             return;
         }
@@ -114,7 +125,7 @@ impl Aggregator {
             .sockets
             .iter()
             .filter(|(_, s)| s.closed_at.is_none() && is_connection(s))
-            .filter(|(_, s)| now.saturating_sub(s.flow_at_ms) >= FLOW_UPDATE_MS)
+            .filter(|(_, s)| now.saturating_sub(s.flow_at_ms) >= age_ms)
             .map(|(&c, _)| c)
             .collect();
         for cookie in due {

@@ -28,6 +28,9 @@ pub struct Snapshot {
     /// busiest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostRow>,
+    /// The history recorder's counts, when one runs (set by the caller, not the aggregator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::history::HistoryStatus>,
 }
 
 /// One remote host: what every process on this machine exchanged with it since netmon

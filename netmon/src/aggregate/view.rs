@@ -66,6 +66,7 @@ impl Aggregator {
                 evicted: self.dns.evicted(),
             },
             hosts: self.host_rows(),
+            history: None,
         }
     }
 

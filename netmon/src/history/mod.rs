@@ -6,6 +6,8 @@
 //!   bytes of its own stretch only, so sums over any time range are plain sums.
 //! - `store`: the SQLite file (schema, writing, roll-ups, retention, queries).
 //! - `when`: times on the command line (`6h`, RFC 3339, dates); `render`: report output.
+pub mod cmd;
+pub mod recorder;
 pub mod render;
 pub mod store;
 pub mod when;
@@ -218,6 +220,25 @@ pub struct StoreStats {
     pub oldest_rollup_ms: Option<i64>,
     /// Everything retention removed since the store was created.
     pub removed: Pruned,
+}
+
+/// The recorder's state as the exporter and the API show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HistoryStatus {
+    pub db: std::path::PathBuf,
+    /// Flow records committed to the store since netmon started.
+    pub written: u64,
+    /// Flow records not stored, by reason (`writer_behind`, `store_error`,
+    /// `store_unavailable`, `not_taken`).
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    pub db_bytes: u64,
+    /// Age of the oldest record kept (raw flows or roll-ups), in seconds.
+    pub oldest_age_secs: Option<f64>,
+    /// What retention removed, since the store was created.
+    pub removed: Pruned,
+    /// The last error the store gave, if it is failing now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing: Option<String>,
 }
 
 #[cfg(test)]

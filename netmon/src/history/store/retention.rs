@@ -124,7 +124,9 @@ fn oldest_rollup(conn: &rusqlite::Connection) -> rusqlite::Result<Option<i64>> {
     let mut oldest: Option<i64> = None;
     for (table, _) in ROLLUP_TABLES {
         let m: Option<i64> =
-            conn.query_row(&format!("SELECT min(bucket) FROM {table}"), [], |r| r.get(0))?;
+            conn.query_row(&format!("SELECT min(bucket) FROM {table}"), [], |r| {
+                r.get(0)
+            })?;
         oldest = match (oldest, m) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -307,6 +307,9 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
         MetricType::GAUGE,
         vec![gauge(Vec::new(), f.other_processes as f64)],
     ));
+    if let Some(h) = &s.history {
+        history_families(&mut fams, h);
+    }
     fams.push(family(
         "netmon_build_info",
         "netmon's version and payload backend; always 1",
@@ -323,6 +326,62 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
     let mut out = Vec::new();
     TextEncoder::new().encode(&fams, &mut out)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The history recorder's counts: what it wrote, dropped (by reason) and removed, and how big
+/// and how old the store is.
+fn history_families(fams: &mut Vec<MetricFamily>, h: &crate::history::HistoryStatus) {
+    fams.push(family(
+        "netmon_history_records_written_total",
+        "Flow records committed to the history store",
+        MetricType::COUNTER,
+        vec![counter(Vec::new(), h.written)],
+    ));
+    fams.push(family(
+        "netmon_history_records_dropped_total",
+        "Flow records not stored, by reason (writer_behind, store_error, store_unavailable, not_taken)",
+        MetricType::COUNTER,
+        crate::history::recorder::all_drop_reasons(h)
+            .iter()
+            .map(|(r, &n)| counter(vec![label("reason", r)], n))
+            .collect(),
+    ));
+    let r = &h.removed;
+    fams.push(family(
+        "netmon_history_records_removed_total",
+        "Rows retention removed from the history store, by table and reason (age or size)",
+        MetricType::COUNTER,
+        [
+            ("flows", "age", r.flows_by_age),
+            ("flows", "size", r.flows_by_size),
+            ("rollups", "age", r.rollups_by_age),
+            ("rollups", "size", r.rollups_by_size),
+        ]
+        .iter()
+        .map(|&(t, why, n)| counter(vec![label("table", t), label("reason", why)], n))
+        .collect(),
+    ));
+    fams.push(family(
+        "netmon_history_database_bytes",
+        "Size of the history database file",
+        MetricType::GAUGE,
+        vec![gauge(Vec::new(), h.db_bytes as f64)],
+    ));
+    fams.push(family(
+        "netmon_history_oldest_record_age_seconds",
+        "Age of the oldest record the history store keeps",
+        MetricType::GAUGE,
+        h.oldest_age_secs
+            .map(|a| gauge(Vec::new(), a))
+            .into_iter()
+            .collect(),
+    ));
+    fams.push(family(
+        "netmon_history_failing",
+        "1 while the history store cannot be written (records are dropped and counted)",
+        MetricType::GAUGE,
+        vec![gauge(Vec::new(), f64::from(u8::from(h.failing.is_some())))],
+    ));
 }
 
 #[cfg(test)]
