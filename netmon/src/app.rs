@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use log::debug;
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -46,19 +46,28 @@ const CHANNEL_CAPACITY: usize = 64;
 const EVENT_BATCH: usize = 16;
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Parsed in two steps to keep the matches: they say which flags were given on the command
+    // line, and only those override the config file.
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_exit(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => return clap_exit(e),
     };
     init_logging(cli.verbose);
+    let sub_matches = matches.subcommand().map(|(_, m)| m);
     let result = match cli.command {
-        Command::Run(args) => run(args, false),
-        Command::Serve(mut args) => {
-            if args.listen.is_none() {
-                args.listen = crate::sink::http::DEFAULT_LISTEN.parse().ok();
-            }
-            run(args, true)
+        Command::Run(args) => {
+            crate::config::configure(args, cli.config.as_deref(), sub_matches, false)
+                .and_then(|args| run(args, false))
         }
+        Command::Serve(args) => {
+            crate::config::configure(args, cli.config.as_deref(), sub_matches, true)
+                .and_then(|args| run(args, true))
+        }
+        Command::Config(args) => crate::config::command(&args, cli.config.as_deref()),
         Command::Doctor(args) => crate::doctor::run(&args),
         Command::Events(args) => crate::events::run(args),
         Command::Capture(args) => crate::capture::capture(args),
@@ -236,17 +245,9 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         exclude_cgroups: args.exclude_cgroups.clone(),
     })
     .with_networks(args.watch_networks.clone());
-    let limit = args
-        .max_connections
-        .unwrap_or(if serving { 100 } else { usize::MAX });
-    agg = agg.with_connection_limit(limit);
-    let watching_few = !args.pids.is_empty();
-    if args.connections.unwrap_or(if watching_few {
-        crate::cli::ConnectionsShown::All
-    } else {
-        crate::cli::ConnectionsShown::Live
-    }) == crate::cli::ConnectionsShown::All
-    {
+    // `resolve_defaults` has filled in both.
+    agg = agg.with_connection_limit(args.max_connections.unwrap_or(usize::MAX));
+    if args.connections == Some(crate::cli::ConnectionsShown::All) {
         agg = agg.with_closed_rows();
     }
     let mut out = Output::new(&args);

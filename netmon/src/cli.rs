@@ -17,6 +17,10 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Read settings for `serve` and `run` from FILE instead of /etc/netmon/netmon.toml (which
+    /// is read only when it exists); flags given on the command line override the file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,6 +53,41 @@ pub enum Command {
     Report(ReportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
+    /// The configuration file (/etc/netmon/netmon.toml): write a template, or check one.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Write a commented template with every option and its default (to stdout without FILE
+    /// or with -).
+    Init(ConfigInitArgs),
+    /// Check a configuration file (FILE, else --config, else /etc/netmon/netmon.toml) and print
+    /// the settings `netmon serve` would use; exit 2 with one line naming the problem.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigInitArgs {
+    /// Where to write the template; - or nothing for stdout.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Overwrite FILE when it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// The file to check (default: --config, else /etc/netmon/netmon.toml).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 /// Where the history store is and how much of it is kept (`serve`, `run --record`).
@@ -75,6 +114,9 @@ pub struct HistoryArgs {
 }
 
 pub const DEFAULT_DB: &str = "/var/lib/netmon/netmon.db";
+
+/// Connections listed per process by `serve` (its API) when --max-connections is not given.
+pub const SERVE_MAX_CONNECTIONS: usize = 100;
 
 /// Which part of the history `flows` and `report` read.
 #[derive(Debug, Clone, Args)]
@@ -319,6 +361,27 @@ pub struct RunArgs {
     pub record_events: Option<PathBuf>,
     #[command(flatten)]
     pub history: HistoryArgs,
+}
+
+impl RunArgs {
+    /// Fills in the defaults that depend on the command (`serve` listens and lists at most
+    /// [`SERVE_MAX_CONNECTIONS`]) or on other flags (closed connections stay listed with
+    /// --pid), after the flags and the config file had their say.
+    pub fn resolve_defaults(&mut self, serving: bool) {
+        if serving && self.listen.is_none() {
+            self.listen = crate::sink::http::DEFAULT_LISTEN.parse().ok();
+        }
+        self.max_connections.get_or_insert(if serving {
+            SERVE_MAX_CONNECTIONS
+        } else {
+            usize::MAX
+        });
+        self.connections.get_or_insert(if self.pids.is_empty() {
+            ConnectionsShown::Live
+        } else {
+            ConnectionsShown::All
+        });
+    }
 }
 
 #[derive(Debug, Args)]

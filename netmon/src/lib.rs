@@ -8,6 +8,7 @@ pub mod app;
 pub mod bounded;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod event;

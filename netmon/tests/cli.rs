@@ -397,3 +397,117 @@ fn a_bad_web_config_is_one_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A file of its own in the temp directory, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("netmon-cli-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// What `config init` prints passes `config check`, which prints the defaults.
+#[test]
+fn config_init_output_passes_config_check() {
+    let out = netmon(&["config", "init"]);
+    assert_eq!(out.status.code(), Some(0));
+    let template = String::from_utf8(out.stdout).unwrap();
+    assert!(template.starts_with("# netmon settings"), "{template}");
+    assert_eq!(netmon(&["config", "init", "-"]).stdout, template.as_bytes());
+    let file = TempFile::new("init.toml", &template);
+    let out = netmon(&["config", "check", file.path()]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert!(out.stderr.is_empty(), "{}", text_of(&out));
+    assert!(shown.contains("is valid"), "{shown}");
+    assert!(shown.contains("\nlisten = \"127.0.0.1:9742\""), "{shown}");
+    assert!(shown.contains("\nretention = \"30d\"\n"), "{shown}");
+    // --config names the file to check too.
+    let out = netmon(&["--config", file.path(), "config", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+}
+
+fn text_of(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_bad_config_file_is_one_line_and_exit_2() {
+    let file = TempFile::new("bad.toml", "interval = 1\nlisen = \"0.0.0.0:9742\"\n");
+    let want = format!(
+        "{}:2: unknown key \"lisen\" (did you mean \"listen\"?)",
+        file.path()
+    );
+    assert_clean_error(&["config", "check", file.path()], 2, &want);
+    // serve and run read it (before anything else happens) ...
+    assert_clean_error(&["--config", file.path(), "serve"], 2, &want);
+    assert_clean_error(&["run", "--once", "--config", file.path()], 2, &want);
+    let file = TempFile::new("span.toml", "\n[history]\nretention = \"30x\"\n");
+    assert_clean_error(
+        &["config", "check", file.path()],
+        2,
+        &format!(
+            "{}:3: retention: \"30x\" is not a span like 30m, 6h, 2d or 1w",
+            file.path()
+        ),
+    );
+    let file = TempFile::new("syntax.toml", "interval = [\n");
+    assert_clean_error(&["config", "check", file.path()], 2, "invalid TOML");
+    // ... and a file named by --config must exist.
+    assert_clean_error(
+        &["--config", "/nonexistent/netmon.toml", "serve"],
+        2,
+        "config file /nonexistent/netmon.toml: no such file",
+    );
+    assert_clean_error(
+        &["config", "check", "/nonexistent/netmon.toml"],
+        2,
+        "no such file",
+    );
+}
+
+#[test]
+fn config_init_keeps_an_existing_file() {
+    let file = TempFile::new("keep.toml", "interval = 2\n");
+    assert_clean_error(&["config", "init", file.path()], 2, "--force");
+    assert_eq!(std::fs::read_to_string(&file.0).unwrap(), "interval = 2\n");
+    let out = netmon(&["config", "init", "--force", file.path()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let written = std::fs::read_to_string(&file.0).unwrap();
+    assert_eq!(written.as_bytes(), netmon(&["config", "init"]).stdout);
+}
+
+/// The real `serve` takes the file's settings where no flag is given: the file's listen
+/// address loses to --listen (else it could not bind port 1), its api_cmdlines applies.
+#[test]
+fn serve_takes_the_file_where_no_flag_is_given() {
+    let file = TempFile::new(
+        "serve.toml",
+        "listen = \"127.0.0.1:1\"\napi_cmdlines = true\n",
+    );
+    let (mut child, addr) = served(&["--config", file.path()]);
+    let row = api_curl_row(&addr);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        row["cmdline"],
+        "curl -o /dev/null http://big.example.test:8080/big"
+    );
+}

@@ -158,11 +158,13 @@ fn package_installs_runs_and_purges_without_leftovers() {
         assert!(Path::new(f.as_str()).is_file(), "{f} not installed");
     }
     let conffiles = run("dpkg-query", &["-W", "-f=${Conffiles}", "netmon"]);
-    assert!(
-        text(&conffiles).contains("/etc/default/netmon"),
-        "conffiles: {}",
-        text(&conffiles)
-    );
+    for conffile in ["/etc/default/netmon", "/etc/netmon/netmon.toml"] {
+        assert!(
+            text(&conffiles).contains(conffile),
+            "{conffile} not in conffiles: {}",
+            text(&conffiles)
+        );
+    }
 
     let out = run("/usr/bin/netmon", &["--version"]);
     let version = text(&out);
@@ -174,6 +176,14 @@ fn package_installs_runs_and_purges_without_leftovers() {
     );
     let out = run("/usr/bin/netmon", &["doctor"]);
     assert!(out.status.success(), "netmon doctor: {}", text(&out));
+    // The shipped config file (read from the default path) is valid.
+    let out = run("/usr/bin/netmon", &["config", "check"]);
+    assert!(out.status.success(), "netmon config check: {}", text(&out));
+    assert!(
+        text(&out).starts_with("# /etc/netmon/netmon.toml is valid."),
+        "netmon config check: {}",
+        text(&out)
+    );
 
     // With the man pages installed, verify also checks the unit's Documentation= pages exist.
     let out = run("systemd-analyze", &["verify", UNIT]);

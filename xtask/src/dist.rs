@@ -28,6 +28,16 @@ const DEBIAN_REVISION: &str = "1";
 /// /usr/lib/systemd/system the same directory).
 const UNIT_DIR: &str = "lib/systemd/system";
 
+/// netmon's settings (`netmon serve` reads it when it exists).
+const CONFIG_FILE: &str = "/etc/netmon/netmon.toml";
+
+/// Files under /etc: an administrator's changes survive upgrades, and purge removes them.
+const CONFFILES: &[&str] = &["/etc/default/netmon", CONFIG_FILE];
+
+fn conffiles() -> String {
+    CONFFILES.iter().map(|f| format!("{f}\n")).collect()
+}
+
 pub struct Built {
     pub deb: PathBuf,
     pub tarball: PathBuf,
@@ -141,6 +151,19 @@ pub fn package(root: &Path) -> Result<Built> {
         write(&stage.join(dest), &format!("{script}\n"))?;
     }
 
+    // The config file as `netmon config init` writes it (every setting commented out at its
+    // built-in default), and checked by the binary that will read it.
+    let conf = stage.join(CONFIG_FILE.trim_start_matches('/'));
+    let template = output(
+        Command::new(&netmon).args(["config", "init"]),
+        "netmon config init",
+    )?;
+    write(&conf, &format!("{template}\n"))?;
+    output(
+        Command::new(&netmon).args(["config", "check"]).arg(&conf),
+        "netmon config check (of the template)",
+    )?;
+
     let doc = stage.join("usr/share/doc/netmon");
     copy(&contrib.join("debian/copyright"), &doc.join("copyright"))?;
     let rev = version_line
@@ -184,7 +207,7 @@ pub fn package(root: &Path) -> Result<Built> {
         fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))?;
     }
     // dpkg-deb marks nothing as a conffile by itself (debhelper would add every /etc file).
-    write(&control_dir.join("conffiles"), "/etc/default/netmon\n")?;
+    write(&control_dir.join("conffiles"), &conffiles())?;
     write(&control_dir.join("md5sums"), &md5sums(&stage)?)?;
     let depends = shlibs_depends(&build)?;
     let control = control_file(&version, &arch, &maintainer, &depends, &stage)?;
@@ -475,5 +498,13 @@ mod tests {
         assert!(packaged.contains("\nEnvironmentFile=-/etc/default/netmon\n"));
         assert!(!packaged.contains("ExecStart=/usr/local"));
         assert!(packaged.contains("\nDocumentation=man:netmon-serve(8) man:netmon(8)\nAfter="));
+    }
+
+    #[test]
+    fn both_files_in_etc_are_conffiles() {
+        assert_eq!(
+            conffiles(),
+            "/etc/default/netmon\n/etc/netmon/netmon.toml\n"
+        );
     }
 }
