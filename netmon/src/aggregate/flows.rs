@@ -109,10 +109,20 @@ impl Aggregator {
         self.flow_updates_older_than(FLOW_UPDATE_MS);
     }
 
-    /// Every live connection gives a record for what it moved since its last one: when
-    /// netmon stops, so history has every byte up to then (a restarted netmon counts the
-    /// same connection from zero again, so nothing is counted twice).
+    /// When netmon stops, so history has every byte up to then: ended sockets still shown as
+    /// closed rows fold now (giving their last record), and every live connection gives a
+    /// record for what it moved since its last one (a restarted netmon counts the same
+    /// connection from zero again, so nothing is counted twice).
     pub fn flush_flows(&mut self) {
+        let closed: Vec<Cookie> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.closed_at.is_some())
+            .map(|(&c, _)| c)
+            .collect();
+        for c in closed {
+            self.fold_socket(c);
+        }
         self.flow_updates_older_than(0);
     }
 

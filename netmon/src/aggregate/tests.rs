@@ -1312,3 +1312,36 @@ fn hosts_add_up_across_processes_and_ended_connections() {
             .is_empty()
     );
 }
+
+/// With closed rows kept (`--connections all`), an ended connection's record comes when its
+/// row goes, or at the latest when netmon stops; a live one gives what it moved so far.
+#[test]
+fn stopping_flushes_closed_rows_and_live_connections_into_records() {
+    let mut agg = Aggregator::new(Filter::default())
+        .with_closed_rows()
+        .with_flows();
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            endpoints(1, Proto::Tcp, "127.0.0.1:1", "127.0.0.1:2"),
+            final_of(1, 100, 5, 6, 0),
+            owner(2, 100),
+            endpoints(2, Proto::Tcp, "127.0.0.1:3", "127.0.0.1:4"),
+            payload(2, 100, 7, 8),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    agg.advance();
+    assert!(
+        flows_of(&mut agg, 0).is_empty(),
+        "row still shown, nothing live is due"
+    );
+    agg.flush_flows();
+    let mut f: Vec<_> = flows_of(&mut agg, 0)
+        .iter()
+        .map(|f| (f.flow_id, f.tx_bytes, f.rx_bytes, f.ended))
+        .collect();
+    f.sort();
+    assert_eq!(f, vec![(1, 5, 6, true), (2, 7, 8, false)]);
+}
