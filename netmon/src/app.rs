@@ -75,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Interfaces(args) => crate::capture::interfaces(&args),
         Command::Routes(args) => crate::capture::routes(&args),
         Command::Flows(args) => crate::history::cmd::flows(&args),
+        Command::Hub(crate::cli::HubCommand::Init(args)) => crate::fleet::hub::init(&args),
         Command::Report(args) => crate::history::cmd::report(&args),
         Command::Completions(args) => {
             crate::packaging::completions(&args, &mut std::io::stdout().lock())

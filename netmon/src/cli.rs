@@ -55,6 +55,15 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// The configuration file (/etc/netmon/netmon.toml): write a template, or check one.
     Config(ConfigArgs),
+    /// The fleet hub (NATS JetStream): `hub init` creates the streams agents publish to.
+    #[command(subcommand)]
+    Hub(HubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Create or update the streams (idempotent).
+    Init(crate::fleet::hub::HubInitArgs),
 }
 
 #[derive(Debug, Args)]

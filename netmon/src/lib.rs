@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod error;
 pub mod event;
 pub mod events;
+pub mod fleet;
 pub mod history;
 pub mod hosts;
 pub mod identity;

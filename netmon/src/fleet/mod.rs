@@ -1,0 +1,233 @@
+//! Fleet: agents (`netmon serve --hub URL`) publish their flow records, events, a process
+//! summary and a heartbeat to NATS JetStream; any number of viewers (`netmon fleet …`) read
+//! them live and from the streams' history.
+//!
+//! - this file: subjects, stream names and the messages on the wire (the contract between
+//!   agents and viewers), and connecting to the hub;
+//! - `agent`: the publisher in `serve` (the history store is its spool);
+//! - `hub`: `netmon hub init` (streams);
+//! - viewers: `fleet report`, `fleet flows`, `fleet top`, `fleet events`.
+//!
+//! Exactly once: each flow record carries (host, boot, seq), published with that as its
+//! `Nats-Msg-Id`, so the server drops a resend within its duplicate window; viewers also drop
+//! an id they have seen, so a replay beyond the window is harmless.
+pub mod hub;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::FlowRecord;
+
+/// Streams `netmon hub init` creates.
+pub const FLOWS_STREAM: &str = "NETMON_FLOWS";
+pub const EVENTS_STREAM: &str = "NETMON_EVENTS";
+/// Heartbeats and process summaries: only the recent past matters (fleet top, agent down).
+pub const STATE_STREAM: &str = "NETMON_STATE";
+
+/// What an agent publishes, each under `netmon.<site>.<host>.<kind>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Flows,
+    Events,
+    Processes,
+    Heartbeat,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Flows => "flows",
+            Kind::Events => "events",
+            Kind::Processes => "processes",
+            Kind::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+/// `netmon.<site>.<host>.<kind>`; site and host are made safe as subject tokens.
+pub fn subject(site: &str, host: &str, kind: Kind) -> String {
+    format!("netmon.{}.{}.{}", token(site), token(host), kind.as_str())
+}
+
+/// Every agent's subjects of one kind (for streams and subscriptions).
+pub fn all_subjects(kind: Kind) -> String {
+    format!("netmon.*.*.{}", kind.as_str())
+}
+
+/// A subject token: no dots, spaces or wildcards; never empty.
+pub fn token(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if t.is_empty() { "_".into() } else { t }
+}
+
+/// A flow record on the wire: the record and where it comes from, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetFlow {
+    pub site: String,
+    /// The store the record was spooled in (one per agent installation, kept across
+    /// restarts): with `seq`, the record's identity.
+    pub boot: String,
+    /// Position in that store's spool; increasing, never reused.
+    pub seq: u64,
+    #[serde(flatten)]
+    pub flow: FlowRecord,
+}
+
+impl FleetFlow {
+    /// The `Nats-Msg-Id`: (host, boot, seq).
+    pub fn msg_id(&self) -> String {
+        msg_id(&self.flow.host, &self.boot, self.seq)
+    }
+}
+
+pub fn msg_id(host: &str, boot: &str, seq: u64) -> String {
+    format!("{host}/{boot}/{seq}")
+}
+
+/// Sent every few seconds: the agent is alive, and what it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub site: String,
+    pub host: String,
+    pub machine_id: String,
+    pub version: String,
+    pub kernel: String,
+    pub backend: String,
+    pub uptime_secs: u64,
+    pub at_ms: i64,
+    /// Seconds until the next one: a viewer marks the agent down after a few missed.
+    pub every_secs: u64,
+    /// Flow records spooled but not yet acknowledged by the hub.
+    pub spooled: u64,
+}
+
+/// Each interval: the agent's busiest processes and its totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSummary {
+    pub site: String,
+    pub host: String,
+    pub at_ms: i64,
+    pub interval_ms: u64,
+    pub processes: Vec<ProcessRate>,
+    pub tx_rate: f64,
+    pub rx_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessRate {
+    pub pid: u32,
+    pub comm: String,
+    pub tx_rate: f64,
+    pub rx_rate: f64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+}
+
+/// An event at the centre: what happened on which host (device, net, listen, contact, or
+/// `agent-down` made by viewers from missed heartbeats), with the event's own fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetEvent {
+    pub site: String,
+    pub host: String,
+    pub boot: String,
+    pub seq: u64,
+    pub kind: String,
+    pub at_ms: i64,
+    /// One line for people.
+    pub summary: String,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub comm: Option<String>,
+    /// The event as the local `netmon events --json` prints it.
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// How to reach the hub: `--hub` and its credentials, shared by agents and viewers.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HubArgs {
+    /// The NATS server (JetStream): nats://HOST:PORT or tls://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub hub: Option<String>,
+    /// User name for the hub (with --hub-password).
+    #[arg(long, value_name = "NAME", requires = "hub_password")]
+    pub hub_user: Option<String>,
+    /// Password for the hub.
+    #[arg(long, value_name = "PASSWORD", requires = "hub_user")]
+    pub hub_password: Option<String>,
+    /// NATS credentials file (JWT and nkey seed).
+    #[arg(long, value_name = "FILE")]
+    pub hub_creds: Option<PathBuf>,
+    /// CA certificate(s) to verify the hub's TLS certificate (PEM); turns TLS on.
+    #[arg(long, value_name = "FILE")]
+    pub hub_ca: Option<PathBuf>,
+}
+
+/// Connects to the hub; retries are the caller's (agents back off, viewers fail).
+pub async fn connect(h: &HubArgs, name: &str) -> anyhow::Result<async_nats::Client> {
+    let url = h
+        .hub
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("no hub given (--hub nats://HOST:PORT)"))?;
+    let mut o = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(std::time::Duration::from_secs(5));
+    if let (Some(u), Some(p)) = (&h.hub_user, &h.hub_password) {
+        o = o.user_and_password(u.clone(), p.clone());
+    }
+    if let Some(c) = &h.hub_creds {
+        o = o
+            .credentials_file(c)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", c.display()))?;
+    }
+    if let Some(ca) = &h.hub_ca {
+        o = o.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    o.connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("hub {url}: {}", e.to_string().replace('\n', " ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_safe() {
+        assert_eq!(
+            subject("lab 1", "pc01.example.org", Kind::Flows),
+            "netmon.lab_1.pc01_example_org.flows"
+        );
+        assert_eq!(subject("", "h", Kind::Heartbeat), "netmon._.h.heartbeat");
+        assert_eq!(all_subjects(Kind::Events), "netmon.*.*.events");
+    }
+
+    #[test]
+    fn flows_round_trip_with_their_identity() {
+        let f = FleetFlow {
+            site: "lab".into(),
+            boot: "b1".into(),
+            seq: 42,
+            flow: FlowRecord {
+                host: "pc01".into(),
+                tx_bytes: 7,
+                ..FlowRecord::default()
+            },
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert_eq!(serde_json::from_str::<FleetFlow>(&text).unwrap(), f);
+        assert_eq!(f.msg_id(), "pc01/b1/42");
+    }
+}
