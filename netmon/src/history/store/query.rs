@@ -291,7 +291,10 @@ impl Store {
         let series = q.every_ms;
         let (first, last) = match series {
             Some(e) => {
-                let (f, l) = (bucket_of(plan.since.saturating_add(1), e), bucket_of(plan.until, e));
+                let (f, l) = (
+                    bucket_of(plan.since.saturating_add(1), e),
+                    bucket_of(plan.until, e),
+                );
                 let n = (l.saturating_sub(f) / e).saturating_add(1);
                 if n > MAX_BUCKETS {
                     return Err(self.bad(format!(
@@ -307,9 +310,11 @@ impl Store {
         for piece in &plan.pieces {
             match *piece {
                 Piece::Raw(s, u) => self.raw_into(q, s, u, &mut groups)?,
-                Piece::Rollup { width, since, until } => {
-                    self.rollup_into(q, width, since, until, &mut groups)?
-                }
+                Piece::Rollup {
+                    width,
+                    since,
+                    until,
+                } => self.rollup_into(q, width, since, until, &mut groups)?,
             }
         }
         let mut rows: Vec<ReportRow> = groups
@@ -434,7 +439,13 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             while let Some(r) = rows.next().map_err(|e| self.err(e))? {
                 let (key, bucket, tx, rx, c): (i64, i64, i64, i64, i64) = (|| {
-                    Ok::<_, rusqlite::Error>((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok::<_, rusqlite::Error>((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                    ))
                 })()
                 .map_err(|e| self.err(e))?;
                 let s = sums.entry((key, bucket)).or_default();

@@ -283,11 +283,12 @@ fn probe(path: &Path) -> Result<Probe, StoreError> {
         Err(e) => return Err(StoreError::sql(path, e)),
     };
     if app == 0 && version == 0 {
-        let tables: i64 = match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)) {
-            Ok(n) => n,
-            Err(e) if unreadable(&e) => return Ok(Probe::Unusable(e.to_string())),
-            Err(e) => return Err(StoreError::sql(path, e)),
-        };
+        let tables: i64 =
+            match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)) {
+                Ok(n) => n,
+                Err(e) if unreadable(&e) => return Ok(Probe::Unusable(e.to_string())),
+                Err(e) => return Err(StoreError::sql(path, e)),
+            };
         return Ok(if tables == 0 {
             Probe::Usable(conn)
         } else {
@@ -320,7 +321,7 @@ fn probe(path: &Path) -> Result<Probe, StoreError> {
 
 /// Renames the file and its `-wal` / `-shm` to `PATH.corrupt-<unix secs>` (plus `-wal`,
 /// `-shm`, so `sqlite3` opens the set together); `.N` is added if that name is taken.
-fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
+pub(super) fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -361,7 +362,8 @@ fn prepare(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     }
     // NORMAL: consistent after any crash, durable across process crashes, no fsync per
     // commit (may lose the last commits on power loss).
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(e)?;
     // After a large prune the WAL is truncated back to this instead of staying large.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .map_err(e)?;

@@ -146,7 +146,8 @@ impl<K: Hash + Eq + Clone> Pending<K> {
             Some(found) => found,
             None => (insert(key, until)?, until),
         };
-        self.rows.insert(key.clone(), (id, stored, stored.max(until)));
+        self.rows
+            .insert(key.clone(), (id, stored, stored.max(until)));
         Ok(id)
     }
 
@@ -209,11 +210,7 @@ fn upsert_sql(table: &str) -> String {
     )
 }
 
-fn upsert(
-    tx: &Transaction,
-    table: &str,
-    rows: &HashMap<(i64, i64), Sums>,
-) -> rusqlite::Result<()> {
+fn upsert(tx: &Transaction, table: &str, rows: &HashMap<(i64, i64), Sums>) -> rusqlite::Result<()> {
     let mut st = tx.prepare_cached(&upsert_sql(table))?;
     for (&(bucket, key), s) in rows {
         st.execute(params![
@@ -285,9 +282,13 @@ impl Store {
                     container: f.container.clone(),
                 };
                 let proc_id = procs
-                    .resolve(&cache.procs, &ident, until, |k| find_proc(&tx, k), |k, u| {
-                        insert_proc(&tx, k, u)
-                    })
+                    .resolve(
+                        &cache.procs,
+                        &ident,
+                        until,
+                        |k| find_proc(&tx, k),
+                        |k, u| insert_proc(&tx, k, u),
+                    )
                     .map_err(e)?;
                 insert_flow(&mut insert, proc_id, f).map_err(e)?;
                 let s = Sums::of(f);
@@ -316,9 +317,13 @@ impl Store {
         for ((minute, k), s) in &proc_min {
             let until = minute.saturating_add(MINUTE_MS);
             let id = pkeys
-                .resolve(&cache.proc_keys, k, until, |k| find_proc_key(&tx, k), |k, u| {
-                    insert_proc_key(&tx, k, u)
-                })
+                .resolve(
+                    &cache.proc_keys,
+                    k,
+                    until,
+                    |k| find_proc_key(&tx, k),
+                    |k, u| insert_proc_key(&tx, k, u),
+                )
                 .map_err(e)?;
             pmin.entry((*minute, id)).or_default().add(s);
         }
@@ -326,9 +331,13 @@ impl Store {
         for ((minute, k), s) in &remote_min {
             let until = minute.saturating_add(MINUTE_MS);
             let id = rkeys
-                .resolve(&cache.remote_keys, k, until, |k| find_remote_key(&tx, k), |k, u| {
-                    insert_remote_key(&tx, k, u)
-                })
+                .resolve(
+                    &cache.remote_keys,
+                    k,
+                    until,
+                    |k| find_remote_key(&tx, k),
+                    |k, u| insert_remote_key(&tx, k, u),
+                )
                 .map_err(e)?;
             rmin.entry((*minute, id)).or_default().add(s);
         }
@@ -348,7 +357,11 @@ impl Store {
     }
 }
 
-fn insert_flow(st: &mut rusqlite::CachedStatement, proc_id: i64, f: &FlowRecord) -> rusqlite::Result<()> {
+fn insert_flow(
+    st: &mut rusqlite::CachedStatement,
+    proc_id: i64,
+    f: &FlowRecord,
+) -> rusqlite::Result<()> {
     st.execute(params![
         proc_id,
         to_sql_bits(f.flow_id),
