@@ -4,7 +4,9 @@
 //! reports take. Prints figures; it is not a timed test.
 //!
 //! `history-bench [--days D] [--flows-per-day N] [--quick]` (defaults: 30 days of 1,000,000
-//! flows; `--quick`: 1 day of 100,000). Build with `--release` for meaningful figures.
+//! flows; `--quick`: 1 day of 100,000). `--batch-secs S` writes S seconds of traffic per
+//! transaction (the daemon writes every second; larger batches fill a month faster).
+//! Build with `--release` for meaningful figures.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,12 +19,15 @@ const DAY_MS: i64 = 86_400_000;
 struct Args {
     days: i64,
     flows_per_day: u64,
+    /// Seconds of traffic per write transaction (the daemon: 1).
+    batch_secs: i64,
 }
 
 fn args() -> Result<Args, String> {
     let mut a = Args {
         days: 30,
         flows_per_day: 1_000_000,
+        batch_secs: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -34,18 +39,21 @@ fn args() -> Result<Args, String> {
         match arg.as_str() {
             "--days" => a.days = i64::try_from(num("--days")?).map_err(|e| e.to_string())?,
             "--flows-per-day" => a.flows_per_day = num("--flows-per-day")?,
+            "--batch-secs" => {
+                a.batch_secs = i64::try_from(num("--batch-secs")?).map_err(|e| e.to_string())?
+            }
             "--quick" => {
                 a.days = 1;
                 a.flows_per_day = 100_000;
             }
             "-h" | "--help" => {
-                return Err("usage: history-bench [--days D] [--flows-per-day N] [--quick]".into());
+                return Err("usage: history-bench [--days D] [--flows-per-day N] [--batch-secs S] [--quick]".into());
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if a.days < 1 || a.flows_per_day < 1 {
-        return Err("--days and --flows-per-day must be at least 1".into());
+    if a.days < 1 || a.flows_per_day < 1 || a.batch_secs < 1 {
+        return Err("--days, --flows-per-day and --batch-secs must be at least 1".into());
     }
     Ok(a)
 }
@@ -234,14 +242,16 @@ fn run(a: &Args, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>
     for second in 0..a.days * 86_400 {
         let t = start + second * 1000;
         owed += per_second;
-        batch.clear();
+        if second % a.batch_secs == 0 {
+            batch.clear();
+        }
         while owed >= 1.0 {
             owed -= 1.0;
             id += 1;
             let to_ms = t + 1 + rng.below(999) as i64;
             batch.push(mix.flow(&mut rng, id, to_ms));
         }
-        if !batch.is_empty() {
+        if (second + 1) % a.batch_secs == 0 && !batch.is_empty() {
             let w = Instant::now();
             store.write(&batch)?;
             write_time += w.elapsed();
@@ -267,11 +277,14 @@ fn run(a: &Args, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>
     let stats = store.stats()?;
     println!("flows written:           {written}");
     println!(
-        "write cost:              {:.2} µs/flow ({:.0?} in write, one transaction per 1-s batch of ~{per_second:.1})",
+        "write cost:              {:.2} µs/flow ({:.0?} in write, one transaction per {}-s batch of ~{:.1})",
         write_time.as_secs_f64() * 1e6 / written.max(1) as f64,
-        write_time
+        write_time,
+        a.batch_secs,
+        per_second * a.batch_secs as f64
     );
     println!("retention (hourly):      {prune_time:.0?} in total");
+    println!("wall time to fill:       {:.0?}", wall.elapsed());
     if let Some((bytes, n)) = day1_bytes {
         println!(
             "db bytes per 1M flows:   {:.1} MiB (after day 1: {:.1} MiB for {n} flows, roll-ups included)",
