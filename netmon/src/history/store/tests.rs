@@ -821,7 +821,7 @@ fn foreign_sqlite_file_is_moved_aside_newer_refused() {
         let c = rusqlite::Connection::open(&db).unwrap();
         c.pragma_update(None, "user_version", 99).unwrap();
     }
-    let e = Store::open(&db).err().expect("refused");
+    let e = Store::open(&db).expect_err("refused");
     assert!(matches!(e, StoreError::Newer { found: 99, .. }), "{e}");
     assert!(e.to_string().contains(&db.display().to_string()));
     assert!(matches!(
@@ -834,7 +834,7 @@ fn foreign_sqlite_file_is_moved_aside_newer_refused() {
 #[test]
 fn open_read_of_a_missing_file() {
     let t = TempDir::new("missing");
-    let e = Store::open_read(&t.db()).err().expect("missing");
+    let e = Store::open_read(&t.db()).expect_err("missing");
     assert!(matches!(e, StoreError::Missing { .. }));
     let msg = e.to_string();
     assert!(
