@@ -36,7 +36,17 @@ pub struct Store {
     cache: write::Cache,
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What [`Store::open`] gives.
+#[derive(Debug)]
 pub struct Opened {
     pub store: Store,
     /// Set when an unreadable or foreign file was found at the path and moved aside (to this

@@ -307,6 +307,7 @@ impl Store {
             None => (0, 0),
         };
         let mut groups: HashMap<String, Acc> = HashMap::new();
+        let mut keys = None; // loaded once, by the first roll-up piece that needs them
         for piece in &plan.pieces {
             match *piece {
                 Piece::Raw(s, u) => self.raw_into(q, s, u, &mut groups)?,
@@ -314,7 +315,7 @@ impl Store {
                     width,
                     since,
                     until,
-                } => self.rollup_into(q, width, since, until, &mut groups)?,
+                } => self.rollup_into(q, width, since, until, &mut keys, &mut groups)?,
             }
         }
         let mut rows: Vec<ReportRow> = groups
@@ -417,6 +418,7 @@ impl Store {
         width: i64,
         since: i64,
         until: i64,
+        keys: &mut Option<HashMap<i64, String>>,
         groups: &mut HashMap<String, Acc>,
     ) -> Result<(), StoreError> {
         let Some(family) = rollup_family(q.by, q.comm.is_some()) else {
@@ -457,7 +459,12 @@ impl Store {
         if sums.is_empty() {
             return Ok(());
         }
-        let keys = self.key_texts(q, family)?;
+        if keys.is_none() {
+            *keys = Some(self.key_texts(q, family)?);
+        }
+        let Some(keys) = keys.as_ref() else {
+            return Ok(());
+        };
         for ((key, bucket), (tx, rx, c)) in sums {
             // A key filtered out by comm (or missing: never, keys outlive their rows).
             let Some(text) = keys.get(&key) else { continue };

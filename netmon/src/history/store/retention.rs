@@ -47,11 +47,12 @@ fn raw_gone_until(tx: &Transaction, t: i64) -> rusqlite::Result<()> {
 /// and the newest `to_ms` removed.
 fn delete_oldest_flows(
     tx: &Transaction,
-    before: i64,
+    before: Option<i64>,
     limit: i64,
 ) -> rusqlite::Result<(u64, Option<i64>)> {
     let newest: Option<i64> = tx.query_row(
-        "SELECT max(to_ms) FROM (SELECT to_ms FROM flows WHERE to_ms < ?1 ORDER BY to_ms LIMIT ?2)",
+        "SELECT max(to_ms) FROM
+         (SELECT to_ms FROM flows WHERE ?1 IS NULL OR to_ms < ?1 ORDER BY to_ms LIMIT ?2)",
         params![before, limit],
         |r| r.get(0),
     )?;
@@ -60,7 +61,7 @@ fn delete_oldest_flows(
     };
     let n = tx.execute(
         "DELETE FROM flows WHERE id IN
-         (SELECT id FROM flows WHERE to_ms < ?1 ORDER BY to_ms LIMIT ?2)",
+         (SELECT id FROM flows WHERE ?1 IS NULL OR to_ms < ?1 ORDER BY to_ms LIMIT ?2)",
         params![before, limit],
     )?;
     Ok((n as u64, Some(newest)))
@@ -164,7 +165,7 @@ impl Store {
         // By age: raw flows.
         loop {
             let tx = self.immediate()?;
-            let (n, newest) = delete_oldest_flows(&tx, raw_before, CHUNK).map_err(e)?;
+            let (n, newest) = delete_oldest_flows(&tx, Some(raw_before), CHUNK).map_err(e)?;
             if let Some(t) = newest {
                 raw_gone_until(&tx, t).map_err(e)?;
             }
@@ -203,23 +204,32 @@ impl Store {
         for (table, _) in ROLLUP_TABLES {
             rollups += count(&self.conn, table).map_err(e)?;
         }
+        // Bytes one raw flow takes, learnt from the first step (which removes a sixteenth).
+        // Flows are written about in time order, so the oldest fill whole pages and the
+        // estimate holds; when they do not, no step takes more than an eighth of what is
+        // left, so the overshoot stays small.
+        let mut per_flow: Option<u64> = None;
         for _ in 0..100_000 {
             let size = db_bytes(&self.conn).map_err(e)?;
             if size <= limits.max_bytes {
                 break;
             }
-            let rows = flows + rollups;
-            if rows == 0 {
+            if flows + rollups == 0 {
                 break;
             }
             let excess = size - limits.max_bytes;
-            let per_row = (size / rows).max(1);
-            // 10% more than the estimate, at least a few pages' worth.
-            let want = (excess / per_row + excess / per_row / 10).max(256);
+            let want = match per_flow {
+                // 5% more than the estimate, so the last step rarely falls just short.
+                Some(b) => excess / b.max(1) + excess / b.max(1) / 20,
+                None => flows / 16,
+            }
+            .min(flows / 8)
+            .max(256);
+            let last_size = size;
             let tx = self.immediate()?;
             if flows > 0 {
                 let limit = i64::try_from(want).unwrap_or(CHUNK).min(CHUNK * 4);
-                let (n, newest) = delete_oldest_flows(&tx, i64::MAX, limit).map_err(e)?;
+                let (n, newest) = delete_oldest_flows(&tx, None, limit).map_err(e)?;
                 if let Some(t) = newest {
                     raw_gone_until(&tx, t).map_err(e)?;
                 }
@@ -228,6 +238,12 @@ impl Store {
                 flows = flows.saturating_sub(n);
                 if n == 0 {
                     flows = 0;
+                }
+                delete_orphans(&tx).map_err(e)?;
+                incremental_vacuum(&tx).map_err(e)?;
+                let freed = last_size.saturating_sub(db_bytes(&tx).map_err(e)?);
+                if n > 0 && freed > 0 {
+                    per_flow = Some(freed / n);
                 }
             } else {
                 // The oldest hour of roll-ups (minute and hour rows alike).
@@ -242,9 +258,9 @@ impl Store {
                 if n == 0 {
                     rollups = 0;
                 }
+                delete_orphans(&tx).map_err(e)?;
+                incremental_vacuum(&tx).map_err(e)?;
             }
-            delete_orphans(&tx).map_err(e)?;
-            incremental_vacuum(&tx).map_err(e)?;
             tx.commit().map_err(e)?;
         }
         if *out != Pruned::default() {
