@@ -12,6 +12,7 @@
 mod query;
 mod retention;
 mod schema;
+mod spool;
 mod write;
 
 #[cfg(test)]

@@ -511,7 +511,7 @@ fn opt_count(v: Option<i64>) -> Option<u64> {
     v.map(from_sql_count)
 }
 
-fn flow_record(r: &Row) -> rusqlite::Result<FlowRecord> {
+pub(super) fn flow_record(r: &Row) -> rusqlite::Result<FlowRecord> {
     Ok(FlowRecord {
         host: r.get(0)?,
         flow_id: from_sql_bits(r.get(1)?),

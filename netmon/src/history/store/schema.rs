@@ -30,7 +30,10 @@ const MIGRATIONS: &[&str] = &[V1];
 ///   `(bucket, bucket + width]` and group. Per-process roll-ups leave out the pid (short-lived
 ///   processes would multiply rows); per-remote ones keep the service port, class and
 ///   direction. Hourly tables make month-long reports read ~60x fewer rows.
-/// - `meta`: removal counters and how far raw records may have been pruned.
+/// - `meta`: removal counters and how far raw records may have been pruned; the spool's id
+///   and how far the hub acknowledged it (fleet).
+/// - `flows.id` is AUTOINCREMENT: it is the record's sequence number in the spool, and must
+///   never be handed out again even after retention emptied the table.
 /// - Views join the ids back for people using the `sqlite3` tool.
 const V1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -50,7 +53,7 @@ CREATE TABLE procs (
 CREATE INDEX procs_pid ON procs (pid, start_time);
 
 CREATE TABLE flows (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     proc INTEGER NOT NULL,
     flow_id INTEGER NOT NULL,
     segment INTEGER NOT NULL,
