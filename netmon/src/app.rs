@@ -259,11 +259,35 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     } else {
         args.history.record
     };
+    let host = args
+        .fleet
+        .host_name
+        .clone()
+        .unwrap_or_else(crate::history::recorder::host_name);
+    if args.fleet.hub.hub.is_some() && !(serving && recording) {
+        return Err(AppError::new(
+            Exit::Usage,
+            "--hub needs serve with its history store (the agent's spool): drop --no-history",
+        )
+        .into());
+    }
     if recording {
         agg = agg.with_flows();
         out.recorder = Some(crate::history::recorder::Recorder::start(
             args.history.db.clone(),
             history_limits(&args.history),
+            host.clone(),
+        ));
+    }
+    if args.fleet.hub.hub.is_some() {
+        out.agent = Some(crate::fleet::agent::Agent::start(
+            crate::fleet::agent::AgentOptions {
+                hub: args.fleet.hub.clone(),
+                site: args.fleet.site.clone(),
+                host,
+                db: args.history.db.clone(),
+                backend: sources.backend.clone(),
+            },
         ));
     }
     let _server = listener.map(|l| {
@@ -372,6 +396,17 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     out.emit(&mut agg, &sources.backend, true)?;
     if let Some(r) = out.recorder.take() {
         report_history(&r.finish());
+    }
+    // After the recorder: the last records are in the store, and the agent sends them if
+    // the hub takes them within the grace.
+    if let Some(a) = out.agent.take() {
+        let s = a.finish(Duration::from_secs(5));
+        if s.spooled > 0 || !s.connected && s.last_error.is_some() {
+            eprintln!(
+                "netmon: hub: {} flow records acknowledged; the rest stays in the store and is sent at the next start",
+                s.published
+            );
+        }
     }
     Ok(match ending {
         Ending::Done => Exit::Ok,
@@ -491,6 +526,8 @@ struct Output {
     tui: Option<Tui>,
     /// The history store's writer, when recording.
     recorder: Option<crate::history::recorder::Recorder>,
+    /// The fleet agent, with --hub.
+    agent: Option<crate::fleet::agent::Agent>,
 }
 
 impl Output {
@@ -505,6 +542,7 @@ impl Output {
             api_cmdlines: args.api_cmdlines,
             tui: None,
             recorder: None,
+            agent: None,
         }
     }
 
@@ -556,6 +594,9 @@ impl Output {
                 status.dropped.insert("not_taken".into(), not_taken);
             }
             snap.history = Some(status);
+        }
+        if let Some(a) = &self.agent {
+            a.summary(crate::fleet::summary_of(&snap));
         }
         if let Some((tx, metrics)) = &mut self.publish {
             // Serving only: the snapshot goes to the endpoint without a copy.

@@ -370,6 +370,8 @@ pub struct RunArgs {
     pub record_events: Option<PathBuf>,
     #[command(flatten)]
     pub history: HistoryArgs,
+    #[command(flatten)]
+    pub fleet: crate::fleet::AgentArgs,
 }
 
 impl RunArgs {

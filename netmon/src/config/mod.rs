@@ -209,13 +209,16 @@ fn walk(
     for (key, value) in table.iter() {
         let name: &str = key.get_ref();
         let at = key.span().start;
-        if section == Section::Top && name == "history" {
+        if let Some(inner) = Section::ALL
+            .into_iter()
+            .find(|s| section == Section::Top && *s != Section::Top && s.name() == name)
+        {
             match value.get_ref() {
-                DeValue::Table(t) => walk(t, Section::History, settings, problems, line),
+                DeValue::Table(t) => walk(t, inner, settings, problems, line),
                 v => problems.push((
                     value.span().start,
                     format!(
-                        "history: expected a section ([history]), found {}",
+                        "{name}: expected a section ([{name}]), found {}",
                         Val::from_de(&Spanned::new(0..0, v.clone()))
                             .get_ref()
                             .found()
@@ -242,7 +245,7 @@ fn walk(
 fn unknown_key(name: &str, section: Section, value: &DeValue<'_>) -> String {
     let shown = match section {
         Section::Top => name.to_string(),
-        Section::History => format!("history.{name}"),
+        s => format!("{}.{name}", s.name()),
     };
     if matches!(value, DeValue::Table(_)) {
         return format!("unknown section [{shown}]");
@@ -252,7 +255,7 @@ fn unknown_key(name: &str, section: Section, value: &DeValue<'_>) -> String {
         .unwrap_or_default();
     let place = match section {
         Section::Top => String::new(),
-        Section::History => " in [history]".to_string(),
+        s => format!(" in [{}]", s.name()),
     };
     format!("unknown key {name:?}{place}{hint}")
 }
@@ -265,7 +268,7 @@ fn suggestion(name: &str, section: Section) -> Option<String> {
         } else {
             match o.section {
                 Section::Top => format!("{:?} goes before any [section]", o.key),
-                Section::History => format!("did you mean {:?} in [history]?", o.key),
+                s => format!("did you mean {:?} in [{}]?", o.key, s.name()),
             }
         }
     };

@@ -7,11 +7,40 @@ use toml::{Spanned, de::DeValue};
 use super::Problem;
 use crate::cli::{self, BackendChoice, Cli, Command, ConnectionsShown, RunArgs};
 
-/// Where a key goes: the top of the file or the `[history]` section.
+/// Where a key goes: the top of the file, the `[history]` or the `[hub]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Top,
     History,
+    Hub,
+}
+
+impl Section {
+    /// In the template's order.
+    pub const ALL: [Section; 3] = [Section::Top, Section::History, Section::Hub];
+
+    /// The `[name]` of a section; "" for the top.
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Top => "",
+            Section::History => "history",
+            Section::Hub => "hub",
+        }
+    }
+
+    /// What the template says above the section.
+    pub fn doc(self) -> &'static str {
+        match self {
+            Section::Top => "",
+            Section::History => {
+                "Where flow records are kept and for how long (serve, and run with record = true)."
+            }
+            Section::Hub => {
+                "The fleet hub (NATS JetStream) serve publishes flow records, a process summary\n\
+                 and heartbeats to; without url, serve publishes nothing."
+            }
+        }
+    }
 }
 
 /// Which commands take a setting from the file.
@@ -655,5 +684,105 @@ pub static OPTIONS: &[Opt] = &[
             Ok(())
         },
         |a| Some(quote(&size_text(a.history.max_db_size)))
+    ),
+    opt!(
+        Hub,
+        "url",
+        "hub",
+        Serve,
+        "The hub, nats://HOST:PORT or tls://HOST:PORT, e.g.\n\
+         url = \"nats://hub.example.org:4222\"",
+        |a, v| {
+            a.fleet.hub.hub = Some(cli::non_empty(text(v, "a URL like \"nats://hub:4222\"")?)?);
+            Ok(())
+        },
+        |a| a.fleet.hub.hub.as_deref().map(quote)
+    ),
+    opt!(
+        Hub,
+        "user",
+        "hub_user",
+        Serve,
+        "User name on the hub (with password), e.g.\n\
+         user = \"agent-lab1\"",
+        |a, v| {
+            a.fleet.hub.hub_user = Some(text(v, "a user name (a string)")?.to_string());
+            Ok(())
+        },
+        |a| a.fleet.hub.hub_user.as_deref().map(quote)
+    ),
+    opt!(
+        Hub,
+        "password",
+        "hub_password",
+        Serve,
+        "Password on the hub (keep this file readable by root only when set), e.g.\n\
+         password = \"s3cret\"",
+        |a, v| {
+            a.fleet.hub.hub_password = Some(text(v, "a password (a string)")?.to_string());
+            Ok(())
+        },
+        |a| a.fleet.hub.hub_password.as_deref().map(quote)
+    ),
+    opt!(
+        Hub,
+        "creds",
+        "hub_creds",
+        Serve,
+        "NATS credentials file (JWT and nkey seed), an absolute path, e.g.\n\
+         creds = \"/etc/netmon/hub.creds\"",
+        |a, v| {
+            a.fleet.hub.hub_creds = Some(path(v)?);
+            Ok(())
+        },
+        |a| a
+            .fleet
+            .hub
+            .hub_creds
+            .as_ref()
+            .map(|p| quote(&p.display().to_string()))
+    ),
+    opt!(
+        Hub,
+        "ca",
+        "hub_ca",
+        Serve,
+        "CA certificate(s) that verify the hub's TLS certificate (PEM), an absolute path, e.g.\n\
+         ca = \"/etc/netmon/hub-ca.pem\"",
+        |a, v| {
+            a.fleet.hub.hub_ca = Some(path(v)?);
+            Ok(())
+        },
+        |a| a
+            .fleet
+            .hub
+            .hub_ca
+            .as_ref()
+            .map(|p| quote(&p.display().to_string()))
+    ),
+    opt!(
+        Hub,
+        "site",
+        "site",
+        Serve,
+        "This host's site label on the hub (subjects netmon.SITE.HOST.*).",
+        |a, v| {
+            a.fleet.site = cli::non_empty(text(v, "a name (a string)")?)?;
+            Ok(())
+        },
+        |a| Some(quote(&a.fleet.site))
+    ),
+    opt!(
+        Hub,
+        "host_name",
+        "host_name",
+        Serve,
+        "The host name flow records and the hub carry (default: this machine's name), e.g.\n\
+         host_name = \"pc01\"",
+        |a, v| {
+            a.fleet.host_name = Some(cli::non_empty(text(v, "a name (a string)")?)?);
+            Ok(())
+        },
+        |a| a.fleet.host_name.as_deref().map(quote)
     ),
 ];

@@ -29,12 +29,12 @@ pub fn template() -> String {
     let mut args = default_run_args();
     args.resolve_defaults(true);
     let mut out = String::from(HEADER);
-    for section in [Section::Top, Section::History] {
-        if section == Section::History {
-            out.push_str(
-                "\n[history]\n# Where flow records are kept and for how long (serve, and run \
-                 with record = true).\n",
-            );
+    for section in Section::ALL {
+        if section != Section::Top {
+            let _ = writeln!(out, "\n[{}]", section.name());
+            for line in section.doc().lines() {
+                let _ = writeln!(out, "# {}", line.trim());
+            }
         }
         for opt in options_in(section, false).chain(options_in(section, true)) {
             out.push('\n');
@@ -88,9 +88,9 @@ pub fn effective(file: Option<&ConfigFile>) -> String {
         "# {source}. The settings of `netmon serve`, where no flag overrides them\n\
          # (\"line N\": set in the file; else the built-in default):\n"
     );
-    for section in [Section::Top, Section::History] {
-        if section == Section::History {
-            out.push_str("\n[history]\n");
+    for section in Section::ALL {
+        if section != Section::Top {
+            let _ = writeln!(out, "\n[{}]", section.name());
         }
         for opt in options_in(section, false).chain(options_in(section, true)) {
             let mut notes = Vec::new();

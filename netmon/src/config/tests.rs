@@ -85,12 +85,15 @@ fn every_option_is_in_the_template() {
         let at = t
             .find(&wanted)
             .unwrap_or_else(|| panic!("{} missing from the template:\n{t}", opt.key));
-        assert_eq!(
-            at > history_at,
-            opt.section == Section::History,
-            "{} in the wrong section",
-            opt.key
-        );
+        let hub_at = t.find("\n[hub]\n").expect("a [hub] section");
+        let section = if at > hub_at {
+            Section::Hub
+        } else if at > history_at {
+            Section::History
+        } else {
+            Section::Top
+        };
+        assert_eq!(section, opt.section, "{} in the wrong section", opt.key);
         let flag = options::flag_long(opt.flag).unwrap();
         assert!(t.contains(&format!("--{flag}")), "--{flag} not named");
     }
@@ -360,8 +363,8 @@ fn errors_name_line_and_key() {
             "2: unknown key \"dbb\" in [history] (did you mean \"db\"?)",
         ),
         (
-            "\n\n[hub]\nurl = \"nats://x\"\n",
-            "3: unknown section [hub]",
+            "\n\n[hubs]\nurl = \"nats://x\"\n",
+            "3: unknown section [hubs]",
         ),
         ("[history.old]\nx = 1\n", "1: unknown section [history.old]"),
         (

@@ -11,6 +11,7 @@
 //! Exactly once: each flow record carries (host, boot, seq), published with that as its
 //! `Nats-Msg-Id`, so the server drops a resend within its duplicate window; viewers also drop
 //! an id they have seen, so a replay beyond the window is harmless.
+pub mod agent;
 pub mod hub;
 
 use std::path::PathBuf;
@@ -154,6 +155,32 @@ pub struct FleetEvent {
     pub detail: serde_json::Value,
 }
 
+/// The busiest processes of a snapshot, as an agent publishes them each interval (site and
+/// host are the agent's to fill).
+pub fn summary_of(s: &crate::aggregate::Snapshot) -> ProcessSummary {
+    ProcessSummary {
+        site: String::new(),
+        host: String::new(),
+        at_ms: crate::history::when::now_ms(),
+        interval_ms: s.interval_ms,
+        processes: s
+            .processes
+            .iter()
+            .take(20)
+            .map(|p| ProcessRate {
+                pid: p.pid,
+                comm: p.comm.clone(),
+                tx_rate: p.tx_rate,
+                rx_rate: p.rx_rate,
+                tx_bytes: p.tx_bytes,
+                rx_bytes: p.rx_bytes,
+            })
+            .collect(),
+        tx_rate: s.totals.tx_rate,
+        rx_rate: s.totals.rx_rate,
+    }
+}
+
 /// How to reach the hub: `--hub` and its credentials, shared by agents and viewers.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HubArgs {
@@ -172,6 +199,19 @@ pub struct HubArgs {
     /// CA certificate(s) to verify the hub's TLS certificate (PEM); turns TLS on.
     #[arg(long, value_name = "FILE")]
     pub hub_ca: Option<PathBuf>,
+}
+
+/// `serve`'s fleet flags: the hub and who this agent is there.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub hub: HubArgs,
+    /// `serve`: the site label of this host on the hub (subjects netmon.SITE.HOST.*).
+    #[arg(long, default_value = "default", value_name = "NAME", value_parser = crate::cli::non_empty)]
+    pub site: String,
+    /// The host name flow records and the hub carry (default: this machine's name).
+    #[arg(long, value_name = "NAME", value_parser = crate::cli::non_empty)]
+    pub host_name: Option<String>,
 }
 
 /// Connects to the hub; retries are the caller's (agents back off, viewers fail).

@@ -38,7 +38,7 @@ pub struct Recorder {
 impl Recorder {
     /// Starts the thread; the store is opened there (a failure is a warning and counted
     /// drops, not an error: history is not worth stopping the monitor for).
-    pub fn start(db: PathBuf, limits: Limits) -> Recorder {
+    pub fn start(db: PathBuf, limits: Limits, host: String) -> Recorder {
         let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
         let status = Arc::new(Mutex::new(HistoryStatus {
             db: db.clone(),
@@ -47,7 +47,7 @@ impl Recorder {
         let shared = Arc::clone(&status);
         let thread = std::thread::Builder::new()
             .name("netmon-history".into())
-            .spawn(move || Writer::new(db, limits, shared).run(&rx))
+            .spawn(move || Writer::new(db, limits, host, shared).run(&rx))
             .ok();
         if thread.is_none() {
             warn!("could not start the history thread: no flow records will be kept");
@@ -112,12 +112,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(db: PathBuf, limits: Limits, status: Arc<Mutex<HistoryStatus>>) -> Writer {
+    fn new(db: PathBuf, limits: Limits, host: String, status: Arc<Mutex<HistoryStatus>>) -> Writer {
         let now = Instant::now();
         Writer {
             db,
             limits,
-            host: host_name(),
+            host,
             status,
             store: None,
             next_open: now,
