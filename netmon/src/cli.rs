@@ -352,7 +352,8 @@ pub struct RunArgs {
     /// where /proc is mounted with hidepid.
     #[arg(long)]
     pub api_cmdlines: bool,
-    /// TLS and basic-auth settings for the HTTP endpoint (see README "Securing the endpoint").
+    /// TLS and basic-auth settings for the HTTP endpoint (see docs/metrics.md, "Securing the
+    /// endpoint").
     #[arg(long, value_name = "FILE")]
     pub web_config: Option<PathBuf>,
     /// Connections listed per process: `live` ones (a connection that ended is folded into

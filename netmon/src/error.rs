@@ -4,7 +4,7 @@
 //! without a hook) ends as one `netmon: error: ...` line and a distinct exit code, never a panic.
 use std::process::ExitCode;
 
-/// Distinct, documented exit codes (README "Exit codes").
+/// Distinct, documented exit codes (docs/flags.md, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,

@@ -76,6 +76,177 @@ fn write_page(
     Ok(())
 }
 
+/// docs/flags.md: every visible subcommand with its flags, values and defaults, from the same
+/// clap definitions as `--help` and the man pages (written by `cargo xtask docs`; the `docs`
+/// test of this crate fails when the committed file differs).
+pub fn flags_markdown() -> String {
+    let cmd = Cli::command();
+    let mut out = String::from(
+        "# Flags\n\n\
+         <!-- Generated from netmon's clap definitions by `cargo xtask docs`; do not edit. -->\n\n\
+         Every subcommand of `netmon` with its flags, as `netmon SUBCOMMAND --help` and\n\
+         `man netmon-SUBCOMMAND` show them: all three come from the same definitions, and\n\
+         `cargo test -p netmon --test docs` fails when this page is out of date. Every subcommand\n\
+         also takes the global flags and `-h`/`--help`; `netmon --version` prints the version,\n\
+         git revision and a hash of the embedded eBPF object. Exit codes are at the\n\
+         [end](#exit-codes).\n\n",
+    );
+    let subs: Vec<&clap::Command> = cmd.get_subcommands().filter(|s| !s.is_hide_set()).collect();
+    out.push_str("| subcommand | what |\n|---|---|\n");
+    for sub in &subs {
+        let name = format!("netmon {}", sub.get_name());
+        out.push_str(&format!(
+            "| [`{name}`](#{}) | {} |\n",
+            name.replace(' ', "-"),
+            cell(&about(sub))
+        ));
+    }
+    out.push_str("\n## Global flags\n\n");
+    args_table(&cmd, true, &mut out);
+    for sub in subs {
+        command_section(sub, "netmon", &mut out);
+    }
+    out.push_str(EXIT_CODES);
+    out
+}
+
+/// The exit codes of `crate::error::Exit`, for the end of docs/flags.md.
+const EXIT_CODES: &str = "\n## Exit codes\n\n\
+| code | meaning |\n\
+|---|---|\n\
+| 0 | normal end (`--once`, `--duration`, Ctrl-C / SIGTERM; final totals printed) |\n\
+| 1 | runtime failure (privileges, kernel, I/O), one line on stderr |\n\
+| 2 | bad flag or value (`--pid abc`, `--pid 0`), or a bad config file (its file, line and key) |\n\
+| 3 | the `--pid` does not exist |\n\
+| 4 | every watched process exited (its final totals are printed first) |\n";
+
+fn about(cmd: &clap::Command) -> String {
+    cmd.get_long_about()
+        .or(cmd.get_about())
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
+/// One line for a table cell: no line breaks, no column separators.
+fn cell(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
+}
+
+fn command_section(cmd: &clap::Command, parent: &str, out: &mut String) {
+    let path = format!("{parent} {}", cmd.get_name());
+    out.push_str(&format!("\n## {path}\n\n"));
+    let about = about(cmd);
+    if !about.is_empty() {
+        out.push_str(&about);
+        out.push_str("\n\n");
+    }
+    let subs: Vec<&clap::Command> = cmd.get_subcommands().filter(|s| !s.is_hide_set()).collect();
+    let mut synopsis = path.clone();
+    if cmd
+        .get_arguments()
+        .any(|a| !a.is_positional() && !a.is_hide_set())
+    {
+        synopsis.push_str(" [OPTIONS]");
+    }
+    for a in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+        let name = value_name(a);
+        synopsis.push_str(&if a.is_required_set() {
+            format!(" {name}")
+        } else {
+            format!(" [{name}]")
+        });
+    }
+    if !subs.is_empty() {
+        let names: Vec<&str> = subs.iter().map(|s| s.get_name()).collect();
+        synopsis.push_str(&format!(" <{}>", names.join("|")));
+    }
+    out.push_str(&format!("```\n{synopsis}\n```\n\n"));
+    if cmd
+        .get_arguments()
+        .any(|a| !a.is_hide_set() && !a.is_global_set())
+    {
+        args_table(cmd, false, out);
+    }
+    for sub in subs {
+        command_section(sub, &path, out);
+    }
+}
+
+fn value_name(a: &clap::Arg) -> String {
+    a.get_value_names()
+        .and_then(|v| v.first())
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| a.get_id().as_str().to_uppercase())
+}
+
+/// A table of `cmd`'s visible arguments: its global ones (`global`) or its own.
+fn args_table(cmd: &clap::Command, global: bool, out: &mut String) {
+    out.push_str("| flag | default | what |\n|---|---|---|\n");
+    for a in cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && a.is_global_set() == global)
+    {
+        let takes_value = a.get_action().takes_values();
+        let mut names = Vec::new();
+        if let Some(s) = a.get_short() {
+            names.push(format!("`-{s}`"));
+        }
+        if let Some(l) = a.get_long() {
+            names.push(if takes_value {
+                format!("`--{l} {}`", value_name(a))
+            } else {
+                format!("`--{l}`")
+            });
+        }
+        if a.is_positional() {
+            names.push(format!("`{}`", value_name(a)));
+        }
+        let default: Vec<String> = a
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let default = if takes_value && !default.is_empty() {
+            format!("`{}`", default.join(","))
+        } else {
+            String::new()
+        };
+        let mut what = a
+            .get_long_help()
+            .or(a.get_help())
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let values: Vec<String> = a
+            .get_possible_values()
+            .iter()
+            .filter(|v| !v.is_hide_set())
+            .map(|v| match v.get_help() {
+                Some(h) => format!(
+                    "`{}` ({})",
+                    v.get_name(),
+                    h.to_string().trim_end_matches('.')
+                ),
+                None => format!("`{}`", v.get_name()),
+            })
+            .collect();
+        if takes_value && !values.is_empty() {
+            if !what.is_empty() && !what.ends_with('.') {
+                what.push('.');
+            }
+            what.push_str(&format!(" Values: {}.", values.join(", ")));
+        }
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            names.join(", "),
+            default,
+            cell(&what)
+        ));
+    }
+}
+
 /// `--date`: YYYY-MM-DD, the form man pages use.
 pub fn parse_date(s: &str) -> Result<String, String> {
     let b = s.as_bytes();

@@ -203,7 +203,7 @@ fn a_connection_opened_before_netmon_started() {
     let rx = o.bytes(server).1;
     match o.snapshot["backend"].as_str() {
         // fexit and kretprobe see only calls that start after they attach: the server's one
-        // recv() already blocked in the kernel at that moment is missed (README, "Limits").
+        // recv() already blocked in the kernel at that moment is missed (docs/limits.md).
         // trafficgen reads 64 KiB at a time, which bounds that one call.
         Some("fentry" | "kprobe") => assert!(
             rx <= 2_345_678 && rx + 65_536 >= 2_345_678,

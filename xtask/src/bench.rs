@@ -260,7 +260,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     )?;
     println!("{}", report.markdown);
     if !args.quick && args.out.is_none() {
-        bench_report::update_readme(&root.join("README.md"), &report.table)?;
+        bench_report::update_page(&root.join("docs/benchmarks.md"), &report.table)?;
     }
     eprintln!(
         "bench: wrote {} and {}",

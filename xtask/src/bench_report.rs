@@ -1,6 +1,6 @@
 //! From benchmark samples to what people read: medians with their spread over rounds, the
 //! Markdown table, a PNG plot (plotters, bitmap backend, text through ab_glyph from a TTF file so
-//! no fontconfig is needed), the PASS/FAIL verdicts on the targets, and the README section.
+//! no fontconfig is needed), the PASS/FAIL verdicts on the targets, and the table in docs/benchmarks.md.
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -889,21 +889,28 @@ fn plot(rows: &[Row], path: &Path) -> Result<()> {
 const START: &str = "<!-- bench:start (cargo xtask bench writes this) -->";
 const END: &str = "<!-- bench:end -->";
 
-/// Replaces the table between the markers of the README's "Benchmarks" section, adding the
-/// section at the end the first time.
-pub fn update_readme(readme: &Path, table: &str) -> Result<()> {
-    let text = std::fs::read_to_string(readme)?;
+/// Replaces the table between the markers of docs/benchmarks.md ("Latest run"), adding the
+/// section at the end (or the page) the first time.
+pub fn update_page(page: &Path, table: &str) -> Result<()> {
+    let text = match std::fs::read_to_string(page) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".to_string(),
+        Err(e) => return Err(e.into()),
+    };
     let block = format!("{START}\n{table}{END}");
     let new = match (text.find(START), text.find(END)) {
         (Some(a), Some(b)) if b > a => format!("{}{block}{}", &text[..a], &text[b + END.len()..]),
         _ => format!(
-            "{}\n## Benchmarks\n\n`cargo xtask bench` runs netmon, nethogs and bandwhich in turn \
+            "{}\n\n## Latest run\n\n`cargo xtask bench` runs netmon, nethogs and bandwhich in turn \
              against a baseline with no monitor (see bench-results/latest.md for how to read \
-             the columns, and the plot). Latest run:\n\n{block}\n",
+             the columns, and the plot).\n\n{block}\n",
             text.trim_end()
         ),
     };
-    std::fs::write(readme, new)?;
+    if let Some(dir) = page.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(page, new)?;
     Ok(())
 }
 
@@ -1091,18 +1098,33 @@ mod tests {
     }
 
     #[test]
-    fn readme_section_is_replaced_not_repeated() {
-        let dir = std::env::temp_dir().join(format!("nmbench-readme-{}", std::process::id()));
+    fn page_section_is_replaced_not_repeated() {
+        let dir = std::env::temp_dir().join(format!("nmbench-page-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("README.md");
-        std::fs::write(&f, "# netmon\n\nfirst lines\n").unwrap();
-        update_readme(&f, "| a |\n").unwrap();
-        update_readme(&f, "| b |\n").unwrap();
+        let f = dir.join("benchmarks.md");
+        std::fs::write(&f, "# Benchmarks\n\nfirst lines\n").unwrap();
+        update_page(&f, "| a |\n").unwrap();
+        update_page(&f, "| b |\n").unwrap();
         let text = std::fs::read_to_string(&f).unwrap();
+        // A missing page is created with the section.
+        let fresh = dir.join("docs/benchmarks.md");
+        update_page(&fresh, "| c |\n").unwrap();
+        let fresh_text = std::fs::read_to_string(&fresh).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(text.starts_with("# netmon\n\nfirst lines\n"));
-        assert_eq!(text.matches("## Benchmarks").count(), 1);
+        assert!(text.starts_with("# Benchmarks\n\nfirst lines\n"));
+        assert_eq!(text.matches("## Latest run").count(), 1);
+        assert!(fresh_text.starts_with("# Benchmarks\n") && fresh_text.contains("| c |"));
         assert!(text.contains("| b |") && !text.contains("| a |"), "{text}");
+    }
+
+    /// `cargo xtask bench` rewrites the committed page in place: its markers are there, once.
+    #[test]
+    fn the_committed_page_has_the_markers() {
+        let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+        let text = std::fs::read_to_string(&page).unwrap();
+        assert_eq!(text.matches(START).count(), 1, "{}", page.display());
+        assert_eq!(text.matches(END).count(), 1, "{}", page.display());
+        assert!(text.find(START) < text.find(END));
     }
 
     #[test]

@@ -62,6 +62,8 @@ enum Cmd {
     Bench(bench::Args),
     /// The Debian package and a tarball of the same files, in target/dist (checked by lintian).
     Dist(dist::Args),
+    /// Regenerate docs/flags.md from netmon's clap definitions (the `docs` test checks it).
+    Docs,
 }
 
 fn main() {
@@ -102,6 +104,15 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Fuzz(args) => fuzz::run(&root, args)?,
         Cmd::Bench(args) => bench::run(&root, args)?,
         Cmd::Dist(args) => dist::run(&root, args)?,
+        Cmd::Docs => {
+            let status = cargo()
+                .current_dir(&root)
+                .args(["run", "-q", "-p", "netmon", "--bin", "netmon-mangen", "--"])
+                .arg("--flags-md")
+                .arg(root.join("docs/flags.md"))
+                .status()?;
+            check(status, "netmon-mangen --flags-md docs/flags.md")?;
+        }
     }
     Ok(())
 }

@@ -506,8 +506,8 @@ pub static OPTIONS: &[Opt] = &[
         "web_config",
         "web_config",
         Both,
-        "TLS and basic-auth settings for the endpoint (README \"Securing the endpoint\"), an\n\
-         absolute path. Not set by default (plain HTTP), e.g.\n\
+        "TLS and basic-auth settings for the endpoint (docs/metrics.md, \"Securing the\n\
+         endpoint\"), an absolute path. Not set by default (plain HTTP), e.g.\n\
          web_config = \"/etc/netmon/web-config.yml\"",
         |a, v| {
             a.web_config = Some(path(v)?);
