@@ -401,10 +401,10 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     // the hub takes them within the grace.
     if let Some(a) = out.agent.take() {
         let s = a.finish(Duration::from_secs(5));
-        if s.spooled > 0 || !s.connected && s.last_error.is_some() {
+        if s.spooled > 0 || s.last_error.is_some() {
             eprintln!(
-                "netmon: hub: {} flow records acknowledged; the rest stays in the store and is sent at the next start",
-                s.published
+                "netmon: hub: {} flow records acknowledged, {} not yet: they stay in the store and are sent at the next start",
+                s.published, s.spooled
             );
         }
     }

@@ -151,7 +151,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     // does not do. The smoke run keeps to serve so it stays seconds long.
     let mut churn_tools = vec![Tool::Baseline, Tool::Netmon];
     if !args.quick {
-        churn_tools.extend([Tool::NetmonRun, Tool::NetmonJson]);
+        churn_tools.extend([Tool::NetmonNoHistory, Tool::NetmonRun, Tool::NetmonJson]);
     }
     if peers {
         churn_tools.extend([Tool::Nethogs, Tool::Bandwhich]);
@@ -531,6 +531,7 @@ fn churn(
             hwm_early_mib: hwm_early,
             early_secs: early_at.as_secs_f64(),
             exact: exact.map(|e| (e, truth.len())),
+            history: report.history,
         }),
     })
 }

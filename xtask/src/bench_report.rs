@@ -42,6 +42,8 @@ pub struct Churn {
     /// Workload processes whose bytes the tool reported exactly (sent and received), of those
     /// checked; None where the tool's output has no exact bytes.
     pub exact: Option<(usize, usize)>,
+    /// netmon serve recording history: (flow records written, database bytes).
+    pub history: Option<(u64, u64)>,
 }
 
 impl Churn {
@@ -191,6 +193,11 @@ struct ChurnRow {
     latency_ratio: Option<Stat>,
     /// Processes exact, processes checked, summed over rounds.
     exact: Option<(usize, usize)>,
+    /// History records written and database bytes, summed over rounds (each round records
+    /// into a fresh database).
+    history: Option<(u64, u64)>,
+    /// Connections loadgen completed, summed over rounds.
+    connections: u64,
 }
 
 fn rows(samples: &[Sample]) -> Vec<Row> {
@@ -245,6 +252,11 @@ fn rows(samples: &[Sample]) -> Vec<Row> {
                         .iter()
                         .filter_map(|(_, c)| c.exact)
                         .reduce(|a, b| (a.0 + b.0, a.1 + b.1)),
+                    history: churns
+                        .iter()
+                        .filter_map(|(_, c)| c.history)
+                        .reduce(|a, b| (a.0 + b.0, a.1 + b.1)),
+                    connections: churns.iter().map(|(_, c)| c.connections).sum(),
                 });
             Row {
                 env,
@@ -424,6 +436,7 @@ fn verdicts(rows: &[Row], rate: f64, churn_rate: f64) -> Vec<Verdict> {
     }
     for env in ["loopback", "veth"] {
         churn_verdicts(rows, env, churn_rate, &mut v);
+        history_verdict(rows, env, &mut v);
     }
     if let Some(r) = rows
         .iter()
@@ -495,6 +508,48 @@ const NETMON_MODES: [Tool; 3] = [Tool::Netmon, Tool::NetmonRun, Tool::NetmonJson
 
 fn mode(t: Tool) -> &'static str {
     t.name().trim_start_matches("netmon ")
+}
+
+/// What recording history costs under churn: serve's CPU per flow record beyond the same run
+/// without history (target ≤ 2 µs), its VmHWM beside it, and the database size per million
+/// records.
+fn history_verdict(rows: &[Row], env: &str, v: &mut Vec<Verdict>) {
+    let churn_of = |t: Tool| {
+        rows.iter()
+            .find(|r| r.env == env && r.tool == t && matches!(r.workload, Workload::Churn(_)))
+            .and_then(|r| Some((r, r.churn.as_ref()?)))
+    };
+    let (Some((with, cw)), Some((without, cn))) =
+        (churn_of(Tool::Netmon), churn_of(Tool::NetmonNoHistory))
+    else {
+        return;
+    };
+    let (Some((records, db_bytes)), Some(a), Some(b)) =
+        (cw.history, &cw.cpu_us_per_conn, &cn.cpu_us_per_conn)
+    else {
+        v.push(Verdict {
+            pass: false,
+            text: format!("history recording ({env}): not measured"),
+        });
+        return;
+    };
+    let per_conn = records as f64 / cw.connections.max(1) as f64;
+    let us_per_record = (a.median - b.median) / per_conn.max(f64::MIN_POSITIVE);
+    let hwm = |r: &Row| r.rss.map_or(f64::NAN, |s| s.max);
+    v.push(Verdict {
+        pass: us_per_record <= 2.0 && hwm(with) <= hwm(without) * 1.10 + 4.0,
+        text: format!(
+            "history recording ≤ 2 µs per flow record and no RSS growth ({env}): {us_per_record:.2} µs \
+             ({:.2} records per connection; serve {:.2} vs --no-history {:.2} µs/connection), \
+             VmHWM {:.1} vs {:.1} MiB, {:.0} MiB per million records",
+            per_conn,
+            a.median,
+            b.median,
+            hwm(with),
+            hwm(without),
+            db_bytes as f64 / (1 << 20) as f64 / (records.max(1) as f64 / 1e6)
+        ),
+    });
 }
 
 /// One netmon mode's figure for a target, and whether it met it.
@@ -997,9 +1052,38 @@ mod tests {
                 hwm_early_mib: (tool != Tool::Baseline).then_some(hwm.0),
                 early_secs: 10.0,
                 exact: (tool == Tool::Netmon).then_some((3, 3)),
+                history: None,
             }),
             ..sample(tool, round, 0.0, 0.0)
         }
+    }
+
+    /// serve 6.0 s vs 4.8 s over 1.2M connections = 1.0 µs per connection more, with two
+    /// records per connection: 0.5 µs per record; 2.4M records in 480 MiB: 200 MiB per
+    /// million.
+    #[test]
+    fn history_cost_is_the_difference_per_record() {
+        let mut with = churn_sample(Tool::Netmon, 0, 6.0, (40.0, 42.0), 42.0);
+        if let Some(c) = with.churn.as_mut() {
+            c.history = Some((2_400_000, 480 << 20));
+        }
+        let s = vec![
+            churn_sample(Tool::Baseline, 0, 0.0, (0.0, 0.0), 40.0),
+            with,
+            churn_sample(Tool::NetmonNoHistory, 0, 4.8, (40.0, 41.0), 42.0),
+        ];
+        let v = verdicts(&rows(&s), 20000.0, 20000.0);
+        let h = v
+            .iter()
+            .find(|v| v.text.starts_with("history recording"))
+            .unwrap();
+        assert!(h.pass, "{}", h.text);
+        assert!(
+            h.text.contains("0.50 µs (2.00 records per connection"),
+            "{}",
+            h.text
+        );
+        assert!(h.text.contains("200 MiB per million records"), "{}", h.text);
     }
 
     #[test]

@@ -20,8 +20,10 @@ use crate::bench_env::{Env, Proc, in_ns};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tool {
     Baseline,
-    /// `netmon serve`, what a deployment runs.
+    /// `netmon serve`, what a deployment runs (recording its history).
     Netmon,
+    /// `netmon serve --no-history`: what recording history costs is the difference.
+    NetmonNoHistory,
     /// `netmon run` printing its plain table to a pipe.
     NetmonRun,
     /// `netmon run --json --interval 1` to a pipe.
@@ -35,6 +37,7 @@ impl Tool {
         match self {
             Tool::Baseline => "baseline",
             Tool::Netmon => "netmon serve",
+            Tool::NetmonNoHistory => "netmon serve --no-history",
             Tool::NetmonRun => "netmon run",
             Tool::NetmonJson => "netmon run --json",
             Tool::Nethogs => "nethogs",
@@ -43,7 +46,10 @@ impl Tool {
     }
 
     pub fn is_netmon(self) -> bool {
-        matches!(self, Tool::Netmon | Tool::NetmonRun | Tool::NetmonJson)
+        matches!(
+            self,
+            Tool::Netmon | Tool::NetmonNoHistory | Tool::NetmonRun | Tool::NetmonJson
+        )
     }
 }
 
@@ -74,6 +80,8 @@ pub struct Report {
     /// netmon (where its output carries exact bytes): (payload sent, received) per PID of the
     /// workload.
     pub per_pid: Option<HashMap<u32, (u64, u64)>>,
+    /// netmon serve recording history: (flow records written, database bytes).
+    pub history: Option<(u64, u64)>,
 }
 
 pub struct Running {
@@ -125,13 +133,17 @@ impl Running {
                 }
                 (Some(p), None)
             }
-            Tool::Netmon => {
+            Tool::Netmon | Tool::NetmonNoHistory => {
                 // serve is what a deployment runs; it sees every namespace from the root one.
-                let mut child = std::process::Command::new(&bins.netmon)
-                    .args(["serve", "--listen", "127.0.0.1:0", "--interval", "1"])
+                let mut c = std::process::Command::new(&bins.netmon);
+                c.args(["serve", "--listen", "127.0.0.1:0", "--interval", "1"]);
+                if tool == Tool::Netmon {
                     // It records history, as deployed, into the run's own directory.
-                    .arg("--db")
-                    .arg(dir.join("history.db"))
+                    c.arg("--db").arg(dir.join("history.db"));
+                } else {
+                    c.arg("--no-history");
+                }
+                let mut child = c
                     .args(["--metrics-pid-label"])
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
@@ -203,7 +215,7 @@ impl Running {
     pub fn finish(mut self, who: &Who) -> Result<Report> {
         let report = match self.tool {
             Tool::Baseline => Report::default(),
-            Tool::Netmon => {
+            Tool::Netmon | Tool::NetmonNoHistory => {
                 let addr = self.http.clone().unwrap_or_default();
                 let procs: serde_json::Value =
                     serde_json::from_str(&http_get(&addr, "/api/v1/processes")?)
@@ -372,6 +384,14 @@ fn netmon_report(procs: &serde_json::Value, metrics: &str, who: &Who) -> Report 
         lost: Some(metric_sum(metrics, "netmon_events_lost_total", None)),
         tracked_sockets: Some(tracked),
         per_pid: Some(by_pid),
+        history: metrics
+            .contains("netmon_history_records_written_total")
+            .then(|| {
+                (
+                    metric_sum(metrics, "netmon_history_records_written_total", None),
+                    metric_sum(metrics, "netmon_history_database_bytes", None),
+                )
+            }),
     }
 }
 
@@ -395,6 +415,7 @@ fn netmon_json_report(snap: &serde_json::Value, who: &Who) -> Report {
         lost: Some(sum("lost", "count") as u64),
         tracked_sockets: Some(tracked),
         per_pid: Some(by_pid),
+        history: None,
     }
 }
 

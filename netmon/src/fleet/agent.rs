@@ -64,6 +64,7 @@ pub struct Agent {
     status: Arc<Mutex<AgentStatus>>,
     thread: Option<JoinHandle<()>>,
     done: std::sync::mpsc::Receiver<()>,
+    db: PathBuf,
 }
 
 impl Agent {
@@ -73,6 +74,7 @@ impl Agent {
         let status = Arc::new(Mutex::new(AgentStatus::default()));
         let shared = Arc::clone(&status);
         let (done_tx, done) = std::sync::mpsc::channel();
+        let db = opts.db.clone();
         let thread = std::thread::Builder::new()
             .name("netmon-hub".into())
             .spawn(move || {
@@ -92,6 +94,7 @@ impl Agent {
             status,
             thread,
             done,
+            db,
         }
     }
 
@@ -112,6 +115,13 @@ impl Agent {
             && let Some(t) = self.thread.take()
         {
             let _ = t.join();
+        }
+        // What the hub has not acknowledged, from the store itself (the agent may never have
+        // reached the hub to count it).
+        if let Ok(store) = Store::open_read(&self.db)
+            && let (Ok(last), Ok(mark)) = (store.last_seq(), store.hub_mark())
+        {
+            set(&self.status, |s| s.spooled = last.saturating_sub(mark));
         }
         self.status()
     }
@@ -211,6 +221,8 @@ async fn connected(
                     Duration::from_secs(3),
                     spool.send(&js, opts, status, usize::MAX),
                 ).await;
+                let left = spool.store.last_seq()?.saturating_sub(spool.mark);
+                set(status, |s| s.spooled = left);
                 return Ok(());
             }
             _ = heartbeat.tick() => {
