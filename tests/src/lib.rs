@@ -11,6 +11,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod load;
 pub mod prom;
 
 /// Root tests run only under `cargo xtask test` (which sets this); elsewhere they say so and
