@@ -64,11 +64,15 @@ impl Tui {
             .context("opening the terminal UI (--no-tui prints the plain table)")?;
         let stop_keys = Arc::new(AtomicBool::new(false));
         let keys = spawn_key_reader(stop_keys.clone());
+        let mut state = State::new(args.interval, !args.pids.is_empty());
+        if args.by == crate::cli::RunView::Host {
+            state.tab = state::Tab::Hosts;
+        }
         let mut tui = Tui {
             guard,
             keys,
             stop_keys,
-            state: State::new(args.interval, !args.pids.is_empty()),
+            state,
             data,
             collector,
         };
