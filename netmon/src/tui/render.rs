@@ -213,6 +213,8 @@ fn draw_history(
         Constraint::Fill(1),
         Constraint::Length(legend_width),
     ])
+    // A column between them, so an axis label never touches the line before it.
+    .spacing(1)
     .areas(charts);
     draw_rates(frame, sent, chart, "sent per second", |b| b.tx_bytes);
     draw_rates(frame, received, chart, "received per second", |b| {
