@@ -20,12 +20,13 @@ use tokio::{
 
 use crate::{
     aggregate::{Aggregator, Filter, Snapshot},
-    cli::{Cli, Command, RunArgs},
+    cli::{Cli, Command, RunArgs, RunView},
     error::{AppError, Exit, exit_code_of, is_broken_pipe, one_line},
     event::Event,
+    hosts::{HostRates, hosts_table},
     sink::{
         http::Published,
-        json::render_json,
+        json::{render_json, render_json_with_hosts},
         prometheus::{MetricsOptions, MetricsState, render_metrics},
         table,
     },
@@ -251,8 +252,12 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     if args.connections == Some(crate::cli::ConnectionsShown::All) {
         agg = agg.with_closed_rows();
     }
-    let mut out = Output::new(&args);
-    out.quiet = serving;
+    let mut out = Output::new(&args, serving);
+    // Per-host totals cost a pass over the connections per snapshot: only for a view that
+    // shows them (the UI's Hosts tab, `--by host`).
+    if out.will_open_tui(&args) || out.host_rates.is_some() {
+        agg = agg.with_hosts();
+    }
     // A replay (a test fixture) is recorded only when asked: it is not this host's traffic.
     let recording = if serving && args.replay.is_none() {
         !args.history.no_history
@@ -528,27 +533,40 @@ struct Output {
     recorder: Option<crate::history::recorder::Recorder>,
     /// The fleet agent, with --hub.
     agent: Option<crate::fleet::agent::Agent>,
+    /// `--by host` without the UI: the rates per remote host, fed each snapshot, printed
+    /// instead of the process table.
+    host_rates: Option<HostRates>,
 }
 
 impl Output {
-    fn new(args: &RunArgs) -> Self {
+    /// `serving`: nothing is printed (the snapshots only go to the endpoint).
+    fn new(args: &RunArgs, serving: bool) -> Self {
         let tty = std::io::stdout().is_terminal();
-        Output {
+        let mut out = Output {
             json: args.json,
             live: tty && !args.json && !args.once,
             width: terminal_width().unwrap_or(120),
-            quiet: false,
+            quiet: serving,
             publish: None,
             api_cmdlines: args.api_cmdlines,
             tui: None,
             recorder: None,
             agent: None,
+            host_rates: None,
+        };
+        if !serving && args.by == RunView::Host && !out.will_open_tui(args) {
+            out.host_rates = Some(HostRates::new());
         }
+        out
     }
 
-    /// Opens the tabbed UI where a live table would be drawn and the user did not opt out.
+    /// Where a live table would be drawn and the user did not opt out.
+    fn will_open_tui(&self, args: &RunArgs) -> bool {
+        self.live && !self.quiet && !args.no_tui
+    }
+
     fn start_tui(&mut self, args: &RunArgs, backend: &str) -> Result<()> {
-        if self.live && !self.quiet && !args.no_tui {
+        if self.will_open_tui(args) {
             self.tui = Some(Tui::start(args, backend)?);
         }
         Ok(())
@@ -612,12 +630,19 @@ impl Output {
         if let Some(t) = &mut self.tui {
             return t.update(snap);
         }
-        let text = if self.json {
+        if self.live {
+            self.width = terminal_width().unwrap_or(self.width);
+        }
+        let text = if let Some(rates) = &mut self.host_rates {
+            rates.update(snap.at_ms, &snap.hosts);
+            if self.json {
+                render_json_with_hosts(&snap, &rates.rows())
+            } else {
+                hosts_table(&rates.rows(), self.width)
+            }
+        } else if self.json {
             render_json(&snap)
         } else {
-            if self.live {
-                self.width = terminal_width().unwrap_or(self.width);
-            }
             table::render_table(
                 &snap,
                 &table::TableOptions {

@@ -277,6 +277,16 @@ pub enum ConnectionsShown {
     All,
 }
 
+/// What `run` shows each interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunView {
+    /// Per process, with its connections.
+    #[default]
+    Process,
+    /// Per remote host across processes, sent and received per second over 2, 10 and 40 s.
+    Host,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Watch this process (repeatable). Without it: every process, busiest first.
@@ -297,6 +307,11 @@ pub struct RunArgs {
     /// Print the plain table even on a terminal, instead of opening the tabbed UI.
     #[arg(long)]
     pub no_tui: bool,
+    /// `run`: what each interval shows: `process` (the per-process table) or `host` (per
+    /// remote host, like iftop: the hosts table, the host rates in each --json line, the
+    /// tabbed UI opened on its Hosts tab).
+    #[arg(long, value_enum, default_value_t = RunView::Process, value_name = "VIEW")]
+    pub by: RunView,
     /// In the tabbed UI, exit (code 4) as soon as every watched process has exited, instead of
     /// showing the final totals until a key is pressed.
     #[arg(long, requires = "pids")]

@@ -166,6 +166,92 @@ fn replay_prints_json_and_table() {
     assert!(text.contains("unattributed: no_socket 80 B"), "{text}");
 }
 
+/// `run --by host`: the fixture's one remote host (curl's 127.0.0.1:8080, resolved from
+/// big.example.test) with its exact bytes, as a table and in each JSON line; the resolver's
+/// UDP socket has no remote and the ownerless wire bytes no endpoints, so neither is a host.
+#[test]
+fn replay_by_host_prints_the_hosts_table_and_json() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/two_procs.jsonl"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_netmon"))
+        .args(["run", "--replay", fixture, "--by", "host"])
+        .env("COLUMNS", "120")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("1 remote host  rates per second over 2 s, 10 s, 40 s"),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("HOST "), "{text}");
+    let row: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(
+        row,
+        [
+            "127.0.0.1",
+            "big.example.test",
+            "loopback",
+            "0",
+            "B",
+            "0",
+            "B",
+            "0",
+            "B",
+            "0",
+            "B",
+            "0",
+            "B",
+            "0",
+            "B",
+            "3.00",
+            "MiB"
+        ],
+        "{text}"
+    );
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(!text.contains("curl"), "no process table: {text}");
+
+    let out = netmon(&[
+        "run",
+        "--replay",
+        fixture,
+        "--by",
+        "host",
+        "--json",
+        "--interval",
+        "0.05",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["final"], true);
+    // The snapshot is all there, the host rates added.
+    assert_eq!(last["processes"].as_array().unwrap().len(), 2, "{last}");
+    let rates = last["host_rates"].as_array().unwrap();
+    assert_eq!(rates.len(), 1, "{last}");
+    let h = &rates[0];
+    assert_eq!(h["remote"], "127.0.0.1");
+    assert_eq!(h["name"], "big.example.test");
+    assert_eq!(h["class"], "loopback");
+    assert_eq!(h["tx_bytes"], 120);
+    assert_eq!(h["rx_bytes"], 3_145_728);
+    assert_eq!((&h["connections"], &h["processes"]), (&1.into(), &1.into()));
+    assert_eq!(h["tx_rate"].as_array().unwrap().len(), 3);
+    // The cumulative per-host rows come along.
+    assert_eq!(last["hosts"][0]["rx_bytes"], 3_145_728);
+
+    // Without --by host the lines are as before: no host rows.
+    let out = netmon(&["run", "--replay", fixture, "--json"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(last.get("hosts").is_none() && last.get("host_rates").is_none());
+    assert_clean_error(&["run", "--by", "port"], 2, "port");
+}
+
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();

@@ -33,6 +33,8 @@ pub struct TuiData {
     pub procs: Snapshot,
     /// Rates per remote host, fed from every snapshot's hosts (the Hosts tab).
     pub hosts: HostRates,
+    /// The last hour from the history store (the History tab), refreshed in the background.
+    pub history: super::history::HistoryView,
     /// Socket cookie → sockfs inode, from sock_diag in the watched namespace.
     pub cookie_inodes: HashMap<u64, u64>,
     /// Every watched process has exited: the frame shows final totals under a banner.

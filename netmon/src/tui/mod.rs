@@ -11,6 +11,7 @@
 //! never waits on the terminal. Without `--pid` the socket tabs show netmon's own network
 //! namespace (normally the host's) and the netmon tab every process.
 pub mod data;
+pub mod history;
 pub mod render;
 pub mod state;
 pub mod tabs;
@@ -31,6 +32,7 @@ use tokio::sync::mpsc;
 use crate::aggregate::Snapshot;
 use crate::cli::RunArgs;
 use data::{Collector, TuiData};
+use history::{HistoryLoader, HistorySource};
 use state::{Action, State};
 use terminal::TerminalGuard;
 
@@ -46,10 +48,14 @@ pub enum UiEvent {
 pub struct Tui {
     guard: TerminalGuard,
     keys: mpsc::Receiver<TermEvent>,
+    /// False once the key reader has ended (stdin closed).
+    keys_open: bool,
     stop_keys: Arc<AtomicBool>,
     state: State,
     data: TuiData,
     collector: Collector,
+    /// Reads the history store for the History tab, only while it is shown.
+    history: HistoryLoader,
 }
 
 impl Tui {
@@ -64,13 +70,25 @@ impl Tui {
             .context("opening the terminal UI (--no-tui prints the plain table)")?;
         let stop_keys = Arc::new(AtomicBool::new(false));
         let keys = spawn_key_reader(stop_keys.clone());
+        let mut state = State::new(args.interval, !args.pids.is_empty());
+        if args.by == crate::cli::RunView::Host {
+            state.tab = state::Tab::Hosts;
+        }
+        let history = HistoryLoader::start(HistorySource {
+            db: args.history.db.clone(),
+            pids: args.pids.clone(),
+            // The UI opens for `run` only, which records with --record.
+            recording: args.history.record,
+        });
         let mut tui = Tui {
             guard,
             keys,
+            keys_open: true,
             stop_keys,
-            state: State::new(args.interval, !args.pids.is_empty()),
+            state,
             data,
             collector,
+            history,
         };
         tui.draw()?;
         Ok(tui)
@@ -93,7 +111,16 @@ impl Tui {
         if !self.data.exited {
             self.collector.refresh(&mut self.data);
         }
+        self.refresh_history();
         self.draw()
+    }
+
+    /// The History tab is shown: ask for a fresh hour of history (at most every 10 s; the
+    /// answer arrives through `next_event`).
+    fn refresh_history(&mut self) {
+        if self.state.tab == state::Tab::History {
+            self.history.refresh(std::time::Instant::now());
+        }
     }
 
     /// Every watched process has exited: freeze the namespace tabs and show the banner.
@@ -105,9 +132,22 @@ impl Tui {
     /// Waits for the next key (or resize) and applies it. Cancel-safe: nothing is lost when
     /// another branch of the caller's `select!` wins.
     pub async fn next_event(&mut self) -> Result<UiEvent> {
-        let Some(ev) = self.keys.recv().await else {
-            // The reader thread ended (stdin closed): nothing can quit us but a signal.
-            return std::future::pending().await;
+        let ev = tokio::select! {
+            ev = self.keys.recv(), if self.keys_open => match ev {
+                Some(ev) => ev,
+                None => {
+                    // The reader thread ended (stdin closed): nothing can quit us but a signal.
+                    self.keys_open = false;
+                    return Ok(UiEvent::Nothing);
+                }
+            },
+            view = self.history.next() => {
+                self.data.history = view;
+                if self.state.tab == state::Tab::History {
+                    self.draw()?;
+                }
+                return Ok(UiEvent::Nothing);
+            }
         };
         let action = match ev {
             TermEvent::Key(k) if k.kind != KeyEventKind::Release => {
@@ -121,6 +161,7 @@ impl Tui {
             TermEvent::Resize(..) => Action::Redraw,
             _ => Action::None,
         };
+        self.refresh_history();
         Ok(match action {
             Action::None => UiEvent::Nothing,
             Action::Quit => UiEvent::Quit,

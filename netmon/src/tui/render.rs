@@ -3,15 +3,19 @@
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Row as TableRow, Table, Tabs};
+use ratatui::widgets::{
+    Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Row as TableRow, Table, Tabs,
+};
 
 use super::data::TuiData;
+use super::history::{HistoryChart, HistoryView};
 use super::state::{Mode, State, Tab, format_interval};
 use super::tabs;
 use super::view::{Body, TabView};
 
-const HELP: &str = "q quit  Tab/←→/1-0/h tabs  / filter  s sort  S reverse  a own/all sockets  :set N or +/- interval  ↑↓ PgUp PgDn scroll";
+const HELP: &str = "q quit  Tab/←→/1-0/h/H tabs  / filter  s sort  S reverse  a own/all sockets  :set N or +/- interval  ↑↓ PgUp PgDn scroll";
 
 pub fn draw(frame: &mut Frame, state: &mut State, data: &TuiData) {
     let banner = u16::from(data.exited);
@@ -45,7 +49,12 @@ pub fn draw(frame: &mut Frame, state: &mut State, data: &TuiData) {
         tab_bar,
     );
     let view = tabs::build(state.tab, data);
-    draw_table(frame, body, state, &view);
+    match (&data.history, &view.body) {
+        (HistoryView::Loaded(chart), Body::Rows(rows)) if state.tab == Tab::History => {
+            draw_history(frame, body, state, &view, rows.len(), chart);
+        }
+        _ => draw_table(frame, body, state, &view),
+    }
     frame.render_widget(Paragraph::new(footer_line(state)), footer);
 }
 
@@ -159,4 +168,139 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &mut State, view: &TabView) 
     });
     let widths = view.columns.iter().map(|c| Constraint::Length(c.width));
     frame.render_widget(Table::new(body, widths).header(header).block(block), area);
+}
+
+/// Series colours, in the table's order (the legend names them).
+const SERIES_COLORS: [Color; 6] = [
+    Color::Cyan,
+    Color::Yellow,
+    Color::LightGreen,
+    Color::LightMagenta,
+    Color::LightRed,
+    Color::LightBlue,
+];
+/// Below this many lines for the charts they are left out (the table stays).
+const MIN_CHART_HEIGHT: u16 = 6;
+
+/// The History tab: its table (a row per series) on top, under it the sent and received
+/// rates per minute over the hour, one line per series.
+fn draw_history(
+    frame: &mut Frame,
+    area: Rect,
+    state: &mut State,
+    view: &TabView,
+    rows: usize,
+    chart: &HistoryChart,
+) {
+    // The table's border and header, and its rows.
+    let table_height = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2);
+    let [table, charts] =
+        Layout::vertical([Constraint::Length(table_height), Constraint::Fill(1)]).areas(area);
+    draw_table(frame, table, state, view);
+    if charts.height < MIN_CHART_HEIGHT {
+        return;
+    }
+    // The legend is a column of its own: inside a chart it would hide part of the lines.
+    let widest = chart
+        .series
+        .iter()
+        .map(|s| s.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let legend_width = u16::try_from(widest + 4).unwrap_or(u16::MAX).min(32);
+    let [sent, received, legend] = Layout::horizontal([
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+        Constraint::Length(legend_width),
+    ])
+    // A column between them, so an axis label never touches the line before it.
+    .spacing(1)
+    .areas(charts);
+    draw_rates(frame, sent, chart, "sent per second", |b| b.tx_bytes);
+    draw_rates(frame, received, chart, "received per second", |b| {
+        b.rx_bytes
+    });
+    let lines: Vec<Line> = chart
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            Line::from(vec![
+                Span::styled("━━ ", Style::new().fg(series_color(i))),
+                Span::raw(s.label.clone()),
+            ])
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::new().borders(Borders::TOP)),
+        legend,
+    );
+}
+
+fn series_color(i: usize) -> Color {
+    SERIES_COLORS[i % SERIES_COLORS.len()]
+}
+
+/// One chart: a line per series, x the minutes before the hour's end, y bytes per second.
+fn draw_rates(
+    frame: &mut Frame,
+    area: Rect,
+    chart: &HistoryChart,
+    title: &str,
+    bytes: fn(&crate::history::Bucket) -> u64,
+) {
+    let step_s = chart.every_ms as f64 / 1000.0;
+    let points: Vec<Vec<(f64, f64)>> = chart
+        .series
+        .iter()
+        .map(|s| {
+            s.buckets
+                .iter()
+                .map(|b| {
+                    let end = b.start_ms + chart.every_ms - chart.until_ms;
+                    (end as f64 / 60_000.0, bytes(b) as f64 / step_s)
+                })
+                .collect()
+        })
+        .collect();
+    let top = points
+        .iter()
+        .flatten()
+        .map(|&(_, y)| y)
+        .fold(0.0_f64, f64::max);
+    let top = if top > 0.0 { top } else { 1.0 };
+    let span = (chart.until_ms - chart.since_ms) as f64 / 60_000.0;
+    let datasets = chart
+        .series
+        .iter()
+        .zip(&points)
+        .enumerate()
+        .map(|(i, (s, p))| {
+            Dataset::default()
+                .name(s.label.clone())
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(series_color(i)))
+                .data(p)
+        })
+        .collect();
+    let label = |v: f64| crate::sink::human::rate(v);
+    let widget = Chart::new(datasets)
+        .block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(format!(" {title} ")),
+        )
+        .x_axis(Axis::default().bounds([-span, 0.0]).labels([
+            format!("-{span:.0} min"),
+            format!("-{:.0}", span / 2.0),
+            "now".into(),
+        ]))
+        .y_axis(Axis::default().bounds([0.0, top]).labels([
+            label(0.0),
+            label(top / 2.0),
+            label(top),
+        ]))
+        .legend_position(None);
+    frame.render_widget(widget, area);
 }

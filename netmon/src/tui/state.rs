@@ -20,11 +20,14 @@ pub enum Tab {
     Analysis,
     /// Per remote host across processes, iftop-like; key `h` (after the ten digit tabs).
     Hosts,
+    /// Rates over the last hour from the history store; key `H`.
+    History,
 }
 
 impl Tab {
-    /// In tab-bar order; digit `1` is the first, `0` the tenth, `h` the Hosts tab.
-    pub const ALL: [Tab; 11] = [
+    /// In tab-bar order; digit `1` is the first, `0` the tenth, `h` the Hosts tab, `H` the
+    /// History tab.
+    pub const ALL: [Tab; 12] = [
         Tab::Netmon,
         Tab::Tcp,
         Tab::Udp,
@@ -36,6 +39,7 @@ impl Tab {
         Tab::Routing,
         Tab::Analysis,
         Tab::Hosts,
+        Tab::History,
     ];
 
     pub fn title(self) -> &'static str {
@@ -51,6 +55,7 @@ impl Tab {
             Tab::Routing => "Routing",
             Tab::Analysis => "Analysis",
             Tab::Hosts => "Hosts",
+            Tab::History => "History",
         }
     }
 
@@ -58,6 +63,7 @@ impl Tab {
     pub fn key(self) -> char {
         match self {
             Tab::Hosts => 'h',
+            Tab::History => 'H',
             t => char::from(b'0' + ((t.index() + 1) % 10) as u8),
         }
     }
@@ -179,6 +185,7 @@ impl State {
                 self.tab = Tab::ALL[i];
             }
             KeyCode::Char('h') => self.tab = Tab::Hosts,
+            KeyCode::Char('H') => self.tab = Tab::History,
             KeyCode::Char('/') => self.mode = Mode::Filter,
             KeyCode::Char(':') => self.mode = Mode::Command(String::new()),
             KeyCode::Char('+') => return self.step_interval(1),

@@ -10,12 +10,14 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend, buffer::Buffer};
 
 use super::data::{Header, TuiData};
+use super::history::{HistoryChart, HistorySource, HistoryView, Series};
 use super::render::draw;
 use super::state::{Action, Mode, Sort, State, Tab};
 use super::tabs::build;
 use super::view::Body;
 use crate::aggregate::{ConnectionRow, ProcessRow, Snapshot};
 use crate::event::Proto;
+use crate::history::{Bucket, FlowRecord};
 use crate::procnet::counters::Value;
 use crate::procnet::{NetRoot, NetSnapshot, delta};
 
@@ -139,7 +141,64 @@ fn data() -> TuiData {
         cookie_inodes: HashMap::from([(900, 32967), (901, 32970)]),
         exited: false,
         hosts: crate::hosts::tests::sample_rates(),
+        history: sample_history(),
     }
+}
+
+/// Two processes over an hour ending at minute `U`: curl sent 60 B/s for the last ten
+/// minutes and received a 600 KiB burst 30 minutes before; sshd 1 KiB/s both ways from 50
+/// to 41 minutes before.
+fn sample_history() -> HistoryView {
+    const U: i64 = 1_764_960_000_000;
+    let buckets = |f: &dyn Fn(i64) -> (u64, u64)| -> Vec<Bucket> {
+        (0..60)
+            .map(|i| {
+                let (tx, rx) = f(60 - i);
+                Bucket {
+                    start_ms: U - (60 - i) * 60_000,
+                    tx_bytes: tx,
+                    rx_bytes: rx,
+                }
+            })
+            .collect()
+    };
+    let curl = buckets(&|ago| {
+        (
+            if ago <= 10 { 3600 } else { 0 },
+            if ago == 30 { 614_400 } else { 0 },
+        )
+    });
+    let sshd = buckets(&|ago| {
+        if (41..=50).contains(&ago) {
+            (61_440, 61_440)
+        } else {
+            (0, 0)
+        }
+    });
+    HistoryView::Loaded(HistoryChart {
+        db: "/var/lib/netmon/netmon.db".into(),
+        since_ms: U - 3_600_000,
+        until_ms: U,
+        every_ms: 60_000,
+        series: vec![
+            Series {
+                label: "curl".into(),
+                tx_bytes: 36_000,
+                rx_bytes: 614_400,
+                connections: 3,
+                buckets: curl,
+            },
+            Series {
+                label: "sshd (ssh.service)".into(),
+                tx_bytes: 614_400,
+                rx_bytes: 614_400,
+                connections: 1,
+                buckets: sshd,
+            },
+        ],
+        by_pid: false,
+        from_rollups: false,
+    })
 }
 
 fn screen(state: &mut State, data: &TuiData, w: u16, h: u16) -> String {
@@ -490,12 +549,19 @@ fn keys() {
     // (keys typed from a fresh state, the tab after them, the last action)
     let cases: &[(&[KeyEvent], Tab, Action)] = &[
         (&[key(KeyCode::Tab)], Tab::Tcp, Action::Redraw),
-        (&[key(BackTab)], Tab::Hosts, Action::Redraw),
+        (&[key(BackTab)], Tab::History, Action::Redraw),
         (&[key(Right), key(Right)], Tab::Udp, Action::Redraw),
-        (&[key(Left)], Tab::Hosts, Action::Redraw),
-        (&[key(Left), key(Left)], Tab::Analysis, Action::Redraw),
+        (&[key(Left)], Tab::History, Action::Redraw),
+        (&[key(Left), key(Left)], Tab::Hosts, Action::Redraw),
         (&[key(Char('h'))], Tab::Hosts, Action::Redraw),
-        (&[key(Char('h')), key(Right)], Tab::Netmon, Action::Redraw),
+        (&[key(Char('h')), key(Right)], Tab::History, Action::Redraw),
+        (&[key(Char('H'))], Tab::History, Action::Redraw),
+        (&[key(Char('H')), key(Right)], Tab::Netmon, Action::Redraw),
+        (
+            &[key(Char('/')), key(Char('H'))],
+            Tab::Netmon,
+            Action::Redraw,
+        ),
         (
             &[key(Char('/')), key(Char('h'))],
             Tab::Netmon,
@@ -762,4 +828,327 @@ fn follow_children_marks_the_childrens_sockets_too() {
     };
     assert_eq!(owned(false), [32967, 32972]);
     assert_eq!(owned(true), [32967, 32970, 32972]);
+}
+
+/// A history store in a directory of its own, removed when dropped.
+struct TempStore(PathBuf);
+
+impl TempStore {
+    fn new(tag: &str) -> TempStore {
+        let dir = std::env::temp_dir().join(format!("nmtui-hist-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempStore(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("netmon.db")
+    }
+}
+
+impl Drop for TempStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The end of the charted hour in the store tests (a whole minute), and "now" 25 s later.
+const HOUR_END: i64 = 1_764_960_000_000;
+const NOW: i64 = HOUR_END + 25_000;
+const MIN: i64 = 60_000;
+
+fn record(
+    flow_id: u64,
+    segment: u32,
+    pid: u32,
+    comm: &str,
+    to_ms: i64,
+    tx: u64,
+    rx: u64,
+) -> FlowRecord {
+    FlowRecord {
+        host: "testhost".into(),
+        flow_id,
+        segment,
+        pid,
+        start_time: 7,
+        comm: comm.into(),
+        cmdline: comm.into(),
+        uid: Some(1000),
+        proto: "tcp".into(),
+        direction: "out".into(),
+        local: "10.0.0.1:40000".parse().ok(),
+        remote: "192.0.2.1:443".parse().ok(),
+        class: "internet".into(),
+        opened_ms: to_ms - 1000,
+        from_ms: to_ms - 1000,
+        to_ms,
+        ended: true,
+        tx_bytes: tx,
+        rx_bytes: rx,
+        ..FlowRecord::default()
+    }
+}
+
+/// Known records: curl (pid 4242) 6 KiB sent / 600 KiB received 30 minutes before the end of
+/// the hour and 1 KiB sent 5 minutes before (one connection); sshd (pid 900) 117.2 KiB /
+/// 58.6 KiB 50 minutes before; four small processes (600, 500, 400 and 300 B sent); and two
+/// curl records outside the hour (61 minutes before, and in the minute in progress) that
+/// must not count.
+fn filled_store(tag: &str) -> TempStore {
+    let dir = TempStore::new(tag);
+    let mut flows = vec![
+        record(
+            1,
+            0,
+            4242,
+            "curl",
+            HOUR_END - 30 * MIN + 10_000,
+            6144,
+            614_400,
+        ),
+        record(1, 1, 4242, "curl", HOUR_END - 5 * MIN + 1, 1024, 0),
+        record(
+            2,
+            0,
+            900,
+            "sshd",
+            HOUR_END - 50 * MIN + 30_000,
+            120_000,
+            60_000,
+        ),
+        record(3, 0, 4242, "curl", HOUR_END - 61 * MIN, 999_999, 999_999),
+        record(4, 0, 4242, "curl", HOUR_END + 10_000, 888_888, 888_888),
+    ];
+    for (i, (comm, tx)) in [("w600", 600), ("w500", 500), ("w400", 400), ("w300", 300)]
+        .into_iter()
+        .enumerate()
+    {
+        let pid = 5000 + i as u32;
+        flows.push(record(
+            10 + i as u64,
+            0,
+            pid,
+            comm,
+            HOUR_END - 20 * MIN,
+            tx,
+            0,
+        ));
+    }
+    crate::history::store::Store::open(&dir.db())
+        .unwrap()
+        .store
+        .write(&flows)
+        .unwrap();
+    dir
+}
+
+fn loaded(v: &HistoryView) -> &HistoryChart {
+    match v {
+        HistoryView::Loaded(c) => c,
+        other => panic!("not loaded: {other:?}"),
+    }
+}
+
+/// The cells of the History table's row that starts with `label`, as shown on the screen.
+fn shown_row<'a>(shot: &'a str, label: &str) -> Vec<&'a str> {
+    let line = shot
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no row {label:?} in\n{shot}"));
+    line[label.len()..]
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+#[test]
+fn history_tab_charts_the_busiest_processes_from_the_store() {
+    let dir = filled_store("top");
+    let view = HistorySource {
+        db: dir.db(),
+        pids: vec![],
+        recording: false,
+    }
+    .load(NOW);
+    let chart = loaded(&view);
+    assert_eq!(
+        (chart.since_ms, chart.until_ms),
+        (HOUR_END - 60 * MIN, HOUR_END)
+    );
+    let labels: Vec<&str> = chart.series.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["curl", "sshd", "w600", "w500", "w400"]);
+    for s in &chart.series {
+        assert_eq!(s.buckets.len(), 60, "{}", s.label);
+        let tx: u64 = s.buckets.iter().map(|b| b.tx_bytes).sum();
+        let rx: u64 = s.buckets.iter().map(|b| b.rx_bytes).sum();
+        assert_eq!((tx, rx), (s.tx_bytes, s.rx_bytes), "{}", s.label);
+    }
+    let curl = &chart.series[0];
+    assert_eq!(
+        (curl.tx_bytes, curl.rx_bytes, curl.connections),
+        (7168, 614_400, 1)
+    );
+    // Each record in the minute that holds its end.
+    let at = |s: &Series, ago: i64| {
+        let b = s
+            .buckets
+            .iter()
+            .find(|b| b.start_ms == HOUR_END - ago * MIN)
+            .unwrap();
+        (b.tx_bytes, b.rx_bytes)
+    };
+    assert_eq!(at(curl, 30), (6144, 614_400));
+    assert_eq!(at(curl, 5), (1024, 0));
+    assert_eq!(at(&chart.series[1], 50), (120_000, 60_000));
+
+    let mut d = data();
+    d.history = view.clone();
+    let mut s = state();
+    s.tab = Tab::History;
+    let shot = screen(&mut s, &d, 160, 30);
+    insta::assert_snapshot!("history_from_store", shot);
+    assert!(
+        shot.contains(" History ─ 5 of 5 rows ─ last hour per minute, busiest processes ─"),
+        "{shot}"
+    );
+    assert_eq!(
+        shown_row(&shot, "curl"),
+        ["7.00 KiB", "600 KiB", "102 B/s", "10.0 KiB/s", "1"]
+    );
+    assert_eq!(
+        shown_row(&shot, "sshd"),
+        ["117 KiB", "58.6 KiB", "1.95 KiB/s", "1000 B/s", "1"]
+    );
+    assert_eq!(
+        shown_row(&shot, "w400"),
+        ["400 B", "0 B", "7 B/s", "0 B/s", "1"]
+    );
+    assert!(!shot.contains("w300"), "only the five busiest: {shot}");
+    for title in [" sent per second ", " received per second "] {
+        assert!(shot.contains(title), "{shot}");
+    }
+    assert!(shot.contains("-60 min") && shot.contains("now"), "{shot}");
+    // The busiest minute is the top of the received chart's axis.
+    assert!(shot.contains("10.0 KiB/s"), "{shot}");
+}
+
+#[test]
+fn history_tab_charts_the_watched_pids() {
+    let dir = filled_store("pids");
+    let view = HistorySource {
+        db: dir.db(),
+        pids: vec![4242, 31337],
+        recording: false,
+    }
+    .load(NOW);
+    let chart = loaded(&view);
+    assert!(chart.by_pid);
+    let sums: Vec<(&str, u64, u64, usize)> = chart
+        .series
+        .iter()
+        .map(|s| (s.label.as_str(), s.tx_bytes, s.rx_bytes, s.buckets.len()))
+        .collect();
+    // A watched pid with nothing recorded is charted as zeros.
+    assert_eq!(
+        sums,
+        [("4242 curl", 7168, 614_400, 60), ("31337", 0, 0, 60)]
+    );
+    let mut d = data();
+    d.history = view.clone();
+    let mut s = state();
+    s.tab = Tab::History;
+    let shot = screen(&mut s, &d, 160, 30);
+    assert!(
+        shot.contains("last hour per minute, watched processes"),
+        "{shot}"
+    );
+    assert_eq!(
+        shown_row(&shot, "4242 curl"),
+        ["7.00 KiB", "600 KiB", "102 B/s", "10.0 KiB/s", "1"]
+    );
+    assert_eq!(
+        shown_row(&shot, "31337"),
+        ["0 B", "0 B", "0 B/s", "0 B/s", "0"]
+    );
+}
+
+#[test]
+fn history_tab_without_a_store_says_so_in_one_line() {
+    let dir = TempStore::new("none");
+    let db = dir.db();
+    let source = |recording| HistorySource {
+        db: db.clone(),
+        pids: vec![],
+        recording,
+    };
+    let want = format!(
+        "no history at {}: run with --record or start netmon serve",
+        db.display()
+    );
+    assert_eq!(source(false).load(NOW), HistoryView::NoStore(want.clone()));
+    // Nothing was created by looking.
+    assert!(!db.exists());
+    let mut d = data();
+    d.history = source(false).load(NOW);
+    let mut s = state();
+    s.tab = Tab::History;
+    let shot = screen(&mut s, &d, 160, 30);
+    let lines: Vec<&str> = shot.lines().filter(|l| l.contains("no history")).collect();
+    assert_eq!(lines.len(), 1, "{shot}");
+    assert_eq!(lines[0].trim(), want);
+    assert!(!shot.contains("per second"), "no chart: {shot}");
+    // Recording: the file is on its way.
+    let HistoryView::NoStore(why) = source(true).load(NOW) else {
+        panic!("not NoStore")
+    };
+    assert!(
+        why.starts_with(&format!("no history at {} yet", db.display())),
+        "{why}"
+    );
+    // An empty hour says so too.
+    let empty = filled_store("empty-hour");
+    let v = HistorySource {
+        db: empty.db(),
+        pids: vec![],
+        recording: false,
+    }
+    .load(NOW + 10 * 3_600_000);
+    assert_eq!(loaded(&v).series, []);
+    d.history = v;
+    let shot = screen(&mut s, &d, 160, 30);
+    assert!(shot.contains("no traffic in "), "{shot}");
+}
+
+/// The loader answers on its own thread, and asks again only after `REFRESH`.
+#[test]
+fn history_loader_asks_at_most_every_ten_seconds() {
+    use super::history::{HistoryLoader, REFRESH};
+    use std::time::Instant;
+    let dir = TempStore::new("loader");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut loader = HistoryLoader::start(HistorySource {
+            db: dir.db(),
+            pids: vec![],
+            recording: false,
+        });
+        let t0 = Instant::now();
+        loader.refresh(t0);
+        let first = tokio::time::timeout(Duration::from_secs(10), loader.next())
+            .await
+            .expect("an answer");
+        assert!(matches!(first, HistoryView::NoStore(_)), "{first:?}");
+        // Too soon: no query, so no answer.
+        loader.refresh(t0 + REFRESH - Duration::from_millis(1));
+        let none = tokio::time::timeout(Duration::from_millis(200), loader.next()).await;
+        assert!(none.is_err(), "asked again within 10 s: {none:?}");
+        loader.refresh(t0 + REFRESH);
+        let again = tokio::time::timeout(Duration::from_secs(10), loader.next()).await;
+        assert!(again.is_ok(), "not asked again after 10 s");
+    });
 }

@@ -6,7 +6,9 @@
 //! - `links`: ARP, Traffic (interfaces), Routing.
 //! - `counters`: Stats and Analysis.
 //! - `hosts`: per remote host rates (from the snapshots, not the namespace).
+//! - `history`: the series of the History tab's charts (from the history store).
 mod counters;
+mod history;
 mod hosts;
 mod links;
 mod netmon;
@@ -44,6 +46,7 @@ pub fn build(tab: Tab, data: &TuiData) -> TabView {
         Tab::Routing => with_net(data, ROUTING_COLUMNS, routing),
         Tab::Analysis => with_net(data, ANALYSIS_COLUMNS, analysis),
         Tab::Hosts => hosts::hosts(data),
+        Tab::History => history::history(data),
     }
 }
 
