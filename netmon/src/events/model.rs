@@ -15,6 +15,11 @@ pub enum Kind {
     Device,
     /// Interfaces, addresses, default routes, neighbours.
     Net,
+    /// A process starts or stops listening on a port (TCP LISTEN, bound UDP).
+    Listen,
+    /// A process's first connection to a watched or intranet network (or, with
+    /// --new-remotes, to a remote never seen before).
+    Contact,
 }
 
 impl Kind {
@@ -22,8 +27,12 @@ impl Kind {
         match self {
             Kind::Device => "device",
             Kind::Net => "net",
+            Kind::Listen => "listen",
+            Kind::Contact => "contact",
         }
     }
+
+    pub const ALL: [Kind; 4] = [Kind::Device, Kind::Net, Kind::Listen, Kind::Contact];
 }
 
 /// One event as printed and recorded.
@@ -72,6 +81,9 @@ pub enum What {
     DefaultRouteRemoved(DefaultRoute),
     DefaultRouteChanged(RouteChange),
     NeighbourNew(Neighbour),
+    ListenStarted(Listener),
+    ListenStopped(Listener),
+    Contact(Contact),
 }
 
 impl What {
@@ -83,6 +95,8 @@ impl What {
             | What::BlockRemoved(_)
             | What::Mounted(_)
             | What::Unmounted(_) => Kind::Device,
+            What::ListenStarted(_) | What::ListenStopped(_) => Kind::Listen,
+            What::Contact(_) => Kind::Contact,
             _ => Kind::Net,
         }
     }
@@ -108,6 +122,18 @@ impl What {
             What::DefaultRouteRemoved(_) => "default_route_removed",
             What::DefaultRouteChanged(_) => "default_route_changed",
             What::NeighbourNew(_) => "neighbour_new",
+            What::ListenStarted(_) => "listen_started",
+            What::ListenStopped(_) => "listen_stopped",
+            What::Contact(_) => "contact",
+        }
+    }
+
+    /// The process the event is about, for events that have one.
+    pub fn process(&self) -> Option<(u32, &str)> {
+        match self {
+            What::ListenStarted(l) | What::ListenStopped(l) => Some((l.pid, l.comm.as_str())),
+            What::Contact(c) => Some((c.pid, c.comm.as_str())),
+            _ => None,
         }
     }
 }
@@ -203,6 +229,38 @@ pub struct Neighbour {
     pub state: String,
 }
 
+/// A socket a process listens on (TCP) or is bound to without a peer (UDP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    pub pid: u32,
+    pub comm: String,
+    /// systemd unit from the process's cgroup; empty when none.
+    pub unit: String,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// The bound address and port (`0.0.0.0:8080`, `[::]:53`).
+    pub address: String,
+    pub port: u16,
+}
+
+/// A process's first connection in this run to a network of a class worth hearing about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub pid: u32,
+    pub comm: String,
+    pub unit: String,
+    /// The network: a `--watch-network` name, or the class (`intranet`, `link-local`, or
+    /// `new-remote` with --new-remotes).
+    pub network: String,
+    pub proto: String,
+    /// The remote address and port of the first connection.
+    pub remote: String,
+    pub remote_name: Option<String>,
+    /// Further first contacts of this (process, network) not reported in the rate limit's
+    /// window, counted (reported with the next event of the pair).
+    pub suppressed: u64,
+}
+
 fn opt(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("-")
 }
@@ -280,6 +338,34 @@ impl fmt::Display for HostEvent {
                 n.ifname.clone().unwrap_or_else(|| n.ifindex.to_string()),
                 n.state
             ),
+            What::ListenStarted(l) | What::ListenStopped(l) => write!(
+                f,
+                "{}/{} {} pid {} {}{}",
+                l.port,
+                l.proto,
+                l.address,
+                l.pid,
+                l.comm,
+                if l.unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", l.unit)
+                }
+            ),
+            What::Contact(c) => {
+                write!(
+                    f,
+                    "{} pid {} {} → {} {}",
+                    c.network, c.pid, c.comm, c.proto, c.remote
+                )?;
+                if let Some(n) = &c.remote_name {
+                    write!(f, " ({n})")?;
+                }
+                if c.suppressed > 0 {
+                    write!(f, " (+{} suppressed)", c.suppressed)?;
+                }
+                Ok(())
+            }
         }
     }
 }
