@@ -50,6 +50,7 @@ impl Aggregator {
         };
         self.flow_ended(cookie, &s);
         self.host_folded(cookie, &s);
+        self.notice_folded(cookie, &s);
         self.fold_payload(cookie, &s);
         if let Some(e) = ends(&s) {
             self.index.remove(cookie, e);

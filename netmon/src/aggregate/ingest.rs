@@ -47,6 +47,7 @@ impl Aggregator {
                     .or_insert_with(|| Socket::born(now_ms));
                 s.state = Some(state);
                 s.initiated |= state == TcpState::SynSent;
+                self.notice_state(cookie, state);
             }
             Event::Payload {
                 cookie,
@@ -270,6 +271,9 @@ impl Aggregator {
                 self.index.remove(cookie, old);
             }
             self.index.insert(cookie, after);
+            if before.is_none_or(|b| b.2.is_some() != remote.is_some()) {
+                self.notice_endpoints(cookie, proto, remote.is_some());
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ mod fold;
 mod hosts;
 mod index;
 mod ingest;
+mod notices;
 mod ownership;
 mod snapshot;
 mod state;
@@ -129,6 +130,8 @@ pub struct Aggregator {
     flows: flows::Flows,
     /// Per-remote-host totals, when asked for ([`Aggregator::with_hosts`]).
     hosts: hosts::Hosts,
+    /// Listen and contact events, when asked for ([`Aggregator::with_notices`]).
+    notices: notices::Notices,
 }
 
 impl Aggregator {
@@ -220,6 +223,7 @@ impl Aggregator {
             s.wire.mark();
         }
         self.flow_updates();
+        self.notice_interval();
         self.interval_start_ms = Some(self.now_ms);
         self.intervals += 1;
         self.expire(self.watched().as_ref());

@@ -40,6 +40,8 @@ pub(super) struct Socket {
     /// Re-created from a tombstone for counts that came after it was folded: its record is
     /// a later segment of a connection already recorded.
     pub(super) revived: bool,
+    /// Looked at for contact events already.
+    pub(super) contact_checked: bool,
 }
 
 impl Socket {

@@ -1345,3 +1345,133 @@ fn stopping_flushes_closed_rows_and_live_connections_into_records() {
     f.sort();
     assert_eq!(f, vec![(1, 5, 6, true), (2, 7, 8, false)]);
 }
+
+fn bound(cookie: Cookie, proto: Proto, local: &str) -> Event {
+    Event::SocketEndpoints {
+        cookie,
+        proto,
+        local: local.parse().unwrap(),
+        remote: None,
+    }
+}
+
+fn state(cookie: Cookie, state: TcpState) -> Event {
+    Event::SocketState { cookie, state }
+}
+
+fn notice_names(agg: &mut Aggregator) -> Vec<String> {
+    agg.take_notices()
+        .iter()
+        .map(|w| {
+            let detail = match w {
+                crate::events::What::ListenStarted(l) | crate::events::What::ListenStopped(l) => {
+                    format!("{} {} {}", l.pid, l.proto, l.address)
+                }
+                crate::events::What::Contact(c) => {
+                    format!("{} {} {} +{}", c.pid, c.network, c.remote, c.suppressed)
+                }
+                _ => String::new(),
+            };
+            format!("{} {detail}", w.name())
+        })
+        .collect()
+}
+
+/// A process that starts listening after netmon started gives listen_started once its owner
+/// and address are known, and listen_stopped when the socket goes; listeners that were there
+/// before, and UDP sockets on ephemeral (client) ports, give nothing.
+#[test]
+fn listeners_starting_and_stopping_are_events() {
+    let mut agg = Aggregator::new(Filter::default()).with_notices((32768, 60999), false);
+    feed(
+        &mut agg,
+        [
+            owner(9, 100),
+            state(9, TcpState::Listen),
+            bound(9, Proto::Tcp, "0.0.0.0:22"),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    agg.advance();
+    assert!(
+        notice_names(&mut agg).is_empty(),
+        "already listening at start"
+    );
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            state(1, TcpState::Listen),
+            bound(1, Proto::Tcp, "0.0.0.0:8080"),
+            owner(2, 100),
+            bound(2, Proto::Udp, "0.0.0.0:5353"),
+            owner(3, 100),
+            bound(3, Proto::Udp, "0.0.0.0:40000"),
+            Event::Tick { at_ms: 2000 },
+        ],
+    );
+    agg.advance();
+    assert_eq!(
+        notice_names(&mut agg),
+        vec![
+            "listen_started 100 tcp 0.0.0.0:8080",
+            "listen_started 100 udp 0.0.0.0:5353"
+        ]
+    );
+    agg.ingest(final_of(1, 100, 0, 0, 0));
+    assert_eq!(
+        notice_names(&mut agg),
+        vec!["listen_stopped 100 tcp 0.0.0.0:8080"]
+    );
+}
+
+/// First contact per (process, network): one event for many connections to the intranet,
+/// repeats counted and reported with the pair's next event after the window; each process and
+/// each watched network its own; accepted connections and internet remotes are no contact.
+#[test]
+fn first_contact_with_the_intranet_is_one_event_per_process_and_window() {
+    let lab = crate::cli::parse_watch_network("lab=10.9.0.0/16").unwrap();
+    let mut agg = Aggregator::new(Filter::default())
+        .with_networks(vec![lab])
+        .with_notices((32768, 60999), false);
+    let connect = |cookie: Cookie, pid: Pid, remote: &str| {
+        vec![
+            owner(cookie, pid),
+            state(cookie, TcpState::SynSent),
+            endpoints(cookie, Proto::Tcp, "10.0.0.1:40000", remote),
+        ]
+    };
+    let mut evs = Vec::new();
+    evs.extend(connect(1, 100, "10.1.0.5:22"));
+    evs.extend(connect(2, 100, "10.1.0.6:22"));
+    evs.extend(connect(3, 200, "192.168.1.1:80"));
+    evs.extend(connect(4, 100, "8.8.8.8:53"));
+    evs.extend(connect(5, 100, "10.9.0.1:443"));
+    evs.push(accepted(6, "10.0.0.1:22", "10.1.0.7:50000", 0));
+    evs.push(Event::Tick { at_ms: 1000 });
+    feed(&mut agg, evs);
+    agg.advance();
+    assert_eq!(
+        notice_names(&mut agg),
+        vec![
+            "contact 100 intranet 10.1.0.5:22 +0",
+            "contact 200 intranet 192.168.1.1:80 +0",
+            "contact 100 lab 10.9.0.1:443 +0",
+        ]
+    );
+    // Within the window: counted, not reported; after it: reported with the count.
+    feed(&mut agg, connect(7, 100, "10.1.0.8:22"));
+    agg.ingest(final_of(7, 100, 1, 1, 0));
+    agg.ingest(Event::Tick { at_ms: 2000 });
+    agg.advance();
+    assert!(notice_names(&mut agg).is_empty());
+    feed(&mut agg, connect(8, 100, "10.1.0.9:22"));
+    agg.ingest(Event::Tick {
+        at_ms: 2000 + super::notices::CONTACT_WINDOW_MS,
+    });
+    agg.advance();
+    assert_eq!(
+        notice_names(&mut agg),
+        vec!["contact 100 intranet 10.1.0.9:22 +2"]
+    );
+}
