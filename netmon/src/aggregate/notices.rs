@@ -127,11 +127,10 @@ impl Aggregator {
                 continue;
             };
             match self.listener(s) {
-                Some(l) => {
-                    if self.notices.listening.insert(cookie) {
-                        self.push_notice(What::ListenStarted(l));
-                    }
+                Some(l) if self.notices.listening.insert(cookie) => {
+                    self.push_notice(What::ListenStarted(l));
                 }
+                Some(_) => {}
                 None if s.closed_at.is_none() && self.intervals <= since + PATIENCE => {
                     self.notices.pending_listen.push((cookie, since));
                 }
