@@ -13,6 +13,7 @@
 //! an id they have seen, so a replay beyond the window is harmless.
 pub mod agent;
 pub mod hub;
+pub mod view;
 
 use std::path::PathBuf;
 
