@@ -456,3 +456,95 @@ fn events_reach_alertmanager() {
     assert_eq!(err.matches("alertmanager").count(), 2, "{err}");
     assert!(err.contains("2 failed"), "{err}");
 }
+
+/// Publishes one message with core NATS (heartbeats) or JetStream (events).
+fn publish_one(hub: &str, subject: &str, payload: Vec<u8>, stored: bool) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(hub).await.unwrap();
+        if stored {
+            jetstream::new(client.clone())
+                .publish(subject.to_string(), payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        } else {
+            client
+                .publish(subject.to_string(), payload.into())
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+    });
+}
+
+#[test]
+fn follow_prints_new_events_and_agent_down_and_up() {
+    use std::io::{BufRead, BufReader};
+    let Some(srv) = nats() else { return };
+    let hub = url(&srv);
+    assert!(netmon(&["hub", "init", "--hub", &hub]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netmon"))
+        .args(["fleet", "events", "--hub", &hub, "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.send(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("no {what} event"))
+    };
+    // Give the viewer a moment to subscribe.
+    std::thread::sleep(Duration::from_millis(700));
+    let mut hb = heartbeat("z");
+    hb.every_secs = 1;
+    publish_one(
+        &hub,
+        "netmon.lab.z.heartbeat",
+        serde_json::to_vec(&hb).unwrap(),
+        false,
+    );
+    let mut ev = event("z", 9, "contact");
+    ev.at_ms = now_ms();
+    publish_one(
+        &hub,
+        "netmon.lab.z.events",
+        serde_json::to_vec(&ev).unwrap(),
+        true,
+    );
+    let got = next("contact");
+    assert_eq!(got["kind"], "contact");
+    assert_eq!(got["host"], "z");
+    // Three missed one-second heartbeats.
+    let down = next("agent-down");
+    assert_eq!(down["kind"], "agent-down");
+    assert_eq!(down["host"], "z");
+    assert_eq!(down["site"], "lab");
+    publish_one(
+        &hub,
+        "netmon.lab.z.heartbeat",
+        serde_json::to_vec(&hb).unwrap(),
+        false,
+    );
+    let up = next("agent-up");
+    assert_eq!(up["kind"], "agent-up");
+    // SIGTERM: a clean stop with its summary line.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fleet events: 3 events"), "{err}");
+}
