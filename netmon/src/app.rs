@@ -77,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Routes(args) => crate::capture::routes(&args),
         Command::Flows(args) => crate::history::cmd::flows(&args),
         Command::Hub(crate::cli::HubCommand::Init(args)) => crate::fleet::hub::init(&args),
+        Command::Fleet(c) => crate::fleet::view::command(&c),
         Command::Report(args) => crate::history::cmd::report(&args),
         Command::Completions(args) => {
             crate::packaging::completions(&args, &mut std::io::stdout().lock())

@@ -58,6 +58,24 @@ pub enum Command {
     /// The fleet hub (NATS JetStream): `hub init` creates the streams agents publish to.
     #[command(subcommand)]
     Hub(HubCommand),
+    /// The fleet's flow records, reports, live rates and events, read from the hub.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Every agent's flow records from the hub (each once), oldest first.
+    Flows(crate::fleet::view::FleetFlowsArgs),
+    /// Top talkers across the fleet over a time range, grouped by host, process, remote,
+    /// class, port, unit or container; exact sums of the hub's flow records.
+    Report(crate::fleet::view::FleetReportArgs),
+    /// Every agent's rates and busiest processes, live; hosts whose heartbeats stopped are
+    /// shown DOWN.
+    Top(crate::fleet::view::FleetTopArgs),
+    /// The agents' events from the hub (and new ones with --follow, with agent-down and
+    /// agent-up from heartbeats); --exec and --alertmanager hooks.
+    Events(crate::fleet::view::FleetEventsArgs),
 }
 
 #[derive(Debug, Subcommand)]

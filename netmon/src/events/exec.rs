@@ -41,8 +41,9 @@ pub enum Outcome {
 
 struct Job {
     json: String,
-    event: &'static str,
-    kind: &'static str,
+    /// What the command's environment gets (NETMON_EVENT, …); the first value names the
+    /// event in log lines.
+    env: Vec<(&'static str, String)>,
 }
 
 pub struct ExecRunner {
@@ -130,17 +131,25 @@ impl ExecRunner {
     }
 
     pub fn submit(&self, ev: &HostEvent, stats: &Stats) {
+        self.submit_json(
+            serde_json::to_string(ev).unwrap_or_default(),
+            vec![
+                ("NETMON_EVENT", ev.what.name().to_string()),
+                ("NETMON_EVENT_KIND", ev.kind.as_str().to_string()),
+            ],
+            stats,
+        );
+    }
+
+    /// Any event as JSON (the fleet viewer's), with these environment variables; the first
+    /// one's value names the event in log lines.
+    pub fn submit_json(&self, json: String, env: Vec<(&'static str, String)>, stats: &Stats) {
         let Some(q) = &self.queue else { return };
-        let job = Job {
-            json: serde_json::to_string(ev).unwrap_or_default(),
-            event: ev.what.name(),
-            kind: ev.kind.as_str(),
-        };
-        match q.try_send(job) {
+        match q.try_send(Job { json, env }) {
             Ok(()) => {}
             Err(TrySendError::Full(j)) => {
                 stats.count(&stats.exec_dropped);
-                log::warn!("events: --exec queue full; not running it for {}", j.event);
+                log::warn!("events: --exec queue full; not running it for {}", j.name());
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
@@ -156,6 +165,12 @@ impl ExecRunner {
     }
 }
 
+impl Job {
+    fn name(&self) -> &str {
+        self.env.first().map_or("an event", |(_, v)| v.as_str())
+    }
+}
+
 fn worker(rx: &Mutex<Receiver<Job>>, cfg: &ExecConfig, stats: &Stats, stopping: &AtomicBool) {
     loop {
         // The lock is held only while waiting for the next job, never while one runs.
@@ -167,7 +182,7 @@ fn worker(rx: &Mutex<Receiver<Job>>, cfg: &ExecConfig, stats: &Stats, stopping: 
         if stopping.load(Ordering::Relaxed) {
             return;
         }
-        let env = [("NETMON_EVENT", job.event), ("NETMON_EVENT_KIND", job.kind)];
+        let env: Vec<(&str, &str)> = job.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         match run_one(
             &cfg.command,
             job.json.as_bytes(),
@@ -178,19 +193,19 @@ fn worker(rx: &Mutex<Receiver<Job>>, cfg: &ExecConfig, stats: &Stats, stopping: 
             Ok(Outcome::Ok | Outcome::Stopped) => {}
             Ok(Outcome::Failed(status)) => {
                 stats.count(&stats.exec_failed);
-                log::warn!("events: --exec for {} failed: {status}", job.event);
+                log::warn!("events: --exec for {} failed: {status}", job.name());
             }
             Ok(Outcome::TimedOut) => {
                 stats.count(&stats.exec_timed_out);
                 log::warn!(
                     "events: --exec for {} killed after its {:?} timeout",
-                    job.event,
+                    job.name(),
                     cfg.timeout
                 );
             }
             Err(e) => {
                 stats.count(&stats.exec_failed);
-                log::warn!("events: --exec for {} could not start: {e}", job.event);
+                log::warn!("events: --exec for {} could not start: {e}", job.name());
             }
         }
     }

@@ -6,13 +6,14 @@
 //!   agents and viewers), and connecting to the hub;
 //! - `agent`: the publisher in `serve` (the history store is its spool);
 //! - `hub`: `netmon hub init` (streams);
-//! - viewers: `fleet report`, `fleet flows`, `fleet top`, `fleet events`.
+//! - `view`: the viewers `fleet report`, `fleet flows`, `fleet top`, `fleet events`.
 //!
 //! Exactly once: each flow record carries (host, boot, seq), published with that as its
 //! `Nats-Msg-Id`, so the server drops a resend within its duplicate window; viewers also drop
 //! an id they have seen, so a replay beyond the window is harmless.
 pub mod agent;
 pub mod hub;
+pub mod view;
 
 use std::path::PathBuf;
 
