@@ -211,6 +211,8 @@ pub struct Outcome {
     pub tcp_to_zero_window_adv: u64,
     pub truth: Value,
     pub snapshot: Value,
+    /// Every JSON line netmon printed, in order (the last is `snapshot`).
+    pub lines: Vec<Value>,
     pub netmon_exit: Option<i32>,
     pub netmon_stderr: String,
 }
@@ -357,6 +359,10 @@ pub fn scenario_in(
         ),
         truth,
         snapshot: serde_json::from_str(last).unwrap(),
+        lines: lines
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
         netmon_exit: status.and_then(|s| s.code()),
         netmon_stderr,
     }

@@ -228,3 +228,129 @@ fn count_flows(db: &str) -> u64 {
     conn.query_row("SELECT count(*) FROM flows", [], |r| r.get::<_, i64>(0))
         .map_or(0, |n| n as u64)
 }
+
+/// `run --by host`: a client sends steadily to a server on loopback for 14 s; the 2-s and 10-s
+/// rates of host 127.0.0.1 match the rate the client achieved (its own count over its own
+/// time), and the cumulative bytes match exactly at the end.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn host_rates_match_a_known_steady_rate() {
+    if !privileged() {
+        eprintln!("{ROOT}");
+        return;
+    }
+    let o = scenario("hostrate", &["steady", "14", "2000"], &["--by", "host"]);
+    let sent = o.truth_u64("client_sent");
+    let rate = sent as f64 / 14.0;
+    let lines: Vec<&Value> = o.lines.iter().collect();
+    let host = |l: &Value| {
+        l["host_rates"]
+            .as_array()
+            .and_then(|a| a.iter().find(|h| h["remote"] == "127.0.0.1").cloned())
+    };
+    // Snapshots from 11 s to 13 s into the traffic: both windows lie inside it.
+    let t0 = lines
+        .iter()
+        .find_map(|l| host(l).map(|_| l["at_ms"].as_u64().unwrap()))
+        .expect("no snapshot listed 127.0.0.1");
+    let mid: Vec<Value> = lines
+        .iter()
+        .filter(|l| {
+            let t = l["at_ms"].as_u64().unwrap_or(0);
+            t >= t0 + 11_000 && t <= t0 + 13_000
+        })
+        .filter_map(|l| host(l))
+        .collect();
+    assert!(!mid.is_empty(), "no snapshot 11-13 s into the traffic");
+    for h in &mid {
+        for (i, window) in ["2 s", "10 s"].iter().enumerate() {
+            let got = h["tx_rate"][i].as_f64().unwrap();
+            assert!(
+                (got / rate - 1.0).abs() < 0.15,
+                "{window} rate {got:.0} B/s vs the client's {rate:.0} B/s: {h}"
+            );
+        }
+    }
+    let last = host(lines.last().unwrap()).expect("final snapshot lists 127.0.0.1");
+    assert_eq!(last["tx_bytes"].as_u64(), Some(sent), "{last}");
+}
+
+/// A connection open across a restart of netmon: what it moved before the restart is
+/// recorded when the first netmon stops, what it moved after by the second, and the records
+/// add up to exactly what was sent: nothing twice, nothing lost.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn a_connection_open_across_a_restart_is_counted_once() {
+    use std::io::{Read, Write};
+    if !privileged() {
+        eprintln!("{ROOT}");
+        return;
+    }
+    let dir = TempDir::new("restart");
+    let db = dir.db();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_port = listener.local_addr().unwrap().port();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    let (mut server, _) = listener.accept().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut n = 0u64;
+        while let Ok(k) = server.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        n
+    });
+    let (n1, n2) = (111_111u64, 222_222u64);
+    for n in [n1, n2] {
+        let mut g = Guard(
+            Command::new(netmon_bin())
+                .args([
+                    "run",
+                    "--record",
+                    "--db",
+                    &db,
+                    "--json",
+                    "--interval",
+                    "0.5",
+                ])
+                .args(["--duration", "3"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let out = Lines::new(g.0.stdout.take().unwrap());
+        assert!(
+            out.next(Duration::from_secs(20)).is_some(),
+            "netmon printed nothing"
+        );
+        client.write_all(&vec![7u8; n as usize]).unwrap();
+        if n == n2 {
+            std::thread::sleep(Duration::from_millis(300));
+            client.shutdown(std::net::Shutdown::Both).unwrap();
+        }
+        let status = g.0.wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
+    drop(client);
+    assert_eq!(reader.join().unwrap(), n1 + n2);
+    let flows = json_lines(&netmon(&["flows", "--db", &db, "--since", "10m", "--json"]));
+    let end = |f: &Value, k: &str| f[k].as_u64();
+    let sum = |port: u16, dir: &str| -> u64 {
+        flows
+            .iter()
+            .filter(|f| end(f, "local_port") == Some(u64::from(port)))
+            .map(|f| u(f, dir))
+            .sum()
+    };
+    assert_eq!(
+        sum(client_port, "tx_bytes"),
+        n1 + n2,
+        "client side: {flows:?}"
+    );
+    assert_eq!(sum(server_port, "rx_bytes"), n1 + n2, "server side");
+}

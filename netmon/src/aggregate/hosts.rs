@@ -127,8 +127,11 @@ impl Aggregator {
         let pid = s.owner.map(|(p, _)| p);
         if let Some(p) = pid {
             let f = &self.filter;
+            // --pid (with --follow-children, the watched tree): only a small tree is walked.
             if f.exclude_pids.contains(&p)
-                || (!f.pids.is_empty() && !f.pids.contains(&p))
+                || (!f.pids.is_empty()
+                    && !f.pids.contains(&p)
+                    && !self.watched().is_some_and(|w| w.contains(&p)))
                 || !self.selected_by_identity(p, s.owner_inc)
             {
                 return None;
