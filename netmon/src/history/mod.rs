@@ -206,6 +206,8 @@ pub struct Pruned {
     pub flows_by_size: u64,
     pub rollups_by_age: u64,
     pub rollups_by_size: u64,
+    /// Host events older than `max_age_ms`.
+    pub events_by_age: u64,
 }
 
 /// What the store holds, for metrics and `netmon report` headers.
@@ -218,6 +220,9 @@ pub struct StoreStats {
     /// `to_ms` of the oldest raw flow and of the oldest roll-up; None when empty.
     pub oldest_flow_ms: Option<i64>,
     pub oldest_rollup_ms: Option<i64>,
+    /// Host events kept, and `at_ms` of the oldest; None when there is none.
+    pub events: u64,
+    pub oldest_event_ms: Option<i64>,
     /// Everything retention removed since the store was created.
     pub removed: Pruned,
 }
