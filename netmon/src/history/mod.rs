@@ -233,9 +233,14 @@ pub struct HistoryStatus {
     pub db: std::path::PathBuf,
     /// Flow records committed to the store since netmon started.
     pub written: u64,
-    /// Flow records not stored, by reason (`writer_behind`, `store_error`,
+    /// Flow records and host events not stored, by reason (`writer_behind`, `store_error`,
     /// `store_unavailable`, `not_taken`).
     pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Host events handed to the recorder since netmon started, recorded or not, by kind
+    /// (`device`, `net`, `listen`, `contact`).
+    pub events: std::collections::BTreeMap<String, u64>,
+    /// Host events committed to the store since netmon started.
+    pub events_written: u64,
     pub db_bytes: u64,
     /// Age of the oldest record kept (raw flows or roll-ups), in seconds.
     pub oldest_age_secs: Option<f64>,
