@@ -432,6 +432,11 @@ mod tests {
         let s = r.finish();
         assert_eq!(s.events["net"] + s.events["listen"], 2);
         assert_eq!(s.events_written, 0);
-        assert_eq!(s.dropped.get("store_unavailable"), Some(&2), "{:?}", s.dropped);
+        assert_eq!(
+            s.dropped.get("store_unavailable"),
+            Some(&2),
+            "{:?}",
+            s.dropped
+        );
     }
 }
