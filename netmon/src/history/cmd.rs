@@ -12,11 +12,14 @@ use crate::error::{AppError, Exit};
 
 /// The range the user asked for, in Unix ms; a bad time or an empty range is a usage error.
 fn range(r: &RangeArgs, now_ms: i64) -> Result<(i64, i64)> {
+    time_range(&r.since, &r.until, now_ms)
+}
+
+/// `--since` and `--until` as Unix ms; a bad time or an empty range is a usage error.
+pub fn time_range(since: &str, until: &str, now_ms: i64) -> Result<(i64, i64)> {
     let usage = |m: String| AppError::new(Exit::Usage, m);
-    let since =
-        when::parse_time_ms(&r.since, now_ms).map_err(|e| usage(format!("--since: {e}")))?;
-    let until =
-        when::parse_time_ms(&r.until, now_ms).map_err(|e| usage(format!("--until: {e}")))?;
+    let since = when::parse_time_ms(since, now_ms).map_err(|e| usage(format!("--since: {e}")))?;
+    let until = when::parse_time_ms(until, now_ms).map_err(|e| usage(format!("--until: {e}")))?;
     if since >= until {
         return Err(usage(format!(
             "--since ({}) must be before --until ({})",

@@ -241,6 +241,8 @@ pub struct HistoryStatus {
     pub events: std::collections::BTreeMap<String, u64>,
     /// Host events committed to the store since netmon started.
     pub events_written: u64,
+    /// Host event sources (device, net) that could not start or stopped since netmon started.
+    pub event_source_failures: u64,
     pub db_bytes: u64,
     /// Age of the oldest record kept (raw flows or roll-ups), in seconds.
     pub oldest_age_secs: Option<f64>,

@@ -96,6 +96,14 @@ impl Recorder {
         self.send(Batch::Events(events), n);
     }
 
+    /// Counts a host event source that could not start or stopped (warned about by the
+    /// caller).
+    pub fn event_source_failed(&self) {
+        if let Ok(mut s) = self.status.lock() {
+            s.event_source_failures += 1;
+        }
+    }
+
     fn send(&self, batch: Batch, n: u64) {
         let reason = match &self.tx {
             Some(tx) => match tx.try_send(batch) {

@@ -372,6 +372,12 @@ fn history_families(fams: &mut Vec<MetricFamily>, h: &crate::history::HistorySta
             .collect(),
     ));
     fams.push(family(
+        "netmon_event_source_failures_total",
+        "Host event sources (device, net) that could not start or stopped",
+        MetricType::COUNTER,
+        vec![counter(Vec::new(), h.event_source_failures)],
+    ));
+    fams.push(family(
         "netmon_history_database_bytes",
         "Size of the history database file",
         MetricType::GAUGE,
