@@ -158,6 +158,9 @@ mod tests {
     use crate::events::model::{Contact, Link, Listener, What};
     use crate::history::Limits;
 
+    /// at_ms, kind, event, pid, comm.
+    type Columns = (i64, String, String, Option<u32>, Option<String>);
+
     fn link(name: &str) -> Link {
         Link {
             ifindex: 3,
@@ -260,7 +263,7 @@ mod tests {
             vec![evs[1].clone()]
         );
 
-        let cols: Vec<(i64, String, String, Option<u32>, Option<String>)> = s
+        let cols: Vec<Columns> = s
             .conn
             .prepare("SELECT at_ms, kind, event, pid, comm FROM events ORDER BY seq")
             .unwrap()
