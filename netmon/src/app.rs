@@ -285,6 +285,18 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
             host.clone(),
         ));
     }
+    // Host events (devices, interfaces…) go to the store with the flows: not from a replay
+    // (not this host), not with --no-events.
+    let mut host_events =
+        (out.recorder.is_some() && args.replay.is_none() && !args.history.no_events).then(|| {
+            let started = crate::events::cmd::start_for_recorder(&host);
+            if let Some(r) = &out.recorder {
+                for _ in &started.failed {
+                    r.event_source_failed();
+                }
+            }
+            started
+        });
     if args.fleet.hub.hub.is_some() {
         out.agent = Some(crate::fleet::agent::Agent::start(
             crate::fleet::agent::AgentOptions {
@@ -329,6 +341,7 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
 
     // Events are taken a batch at a time: one wakeup of this loop per batch, not per event.
     let mut batch = Vec::with_capacity(EVENT_BATCH);
+    let mut host_batch = Vec::new();
     let ending = loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, EVENT_BATCH), if !source_done => match n {
@@ -344,6 +357,12 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
                     }
                 }
             },
+            n = recv_host_events(&mut host_events, &mut host_batch) => {
+                if n == 0 {
+                    host_events = None;
+                }
+                out.host_messages(host_batch.drain(..));
+            }
             _ = ticker.tick() => {
                 if args.once {
                     break Ending::Done;
@@ -400,6 +419,12 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         w.flush().context("writing --record-events file")?;
     }
     out.emit(&mut agg, &sources.backend, true)?;
+    if let Some(h) = host_events.as_mut() {
+        while let Ok(m) = h.rx.try_recv() {
+            out.host_messages(std::iter::once(m));
+        }
+    }
+    drop(host_events);
     if let Some(r) = out.recorder.take() {
         report_history(&r.finish());
     }
@@ -474,6 +499,18 @@ enum Ending {
     Done,
     WatchedExited,
     SourceFailed(String),
+}
+
+/// The next messages of the host event sources (0 once every source has ended); never
+/// resolves without sources.
+async fn recv_host_events(
+    sources: &mut Option<crate::events::cmd::RecorderSources>,
+    into: &mut Vec<crate::events::cmd::Msg>,
+) -> usize {
+    match sources {
+        Some(s) => s.rx.recv_many(into, 256).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -588,6 +625,34 @@ impl Output {
             Some(t) => t.next_event().await,
             None => std::future::pending().await,
         }
+    }
+
+    /// Host events for the history store, from any producer (the device and net sources,
+    /// the aggregator's listen and contact events); dropped when not recording.
+    fn record_host_events(&self, events: Vec<crate::events::HostEvent>) {
+        if let Some(r) = &self.recorder {
+            r.submit_events(events);
+        }
+    }
+
+    /// What the host event sources sent: events to the store; a source that stopped is a
+    /// warning and counted, and serving goes on.
+    fn host_messages(&self, msgs: impl Iterator<Item = crate::events::cmd::Msg>) {
+        use crate::events::cmd::Msg;
+        let mut events = Vec::new();
+        for m in msgs {
+            match m {
+                Msg::Event(ev) => events.push(*ev),
+                Msg::Stopped { source, error } => {
+                    let why = error.unwrap_or_else(|| "it ended".to_string());
+                    log::warn!("host events: the {source} source stopped: {why}");
+                    if let Some(r) = &self.recorder {
+                        r.event_source_failed();
+                    }
+                }
+            }
+        }
+        self.record_host_events(events);
     }
 
     fn emit(&mut self, agg: &mut Aggregator, backend: &str, last: bool) -> Result<()> {

@@ -126,6 +126,10 @@ pub struct HistoryArgs {
     /// `serve`: do not record flow records into the history database.
     #[arg(long)]
     pub no_history: bool,
+    /// Do not record host events (devices, mounts, interfaces, addresses, routes) into the
+    /// history database.
+    #[arg(long)]
+    pub no_events: bool,
     /// `run`: also record flow records into the history database.
     #[arg(long)]
     pub record: bool,
@@ -438,12 +442,36 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// Print events as they happen, until Ctrl-C or SIGTERM.
+    /// Print events as they happen, until Ctrl-C or SIGTERM (device and net events from the
+    /// kernel; listen and contact events from the history store as `netmon serve` records
+    /// them). Without it: the events the history store kept for --since..--until.
     #[arg(short, long)]
     pub follow: bool,
-    /// Only these kinds of event (comma-separated). Default: all.
+    /// Only these kinds of event (comma-separated). Default: all; with --follow, device and
+    /// net.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
     pub kind: Vec<crate::events::Kind>,
+    /// Past events from this time: a span ago (6h, 2d, 30m), a date (2026-12-07), a local
+    /// time (2026-12-07 10:30) or RFC 3339.
+    #[arg(
+        long,
+        value_name = "TIME",
+        default_value = "1h",
+        conflicts_with = "follow"
+    )]
+    pub since: String,
+    /// Past events up to this time (same forms as --since).
+    #[arg(
+        long,
+        value_name = "TIME",
+        default_value = "now",
+        conflicts_with = "follow"
+    )]
+    pub until: String,
+    /// The history database (SQLite) past events, and listen and contact events with
+    /// --follow, are read from.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
     /// Print JSON lines instead of text lines.
     #[arg(long)]
     pub json: bool,

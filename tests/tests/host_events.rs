@@ -5,6 +5,10 @@
 //! right fields, and nothing else may arrive. A second test shrinks netmon's receive buffer so a
 //! burst overruns it, and checks the resync still reports every link exactly once.
 //!
+//! A third runs `netmon serve --db` in a namespace and checks that an interface added there is
+//! in the history store, read back by `netmon events --since`, and counted in
+//! `netmon_events_total`.
+//!
 //! Everything lives in the test's namespace (deleted on drop, also when an assertion fails),
 //! so no traffic or interface touches the host. The device test is the exception by nature
 //! (uevents and mounts are the host's): it creates one loop device and one tmpfs mount of its
@@ -550,4 +554,95 @@ fn device_events_for_a_loop_device_and_a_mount() {
     let summary = stop(g, &err);
     eprintln!("{summary}");
     assert!(!summary.contains("malformed"), "{summary}");
+}
+
+/// `netmon serve` records host events: a link added in its namespace is in the store (read
+/// back by `netmon events --since … --db`, with serve's host name) and counted in
+/// `netmon_events_total{kind="net"}`.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn serve_records_host_events_in_the_store() {
+    assert!(privileged(), "{ROOT}");
+    let ns = quiet_netns("hevs");
+    let kind = dummy_kind(&ns);
+    ip_in(&ns, &["link", "set", "lo", "up"]);
+    let dir = netmon_tests::prom::TempDir::new("hev-serve");
+    let db = dir.0.join("h.db");
+    let db = db.to_str().unwrap();
+    let mut g = Guard(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(netmon_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:19742",
+                "--host-name",
+                "evhost",
+                "--db",
+                db,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = Lines::new(g.0.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = err
+            .next(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|| panic!("netmon serve did not start"));
+        if line.contains("serving /metrics") {
+            break;
+        }
+        eprintln!("netmon: {line}");
+    }
+    // The sources take their baseline before serve says it serves.
+    ip_in(&ns, &["link", "add", "nmstore0", "type", kind]);
+    let metric = |name: &str| -> Option<f64> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "curl", "-sf"])
+            .arg("http://127.0.0.1:19742/metrics")
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    };
+    let counted = Instant::now() + Duration::from_secs(10);
+    while metric(r#"netmon_events_total{kind="net"}"#).unwrap_or(0.0) < 1.0 {
+        assert!(
+            Instant::now() < counted,
+            "netmon_events_total{{kind=\"net\"}} stayed 0"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(metric("netmon_event_source_failures_total"), Some(0.0));
+    // The recorder commits within a second of being handed the events.
+    let mut found = None;
+    let stored = Instant::now() + Duration::from_secs(10);
+    while found.is_none() && Instant::now() < stored {
+        std::thread::sleep(Duration::from_millis(300));
+        let out = Command::new(netmon_bin())
+            .args([
+                "events", "--since", "5m", "--kind", "net", "--json", "--db", db,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        found = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|v| v["event"] == "link_added" && v["ifname"] == "nmstore0");
+    }
+    let ev = found.expect("link_added nmstore0 not in the store within 10 s");
+    assert_eq!(ev["host"], "evhost");
+    assert_eq!(ev["kind"], "net");
+    let said = stop(g, &err);
+    assert!(!said.contains("host events:"), "{said}");
 }

@@ -633,6 +633,19 @@ pub static OPTIONS: &[Opt] = &[
     ),
     opt!(
         History,
+        "events",
+        "no_events",
+        Both,
+        "Record host events (devices, mounts, interfaces, addresses, routes) into the history\n\
+         database with the flows (false: like --no-events).",
+        |a, v| {
+            a.history.no_events = !boolean(v)?;
+            Ok(())
+        },
+        |a| Some((!a.history.no_events).to_string())
+    ),
+    opt!(
+        History,
         "record",
         "record",
         Run,

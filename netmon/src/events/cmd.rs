@@ -1,11 +1,22 @@
-//! `netmon events`: starts the sources the chosen kinds need, prints each event as it arrives,
-//! hands it to `--exec`, and stops on Ctrl-C or SIGTERM.
+//! `netmon events`: with `--follow`, starts the sources the chosen kinds need, prints each
+//! event as it arrives, hands it to `--exec`, and stops on Ctrl-C or SIGTERM; without it, prints
+//! the events the history store kept for a time range.
 //!
-//! Sources are blocking netlink and poll loops, each on a thread of its own; they stamp their
-//! events (time, host) when they see them and send them to the async loop, which owns the sinks
-//! and the signals. Every source opens its socket and takes its baseline before netmon says it
-//! is following, so start-up failures are one-line errors and nothing after the line is missed.
-use std::{path::Path, process::ExitCode, sync::Arc, time::SystemTime};
+//! Live sources (device, net) are blocking netlink and poll loops, each on a thread of its own;
+//! they stamp their events (time, host) when they see them and send them to the async loop,
+//! which owns the sinks and the signals. Every source opens its socket and takes its baseline
+//! before netmon says it is following, so start-up failures are one-line errors and nothing
+//! after the line is missed. Listen and contact events come only from `netmon serve`: with
+//! `--follow` they are read from the store as serve records them.
+//!
+//! `serve` (and `run --record`) start the same live sources with [`start_for_recorder`] and
+//! hand what they see to the history recorder.
+use std::{
+    path::Path,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::{Context, Result};
 use tokio::{
@@ -25,13 +36,21 @@ use super::{
 use crate::{
     cli::EventsArgs,
     error::{AppError, Exit},
+    history::{
+        store::{Store, StoreError},
+        when,
+    },
 };
 
 /// Events in flight between the source threads and the printer. A full channel blocks the
 /// sources, whose kernel sockets then buffer (and, past that, overrun and resync).
 const CHANNEL: usize = 4096;
+/// How often `--follow` looks in the store for listen and contact events.
+const STORE_POLL: Duration = Duration::from_millis(500);
+/// Events read from the store per query.
+const STORE_BATCH: usize = 1024;
 
-enum Msg {
+pub enum Msg {
     // Boxed: an event is ten times the size of the other variant.
     Event(Box<HostEvent>),
     /// A source thread ended; with the reason when it failed.
@@ -64,14 +83,147 @@ where
     Ok(())
 }
 
-pub fn run(args: EventsArgs) -> Result<ExitCode> {
-    if !args.follow {
+/// Starts the live source of `kind` (device: uevents and mounts; net: rtnetlink), sending its
+/// events, stamped with `host`, to `tx`. Listen and contact have no source of their own here
+/// (the aggregator makes them): nothing is started for them.
+pub fn start_live(
+    kind: Kind,
+    host: &str,
+    rtnetlink_rcvbuf: usize,
+    stats: &Arc<Stats>,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<()> {
+    match kind {
+        Kind::Net => {
+            let src = NetSource::open(rtnetlink_rcvbuf).context("starting network events")?;
+            log::info!("events: {} links known at start", src.links());
+            let st = stats.clone();
+            spawn_source("net", tx, host, move |emit| {
+                src.run(&st, emit)
+                    .map_err(|e| crate::error::one_line(&e.into()))
+            })
+        }
+        Kind::Device => {
+            let devices =
+                DeviceSource::open(Path::new("/sys")).context("starting device events")?;
+            let (usb, block) = devices.known();
+            log::info!("events: {usb} USB devices and {block} block devices present at start");
+            let mounts = MountWatch::open(Path::new("/proc/self/mountinfo"), stats)
+                .context("reading /proc/self/mountinfo")?;
+            let st = stats.clone();
+            spawn_source("device", tx, host, move |emit| {
+                devices
+                    .run(&st, emit)
+                    .map_err(|e| format!("reading uevents: {e}"))
+            })?;
+            let st = stats.clone();
+            spawn_source("mount", tx, host, move |emit| {
+                mounts
+                    .run(&st, emit)
+                    .map_err(|e| format!("watching /proc/self/mountinfo: {e}"))
+            })
+        }
+        Kind::Listen | Kind::Contact => Ok(()),
+    }
+}
+
+/// The live sources `serve` runs for its recorder.
+pub struct RecorderSources {
+    pub rx: mpsc::Receiver<Msg>,
+    /// Sources that could not start, with the reason (already warned about).
+    pub failed: Vec<(&'static str, String)>,
+    pub stats: Arc<Stats>,
+}
+
+/// Starts the device and net sources for `serve`; one that cannot start (no netlink
+/// permission, no /sys) is a one-line warning and listed in `failed`, never an error.
+pub fn start_for_recorder(host: &str) -> RecorderSources {
+    let stats = Arc::new(Stats::default());
+    let (tx, rx) = mpsc::channel(CHANNEL);
+    let mut failed = Vec::new();
+    for kind in [Kind::Device, Kind::Net] {
+        if let Err(e) = start_live(kind, host, super::net::DEFAULT_RCVBUF, &stats, &tx) {
+            let why = crate::error::one_line(&e);
+            log::warn!(
+                "host events: {} events are not recorded: {why}",
+                kind.as_str()
+            );
+            failed.push((kind.as_str(), why));
+        }
+    }
+    RecorderSources { rx, failed, stats }
+}
+
+/// Reads listen and contact events (`kinds`) from the store as serve writes them, from the
+/// newest sequence number at start: a thread polling every 500 ms.
+fn spawn_store_tail(store: Store, kinds: Vec<Kind>, tx: &mpsc::Sender<Msg>) -> Result<()> {
+    let mut seq = store.last_event_seq()?;
+    let tx = tx.clone();
+    std::thread::Builder::new()
+        .name("events-store".into())
+        .spawn(move || {
+            let mut full = false;
+            loop {
+                // A burst larger than a batch is read on without waiting.
+                if !full {
+                    std::thread::sleep(STORE_POLL);
+                }
+                let got = match store.events_after(seq, STORE_BATCH) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Msg::Stopped {
+                            source: "history store",
+                            error: Some(e.to_string()),
+                        });
+                        return;
+                    }
+                };
+                full = got.len() == STORE_BATCH;
+                for (q, ev) in got {
+                    seq = q;
+                    if kinds.contains(&ev.kind)
+                        && tx.blocking_send(Msg::Event(Box::new(ev))).is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        })
+        .context("starting the history store reader")?;
+    Ok(())
+}
+
+/// The store for reading; a missing file is a one-line failure (exit 1).
+fn open_store(db: &Path) -> Result<Store> {
+    Store::open_read(db).map_err(|e| match e {
+        StoreError::Missing { .. } => AppError::new(Exit::Failure, e.to_string()).into(),
+        e => anyhow::Error::from(e),
+    })
+}
+
+/// `netmon events` without `--follow`: the events kept in the store for the range.
+fn past(args: &EventsArgs) -> Result<ExitCode> {
+    if args.exec.is_some() {
         return Err(AppError::new(
             Exit::Usage,
-            "past events need the history store, which netmon does not have yet; \
-             use --follow to watch events as they happen",
+            "--exec runs for events as they happen: add --follow",
         )
         .into());
+    }
+    let (since_ms, until_ms) =
+        crate::history::cmd::time_range(&args.since, &args.until, when::now_ms())?;
+    let store = open_store(&args.db)?;
+    let events = store.events(since_ms, until_ms, &args.kind, None)?;
+    let mut printer = Printer::new(std::io::stdout().lock(), args.json);
+    for ev in &events {
+        printer.print(ev).context("writing to stdout")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(args: EventsArgs) -> Result<ExitCode> {
+    if !args.follow {
+        return past(&args);
     }
     let kinds: Vec<Kind> = if args.kind.is_empty() {
         vec![Kind::Device, Kind::Net]
@@ -85,33 +237,17 @@ pub fn run(args: EventsArgs) -> Result<ExitCode> {
     let stats = Arc::new(Stats::default());
     let (tx, rx) = mpsc::channel(CHANNEL);
 
-    if kinds.contains(&Kind::Net) {
-        let src = NetSource::open(args.rtnetlink_rcvbuf).context("starting network events")?;
-        log::info!("events: {} links known at start", src.links());
-        let st = stats.clone();
-        spawn_source("net", &tx, &host, move |emit| {
-            src.run(&st, emit)
-                .map_err(|e| crate::error::one_line(&e.into()))
-        })?;
+    let stored: Vec<Kind> = kinds
+        .iter()
+        .copied()
+        .filter(|k| matches!(k, Kind::Listen | Kind::Contact))
+        .collect();
+    if !stored.is_empty() {
+        let store = open_store(&args.db)?;
+        spawn_store_tail(store, stored, &tx)?;
     }
-    if kinds.contains(&Kind::Device) {
-        let devices = DeviceSource::open(Path::new("/sys")).context("starting device events")?;
-        let (usb, block) = devices.known();
-        log::info!("events: {usb} USB devices and {block} block devices present at start");
-        let mounts = MountWatch::open(Path::new("/proc/self/mountinfo"), &stats)
-            .context("reading /proc/self/mountinfo")?;
-        let st = stats.clone();
-        spawn_source("device", &tx, &host, move |emit| {
-            devices
-                .run(&st, emit)
-                .map_err(|e| format!("reading uevents: {e}"))
-        })?;
-        let st = stats.clone();
-        spawn_source("mount", &tx, &host, move |emit| {
-            mounts
-                .run(&st, emit)
-                .map_err(|e| format!("watching /proc/self/mountinfo: {e}"))
-        })?;
+    for &kind in &kinds {
+        start_live(kind, &host, args.rtnetlink_rcvbuf, &stats, &tx)?;
     }
     drop(tx);
 

@@ -15,9 +15,8 @@ fn range(r: &RangeArgs, now_ms: i64) -> Result<(i64, i64)> {
     time_range(&r.since, &r.until, now_ms)
 }
 
-/// `--since` and `--until` in Unix ms (also the fleet viewers'); a bad time or an empty range
-/// is a usage error.
-pub(crate) fn time_range(since: &str, until: &str, now_ms: i64) -> Result<(i64, i64)> {
+/// `--since` and `--until` as Unix ms; a bad time or an empty range is a usage error.
+pub fn time_range(since: &str, until: &str, now_ms: i64) -> Result<(i64, i64)> {
     let usage = |m: String| AppError::new(Exit::Usage, m);
     let since = when::parse_time_ms(since, now_ms).map_err(|e| usage(format!("--since: {e}")))?;
     let until = when::parse_time_ms(until, now_ms).map_err(|e| usage(format!("--until: {e}")))?;

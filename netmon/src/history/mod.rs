@@ -206,6 +206,8 @@ pub struct Pruned {
     pub flows_by_size: u64,
     pub rollups_by_age: u64,
     pub rollups_by_size: u64,
+    /// Host events older than `max_age_ms`.
+    pub events_by_age: u64,
 }
 
 /// What the store holds, for metrics and `netmon report` headers.
@@ -218,6 +220,9 @@ pub struct StoreStats {
     /// `to_ms` of the oldest raw flow and of the oldest roll-up; None when empty.
     pub oldest_flow_ms: Option<i64>,
     pub oldest_rollup_ms: Option<i64>,
+    /// Host events kept, and `at_ms` of the oldest; None when there is none.
+    pub events: u64,
+    pub oldest_event_ms: Option<i64>,
     /// Everything retention removed since the store was created.
     pub removed: Pruned,
 }
@@ -228,9 +233,16 @@ pub struct HistoryStatus {
     pub db: std::path::PathBuf,
     /// Flow records committed to the store since netmon started.
     pub written: u64,
-    /// Flow records not stored, by reason (`writer_behind`, `store_error`,
+    /// Flow records and host events not stored, by reason (`writer_behind`, `store_error`,
     /// `store_unavailable`, `not_taken`).
     pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Host events handed to the recorder since netmon started, recorded or not, by kind
+    /// (`device`, `net`, `listen`, `contact`).
+    pub events: std::collections::BTreeMap<String, u64>,
+    /// Host events committed to the store since netmon started.
+    pub events_written: u64,
+    /// Host event sources (device, net) that could not start or stopped since netmon started.
+    pub event_source_failures: u64,
     pub db_bytes: u64,
     /// Age of the oldest record kept (raw flows or roll-ups), in seconds.
     pub oldest_age_secs: Option<f64>,

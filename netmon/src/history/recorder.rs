@@ -1,7 +1,7 @@
 //! The recorder: a thread that owns the history store, so SQLite's disk work never runs on the
-//! aggregating loop. The loop hands it each interval's flow records without waiting; what the
-//! store cannot take (the thread is behind, the disk is full, the directory is read-only) is
-//! dropped and counted by reason, and netmon goes on serving.
+//! aggregating loop. The loop hands it each interval's flow records, and host events as they
+//! come, without waiting; what the store cannot take (the thread is behind, the disk is full,
+//! the directory is read-only) is dropped and counted by reason, and netmon goes on serving.
 use std::{
     collections::BTreeMap,
     path::PathBuf,
@@ -17,6 +17,7 @@ use log::{info, warn};
 
 use super::store::Store;
 use super::{FlowRecord, HistoryStatus, Limits, when::now_ms};
+use crate::events::{HostEvent, Kind};
 
 /// Batches waiting for the thread; beyond, new ones are dropped (and counted): a few seconds
 /// of records at one batch per interval.
@@ -29,8 +30,14 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How long to wait before opening a store that could not be opened again.
 const REOPEN_AFTER: Duration = Duration::from_secs(30);
 
+/// What the thread is handed: each kind is written in a transaction of its own.
+enum Batch {
+    Flows(Vec<FlowRecord>),
+    Events(Vec<HostEvent>),
+}
+
 pub struct Recorder {
-    tx: Option<SyncSender<Vec<FlowRecord>>>,
+    tx: Option<SyncSender<Batch>>,
     status: Arc<Mutex<HistoryStatus>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -42,6 +49,10 @@ impl Recorder {
         let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
         let status = Arc::new(Mutex::new(HistoryStatus {
             db: db.clone(),
+            events: Kind::ALL
+                .iter()
+                .map(|k| (k.as_str().to_string(), 0))
+                .collect(),
             ..HistoryStatus::default()
         }));
         let shared = Arc::clone(&status);
@@ -66,8 +77,36 @@ impl Recorder {
             return;
         }
         let n = flows.len() as u64;
+        self.send(Batch::Flows(flows), n);
+    }
+
+    /// Hands host events to the thread without waiting (their host is set to the recorder's,
+    /// like flow records'); they are counted by kind whether or not they can be recorded, and
+    /// dropped and counted like flow records when the thread is behind.
+    pub fn submit_events(&self, events: Vec<HostEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Ok(mut s) = self.status.lock() {
+            for ev in &events {
+                *s.events.entry(ev.kind.as_str().to_string()).or_default() += 1;
+            }
+        }
+        let n = events.len() as u64;
+        self.send(Batch::Events(events), n);
+    }
+
+    /// Counts a host event source that could not start or stopped (warned about by the
+    /// caller).
+    pub fn event_source_failed(&self) {
+        if let Ok(mut s) = self.status.lock() {
+            s.event_source_failures += 1;
+        }
+    }
+
+    fn send(&self, batch: Batch, n: u64) {
         let reason = match &self.tx {
-            Some(tx) => match tx.try_send(flows) {
+            Some(tx) => match tx.try_send(batch) {
                 Ok(()) => return,
                 Err(TrySendError::Full(_)) => "writer_behind",
                 Err(TrySendError::Disconnected(_)) => "store_unavailable",
@@ -126,7 +165,7 @@ impl Writer {
         }
     }
 
-    fn run(mut self, rx: &mpsc::Receiver<Vec<FlowRecord>>) {
+    fn run(mut self, rx: &mpsc::Receiver<Batch>) {
         self.ensure_open();
         loop {
             let first = match rx.recv_timeout(Duration::from_secs(1)) {
@@ -134,14 +173,24 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            if let Some(mut batch) = first {
-                while batch.len() < COALESCE_RECORDS {
-                    match rx.try_recv() {
-                        Ok(more) => batch.extend(more),
-                        Err(_) => break,
+            if let Some(first) = first {
+                let (mut flows, mut events) = (Vec::new(), Vec::new());
+                let mut next = Some(first);
+                while let Some(b) = next.take() {
+                    match b {
+                        Batch::Flows(f) => flows.extend(f),
+                        Batch::Events(e) => events.extend(e),
+                    }
+                    if flows.len() + events.len() < COALESCE_RECORDS {
+                        next = rx.try_recv().ok();
                     }
                 }
-                self.write(batch);
+                if !flows.is_empty() {
+                    self.write(flows);
+                }
+                if !events.is_empty() {
+                    self.write_events(events);
+                }
             }
             if Instant::now() >= self.next_prune {
                 self.prune();
@@ -199,6 +248,30 @@ impl Writer {
         }
     }
 
+    fn write_events(&mut self, mut events: Vec<HostEvent>) {
+        self.ensure_open();
+        let n = events.len() as u64;
+        let Some(store) = self.store.as_mut() else {
+            drop_count(&self.status, "store_unavailable", n);
+            return;
+        };
+        for ev in &mut events {
+            ev.host.clone_from(&self.host);
+        }
+        match store.write_events(&events) {
+            Ok(()) => {
+                if let Ok(mut s) = self.status.lock() {
+                    s.events_written += n;
+                }
+                self.failing(None);
+            }
+            Err(e) => {
+                drop_count(&self.status, "store_error", n);
+                self.failing(Some(e.to_string()));
+            }
+        }
+    }
+
     fn prune(&mut self) {
         self.next_prune = Instant::now() + PRUNE_EVERY;
         self.ensure_open();
@@ -232,7 +305,9 @@ impl Writer {
         }
         match why {
             Some(w) if self.warned.as_ref() != Some(&w) => {
-                warn!("history: {w}; flow records are dropped and counted until it works");
+                warn!(
+                    "history: {w}; flow records and events are dropped and counted until it works"
+                );
                 self.warned = Some(w);
             }
             Some(_) => {}
@@ -257,6 +332,16 @@ pub fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// Events seen by kind, every kind shown (as zero) so alerts can be written before the
+/// first event.
+pub fn all_event_kinds(status: &HistoryStatus) -> BTreeMap<String, u64> {
+    let mut m = status.events.clone();
+    for k in Kind::ALL {
+        m.entry(k.as_str().to_string()).or_default();
+    }
+    m
+}
+
 /// The reasons records can be dropped for, all shown (as zero) so alerts can be written
 /// before the first drop.
 pub fn all_drop_reasons(status: &HistoryStatus) -> BTreeMap<String, u64> {
@@ -270,4 +355,96 @@ pub fn all_drop_reasons(status: &HistoryStatus) -> BTreeMap<String, u64> {
         m.entry(r.to_string()).or_default();
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::events::model::{Link, Listener, What};
+
+    fn link_up(ms: u64) -> HostEvent {
+        HostEvent::new(
+            What::LinkUp(Link {
+                ifindex: 2,
+                ifname: "d0".into(),
+                link_kind: Some("dummy".into()),
+                mac: None,
+                up: true,
+                carrier: true,
+            }),
+            "events-own-host",
+            UNIX_EPOCH + Duration::from_millis(ms),
+        )
+    }
+
+    fn listen(ms: u64) -> HostEvent {
+        HostEvent::new(
+            What::ListenStarted(Listener {
+                pid: 1,
+                comm: "sshd".into(),
+                unit: "ssh.service".into(),
+                proto: "tcp".into(),
+                address: "0.0.0.0:22".into(),
+                port: 22,
+            }),
+            "events-own-host",
+            UNIX_EPOCH + Duration::from_millis(ms),
+        )
+    }
+
+    /// Events are written by the thread with the recorder's host name, counted by kind (all
+    /// kinds present from the start), and counted as written.
+    #[test]
+    fn events_are_recorded_and_counted_by_kind() {
+        let dir = std::env::temp_dir().join(format!("netmon-rec-ev-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = dir.join("h.db");
+        let r = Recorder::start(db.clone(), Limits::default(), "recorder-host".into());
+        let start = r.status();
+        assert_eq!(
+            start.events.keys().map(String::as_str).collect::<Vec<_>>(),
+            vec!["contact", "device", "listen", "net"]
+        );
+        assert!(start.events.values().all(|&n| n == 0));
+        let now = now_ms() as u64;
+        r.submit_events(vec![link_up(now - 2000), listen(now - 1000)]);
+        r.submit_events(vec![link_up(now - 500)]);
+        r.submit_events(Vec::new());
+        let seen = r.status().events;
+        assert_eq!((seen["net"], seen["listen"], seen["device"]), (2, 1, 0));
+        let s = r.finish();
+        assert_eq!(s.events_written, 3);
+        assert_eq!(s.dropped.values().sum::<u64>(), 0, "{:?}", s.dropped);
+
+        let store = Store::open_read(&db).unwrap();
+        let now = now as i64;
+        let got = store.events(now - 10_000, now, &[], None).unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().all(|e| e.host == "recorder-host"));
+        assert_eq!(got[1].what.name(), "listen_started");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store that cannot be opened: events are still counted as seen, and dropped with the
+    /// flow records' reason.
+    #[test]
+    fn events_for_an_unavailable_store_are_dropped_and_counted() {
+        let r = Recorder::start(
+            PathBuf::from("/dev/null/netmon/h.db"),
+            Limits::default(),
+            "h".into(),
+        );
+        r.submit_events(vec![link_up(1000), listen(2000)]);
+        let s = r.finish();
+        assert_eq!(s.events["net"] + s.events["listen"], 2);
+        assert_eq!(s.events_written, 0);
+        assert_eq!(
+            s.dropped.get("store_unavailable"),
+            Some(&2),
+            "{:?}",
+            s.dropped
+        );
+    }
 }

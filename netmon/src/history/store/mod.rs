@@ -6,9 +6,11 @@
 //! - `write`: one transaction per batch: raw rows plus roll-up upserts.
 //! - `query`: `flows` and `report` (which source answers, and how edges are treated).
 //! - `retention`: pruning by age and size, persistent removal counters, `stats`.
+//! - `events`: host events (written, read by range or by sequence number for the agent).
 //!
 //! Times are Unix milliseconds. A record belongs to the range `(since, until]` when
 //! `since < to_ms <= until`; roll-up buckets follow the same convention (see `bucket_of`).
+mod events;
 mod query;
 mod retention;
 mod schema;
@@ -23,6 +25,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, ErrorCode};
 
 use super::ReportRow;
+
+pub use events::at_ms_of;
 
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;

@@ -137,9 +137,9 @@ fn oldest_rollup(conn: &rusqlite::Connection) -> rusqlite::Result<Option<i64>> {
 }
 
 impl Store {
-    /// Removes raw flows older than `raw_max_age_ms` and roll-ups older than `max_age_ms`,
-    /// then, while the file is larger than `max_bytes`, the oldest raw flows and then the
-    /// oldest roll-ups. Returns what this pass removed; `stats().removed` keeps the totals.
+    /// Removes raw flows older than `raw_max_age_ms`, roll-ups and host events older than
+    /// `max_age_ms`, then, while the file is larger than `max_bytes`, the oldest raw flows and
+    /// then the oldest roll-ups. Returns what this pass removed; `stats().removed` keeps the totals.
     pub fn prune(&mut self, now_ms: i64, limits: &Limits) -> Result<Pruned, StoreError> {
         self.writable()?;
         let mut out = Pruned::default();
@@ -171,6 +171,23 @@ impl Store {
             }
             bump(&tx, "removed_flows_by_age", n).map_err(e)?;
             out.flows_by_age += n;
+            tx.commit().map_err(e)?;
+            if n < CHUNK as u64 {
+                break;
+            }
+        }
+        // By age: host events (kept as long as roll-ups).
+        loop {
+            let tx = self.immediate()?;
+            let n = tx
+                .execute(
+                    "DELETE FROM events WHERE seq IN
+                     (SELECT seq FROM events WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
+                    params![roll_before, CHUNK],
+                )
+                .map_err(e)? as u64;
+            bump(&tx, "removed_events_by_age", n).map_err(e)?;
+            out.events_by_age += n;
             tx.commit().map_err(e)?;
             if n < CHUNK as u64 {
                 break;
@@ -300,11 +317,16 @@ impl Store {
                 .query_row("SELECT min(to_ms) FROM flows", [], |r| r.get(0))
                 .map_err(e)?,
             oldest_rollup_ms: oldest_rollup(&tx).map_err(e)?,
+            events: count(&tx, "events").map_err(e)?,
+            oldest_event_ms: tx
+                .query_row("SELECT min(at_ms) FROM events", [], |r| r.get(0))
+                .map_err(e)?,
             removed: Pruned {
                 flows_by_age: removed("removed_flows_by_age")?,
                 flows_by_size: removed("removed_flows_by_size")?,
                 rollups_by_age: removed("removed_rollups_by_age")?,
                 rollups_by_size: removed("removed_rollups_by_size")?,
+                events_by_age: removed("removed_events_by_age")?,
             },
         };
         tx.finish().map_err(e)?;

@@ -34,9 +34,24 @@ const MIGRATIONS: &[&str] = &[V1];
 ///   and how far the hub acknowledged it (fleet).
 /// - `flows.id` is AUTOINCREMENT: it is the record's sequence number in the spool, and must
 ///   never be handed out again even after retention emptied the table.
+/// - `events`: host events (devices, interfaces, listeners, contacts), one row each, with
+///   the event's JSON as printed and the fields queries select on as columns; `seq` is
+///   AUTOINCREMENT for the same reason as `flows.id` (the agent publishes events by seq).
 /// - Views join the ids back for people using the `sqlite3` tool.
 const V1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    event TEXT NOT NULL,
+    pid INTEGER,
+    comm TEXT,
+    json TEXT NOT NULL
+);
+CREATE INDEX events_at_ms ON events (at_ms);
 
 CREATE TABLE procs (
     id INTEGER PRIMARY KEY,

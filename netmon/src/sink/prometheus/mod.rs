@@ -328,8 +328,8 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// The history recorder's counts: what it wrote, dropped (by reason) and removed, and how big
-/// and how old the store is.
+/// The history recorder's counts: what it wrote, dropped (by reason) and removed, the host
+/// events it was handed (by kind), and how big and how old the store is.
 fn history_families(fams: &mut Vec<MetricFamily>, h: &crate::history::HistoryStatus) {
     fams.push(family(
         "netmon_history_records_written_total",
@@ -339,7 +339,7 @@ fn history_families(fams: &mut Vec<MetricFamily>, h: &crate::history::HistorySta
     ));
     fams.push(family(
         "netmon_history_records_dropped_total",
-        "Flow records not stored, by reason (writer_behind, store_error, store_unavailable, not_taken)",
+        "Flow records and host events not stored, by reason (writer_behind, store_error, store_unavailable, not_taken)",
         MetricType::COUNTER,
         crate::history::recorder::all_drop_reasons(h)
             .iter()
@@ -356,10 +356,26 @@ fn history_families(fams: &mut Vec<MetricFamily>, h: &crate::history::HistorySta
             ("flows", "size", r.flows_by_size),
             ("rollups", "age", r.rollups_by_age),
             ("rollups", "size", r.rollups_by_size),
+            ("events", "age", r.events_by_age),
         ]
         .iter()
         .map(|&(t, why, n)| counter(vec![label("table", t), label("reason", why)], n))
         .collect(),
+    ));
+    fams.push(family(
+        "netmon_events_total",
+        "Host events seen (recorded in the history store or not), by kind (device, net, listen, contact)",
+        MetricType::COUNTER,
+        crate::history::recorder::all_event_kinds(h)
+            .iter()
+            .map(|(k, &n)| counter(vec![label("kind", k)], n))
+            .collect(),
+    ));
+    fams.push(family(
+        "netmon_event_source_failures_total",
+        "Host event sources (device, net) that could not start or stopped",
+        MetricType::COUNTER,
+        vec![counter(Vec::new(), h.event_source_failures)],
     ));
     fams.push(family(
         "netmon_history_database_bytes",

@@ -382,6 +382,40 @@ fn exited_processes_expire_after_the_ttl_and_fold_into_other() {
     assert_eq!(value(&text, &other), 700.0);
 }
 
+/// Host events seen, per kind: every kind from 0 once the recorder runs (so alerts on
+/// `increase()` see the first event), none without history; removed events by age.
+#[test]
+fn host_events_per_kind_from_the_history_status() {
+    let mut st = MetricsState::new(opts(2, false), Vec::new());
+    let plain = render(&mut st, &snapshot(four()), Instant::now());
+    assert!(!plain.contains("netmon_events_total"), "{plain}");
+
+    let mut snap = snapshot(four());
+    let mut h = crate::history::HistoryStatus::default();
+    h.events.insert("net".into(), 3);
+    h.removed.events_by_age = 5;
+    snap.history = Some(h);
+    let text = render(&mut st, &snap, Instant::now());
+    assert_eq!(value(&text, r#"netmon_events_total{kind="net"}"#), 3.0);
+    for k in ["device", "listen", "contact"] {
+        assert_eq!(
+            value(&text, &format!(r#"netmon_events_total{{kind="{k}"}}"#)),
+            0.0
+        );
+    }
+    assert!(
+        text.contains("# TYPE netmon_events_total counter"),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"netmon_history_records_removed_total{table="events",reason="age"}"#
+        ),
+        5.0
+    );
+}
+
 /// node_exporter's checkmetrics.sh: promtool (installed by scripts/setup.sh) lints the text.
 #[test]
 fn promtool_accepts_the_text() {
