@@ -279,6 +279,10 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     }
     if recording {
         agg = agg.with_flows();
+        if args.replay.is_none() && !args.history.no_events {
+            agg = agg.with_notices(ephemeral_ports(), args.history.new_remotes);
+            out.host = host.clone();
+        }
         out.recorder = Some(crate::history::recorder::Recorder::start(
             args.history.db.clone(),
             history_limits(&args.history),
@@ -454,6 +458,18 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     })
 }
 
+/// The kernel's range of local ports for outgoing connections: a UDP socket bound in it is a
+/// client's, not a service (Linux's default when the file cannot be read).
+fn ephemeral_ports() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            let mut it = t.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
+}
+
 /// Retention from the flags: raw flows never outlive the roll-ups.
 fn history_limits(h: &crate::cli::HistoryArgs) -> crate::history::Limits {
     crate::history::Limits {
@@ -574,6 +590,9 @@ struct Output {
     /// `--by host` without the UI: the rates per remote host, fed each snapshot, printed
     /// instead of the process table.
     host_rates: Option<HostRates>,
+    /// The host name socket events (listen, contact) are stamped with; empty when they are
+    /// not recorded.
+    host: String,
 }
 
 impl Output {
@@ -591,6 +610,7 @@ impl Output {
             recorder: None,
             agent: None,
             host_rates: None,
+            host: String::new(),
         };
         if !serving && args.by == RunView::Host && !out.will_open_tui(args) {
             out.host_rates = Some(HostRates::new());
@@ -672,8 +692,18 @@ impl Output {
                 agg.flush_flows();
             }
             r.submit(agg.take_flows(crate::history::when::now_ms()));
+            let notices = agg.take_notices();
+            if !notices.is_empty() {
+                let now = std::time::SystemTime::now();
+                self.record_host_events(
+                    notices
+                        .into_iter()
+                        .map(|w| crate::events::HostEvent::new(w, &self.host, now))
+                        .collect(),
+                );
+            }
             let mut status = r.status();
-            let not_taken = agg.flows_dropped();
+            let not_taken = agg.flows_dropped() + agg.notices_dropped();
             if not_taken > 0 {
                 status.dropped.insert("not_taken".into(), not_taken);
             }

@@ -126,10 +126,14 @@ pub struct HistoryArgs {
     /// `serve`: do not record flow records into the history database.
     #[arg(long)]
     pub no_history: bool,
-    /// Do not record host events (devices, mounts, interfaces, addresses, routes) into the
-    /// history database.
+    /// Do not record host events (devices, mounts, interfaces, addresses, routes, listeners,
+    /// contacts) into the history database.
     #[arg(long)]
     pub no_events: bool,
+    /// Also record a contact event for each process's first connection to any remote never
+    /// seen before (not only to the intranet and watched networks).
+    #[arg(long)]
+    pub new_remotes: bool,
     /// `run`: also record flow records into the history database.
     #[arg(long)]
     pub record: bool,

@@ -230,3 +230,106 @@ fn an_agent_killed_mid_replay_loses_and_repeats_nothing() {
         "the hub holds {got} flow records, the agent recorded {local}"
     );
 }
+
+/// A process in one namespace connects five times to a server that started listening in
+/// another, on a private address: the agent records one listen event and one contact event
+/// (not five), and both reach the hub, where `fleet events` shows them with the agent's host.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn listen_and_intranet_contact_events_reach_the_hub() {
+    if !privileged() {
+        eprintln!("{ROOT}");
+        return;
+    }
+    let dir = TempDir::new("fleet-events");
+    let Some(hub) = Hub::start(&dir.0) else {
+        return;
+    };
+    hub_init(&hub);
+    let (a, b) = netmon_tests::veth_pair("fev");
+    let db = dir.0.join("agent.db").to_str().unwrap().to_string();
+    let (mut g, _err) = agent(&hub, &db, "30");
+    // Listening after start-up is news; what listened before is not.
+    std::thread::sleep(Duration::from_millis(1500));
+    let _server = Guard(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &b.name,
+                "python3",
+                "-m",
+                "http.server",
+                "8080",
+            ])
+            .args(["--bind", "10.77.0.2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let client = Command::new("ip")
+        .args(["netns", "exec", &a.name, "python3", "-c"])
+        .arg(
+            "import urllib.request as u\n\
+             for _ in range(5): u.urlopen('http://10.77.0.2:8080/', timeout=5).read()",
+        )
+        .status()
+        .unwrap();
+    assert!(client.success(), "the client failed: {client}");
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = Command::new("kill")
+        .args(["-INT", &g.0.id().to_string()])
+        .status();
+    let _ = g.0.wait();
+
+    let local = Command::new(netmon_bin())
+        .args(["events", "--db", &db, "--since", "5m", "--json"])
+        .args(["--kind", "listen,contact"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&local.stdout).to_string();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let contacts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "contact" && e["remote"] == "10.77.0.2:8080")
+        .collect();
+    assert_eq!(
+        contacts.len(),
+        1,
+        "one contact for five connections: {text}"
+    );
+    assert_eq!(contacts[0]["network"], "intranet");
+    assert_eq!(contacts[0]["comm"], "python3");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "listen_started" && e["port"] == 8080 && e["comm"] == "python3"),
+        "no listen event for the server: {text}"
+    );
+
+    let hubbed = Command::new(netmon_bin())
+        .args([
+            "fleet",
+            "events",
+            "--hub",
+            &hub.url(),
+            "--since",
+            "5m",
+            "--json",
+        ])
+        .args(["--kind", "contact"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&hubbed.stdout).to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"agent1\"") && l.contains("10.77.0.2:8080")),
+        "fleet events did not show the contact: {text} {}",
+        String::from_utf8_lossy(&hubbed.stderr)
+    );
+}

@@ -636,13 +636,27 @@ pub static OPTIONS: &[Opt] = &[
         "events",
         "no_events",
         Both,
-        "Record host events (devices, mounts, interfaces, addresses, routes) into the history\n\
-         database with the flows (false: like --no-events).",
+        "Record host events (devices, mounts, interfaces, addresses, routes, listeners, first\n\
+         contacts with the intranet) into the history database with the flows (false: like\n\
+         --no-events).",
         |a, v| {
             a.history.no_events = !boolean(v)?;
             Ok(())
         },
         |a| Some((!a.history.no_events).to_string())
+    ),
+    opt!(
+        History,
+        "new_remotes",
+        "new_remotes",
+        Both,
+        "Also record a contact event for each process's first connection to any remote never\n\
+         seen before, not only to the intranet and watched networks (like --new-remotes).",
+        |a, v| {
+            a.history.new_remotes = boolean(v)?;
+            Ok(())
+        },
+        |a| Some(a.history.new_remotes.to_string())
     ),
     opt!(
         History,

@@ -19,7 +19,7 @@ use log::{info, warn};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::{FleetFlow, Heartbeat, HubArgs, Kind, ProcessSummary, subject};
+use super::{FleetEvent, FleetFlow, Heartbeat, HubArgs, Kind, ProcessSummary, msg_id, subject};
 use crate::history::{store::Store, when::now_ms};
 
 /// Records published before waiting for their acks: enough to fill the pipe to a remote hub,
@@ -54,6 +54,8 @@ pub struct AgentStatus {
     /// Records retention removed from the store before the hub had them.
     pub expired: u64,
     pub reconnects: u64,
+    /// Events the hub acknowledged.
+    pub events_published: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -202,8 +204,10 @@ async fn connected(
         store,
         boot,
         mark: 0,
+        event_mark: 0,
     };
     spool.mark = spool.store.hub_mark()?;
+    spool.event_mark = spool.store.event_hub_mark()?;
     set(status, |s| s.acked_seq = spool.mark);
     let machine_id = std::fs::read_to_string("/etc/machine-id")
         .map(|s| s.trim().to_string())
@@ -257,6 +261,8 @@ async fn connected(
                 }
             }
             _ = poll.tick() => {
+                // Events first: a device plugged in during a long replay is news now.
+                spool.send_events(&js, opts, status).await?;
                 spool.send(&js, opts, status, BATCHES_PER_TURN).await?;
             }
         }
@@ -276,9 +282,62 @@ struct Spool {
     store: Store,
     boot: String,
     mark: u64,
+    /// The events' own acknowledged mark (events are numbered apart from flow records).
+    event_mark: u64,
 }
 
 impl Spool {
+    /// Publishes the events after the events' mark (all of them: there are few), each with
+    /// its (host, boot, e+seq) as message id, and moves the mark once all are acknowledged.
+    async fn send_events(
+        &mut self,
+        js: &jetstream::Context,
+        opts: &AgentOptions,
+        status: &Mutex<AgentStatus>,
+    ) -> Result<()> {
+        let subj = subject(&opts.site, &opts.host, Kind::Events);
+        loop {
+            let batch = self.store.events_after(self.event_mark, BATCH)?;
+            let Some(&(last, _)) = batch.last() else {
+                return Ok(());
+            };
+            let n = batch.len() as u64;
+            let mut acks = Vec::with_capacity(batch.len());
+            for (seq, ev) in batch {
+                let (pid, comm) = ev
+                    .what
+                    .process()
+                    .map_or((None, None), |(p, c)| (Some(p), Some(c.to_string())));
+                let e = FleetEvent {
+                    site: opts.site.clone(),
+                    host: opts.host.clone(),
+                    boot: self.boot.clone(),
+                    seq,
+                    kind: ev.kind.as_str().to_string(),
+                    at_ms: crate::history::store::at_ms_of(&ev, now_ms()),
+                    summary: ev.to_string(),
+                    pid,
+                    comm,
+                    detail: serde_json::to_value(&ev)?,
+                };
+                let mut headers = HeaderMap::new();
+                let id = msg_id(&opts.host, &self.boot, seq);
+                headers.insert("Nats-Msg-Id", format!("e{id}").as_str());
+                let ack = js
+                    .publish_with_headers(subj.clone(), headers, serde_json::to_vec(&e)?.into())
+                    .await
+                    .map_err(|e| no_streams_hint(e.to_string()))?;
+                acks.push(ack);
+            }
+            for ack in acks {
+                ack.await.map_err(|e| no_streams_hint(e.to_string()))?;
+            }
+            self.event_mark = last;
+            self.store.set_event_hub_mark(last)?;
+            set(status, |s| s.events_published += n);
+        }
+    }
+
     /// Publishes up to `batches` batches after the mark, each pipelined and then awaited in
     /// order; the mark moves (and is saved) after each fully acknowledged batch.
     async fn send(
