@@ -359,6 +359,7 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
                         }
                         agg.ingest(ev);
                     }
+                    out.record_flows_early(&mut agg);
                 }
             },
             n = recv_host_events(&mut host_events, &mut host_batch) => {
@@ -649,6 +650,17 @@ impl Output {
 
     /// Host events for the history store, from any producer (the device and net sources,
     /// the aggregator's listen and contact events); dropped when not recording.
+    /// Hands ended connections' flow records to the writer as soon as a few thousand wait,
+    /// not once an interval: at tens of thousands of connections a second an interval's
+    /// records held at once were tens of megabytes.
+    fn record_flows_early(&self, agg: &mut Aggregator) {
+        if let Some(r) = &self.recorder
+            && agg.flows_waiting() >= crate::aggregate::FLOW_CHUNK
+        {
+            r.submit(agg.take_flows(crate::history::when::now_ms()));
+        }
+    }
+
     fn record_host_events(&self, events: Vec<crate::events::HostEvent>) {
         if let Some(r) = &self.recorder {
             r.submit_events(events);

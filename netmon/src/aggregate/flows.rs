@@ -17,6 +17,9 @@ use crate::history::{FlowRecord, classify};
 /// so it shows up in the hour it moved them even if it stays open for a week.
 pub const FLOW_UPDATE_MS: u64 = 60_000;
 
+/// Records a caller should take as soon as this many wait (see [`Aggregator::flows_waiting`]).
+pub const FLOW_CHUNK: usize = 4096;
+
 /// Records not taken after this many are dropped (and counted): a writer that stopped taking
 /// must not make the daemon grow without bound.
 const MAX_PENDING: usize = 1 << 17;
@@ -77,7 +80,12 @@ impl Aggregator {
     pub fn take_flows(&mut self, wall_now_ms: i64) -> Vec<FlowRecord> {
         let offset = wall_now_ms - self.now_ms as i64;
         let watched = self.watched();
-        let mut out = std::mem::take(&mut self.flows.pending);
+        // A fresh buffer of the usual chunk: the taken one goes to the writer, and keeping its
+        // capacity here would hold an interval's worth twice.
+        let mut out = std::mem::replace(
+            &mut self.flows.pending,
+            Vec::with_capacity(if self.flows.enabled { FLOW_CHUNK } else { 0 }),
+        );
         if let Some(w) = watched {
             out.retain(|f| w.contains(&f.pid));
         }
@@ -87,6 +95,11 @@ impl Aggregator {
             f.to_ms += offset;
         }
         out
+    }
+
+    /// Records built and not taken yet.
+    pub fn flows_waiting(&self) -> usize {
+        self.flows.pending.len()
     }
 
     /// Records dropped because they were not taken in time (see `MAX_PENDING`).

@@ -30,7 +30,7 @@ mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-pub use self::flows::FLOW_UPDATE_MS;
+pub use self::flows::{FLOW_CHUNK, FLOW_UPDATE_MS};
 use self::ownership::Tombstones;
 pub use self::snapshot::{
     ConnectionRow, ConnectionsOpened, DnsStats, HostRow, LostRow, ProcessRow, Snapshot, Totals,

@@ -19,12 +19,13 @@ use super::store::Store;
 use super::{FlowRecord, HistoryStatus, Limits, when::now_ms};
 use crate::events::{HostEvent, Kind};
 
-/// Batches waiting for the thread; beyond, new ones are dropped (and counted): a few seconds
-/// of records at one batch per interval.
+/// Batches waiting for the thread (of at most a few thousand records each: the loop hands
+/// them over as they accumulate); beyond, new ones are dropped (and counted): a few seconds of
+/// records at tens of thousands of connections a second, some 40 MB at most.
 const QUEUE_BATCHES: usize = 16;
-/// Batches written in one transaction at most: a thread that fell behind catches up in a
-/// few large commits rather than many small ones.
-const COALESCE_RECORDS: usize = 65_536;
+/// Records written in one transaction at most: a thread that fell behind catches up in a few
+/// larger commits rather than many small ones, without holding much more in memory.
+const COALESCE_RECORDS: usize = 8_192;
 /// How often retention runs and the store's size is read.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How long to wait before opening a store that could not be opened again.

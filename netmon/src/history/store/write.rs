@@ -8,10 +8,12 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use super::{HOUR_MS, MINUTE_MS, Store, StoreError, bucket_of, to_sql_bits, to_sql_count};
 use crate::history::FlowRecord;
 
-/// Ids already known to be in the file, with the `last_until_ms` written for them.
+/// Ids already known to be in the file, with the `last_until_ms` written for them. Processes
+/// are found by a 128-bit digest of their identity, so a record of a known process costs no
+/// copies of its strings (at tens of thousands of records a second, that is what counts).
 #[derive(Default)]
 pub(super) struct Cache {
-    procs: HashMap<ProcIdent, Known>,
+    procs: HashMap<u128, Known>,
     proc_keys: HashMap<ProcKey, Known>,
     remote_keys: HashMap<RemoteKey, Known>,
     /// `PRAGMA data_version` when the cache was last valid: it changes when another
@@ -38,6 +40,51 @@ struct Known {
     until: i64,
 }
 
+/// A digest of the fields `fields` feeds: two SipHashes with different keys, so a collision
+/// (which would file a record under another process or group) is out of reach in practice.
+fn digest(fields: impl Fn(&mut std::collections::hash_map::DefaultHasher)) -> u128 {
+    use std::hash::Hasher;
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    b.write_u64(0x6e65_746d_6f6e_2121);
+    fields(&mut a);
+    fields(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// The identity of a record's process, as `procs` keys it.
+fn proc_digest(f: &FlowRecord) -> u128 {
+    digest(|h| {
+        (
+            &f.host,
+            f.pid,
+            f.start_time,
+            &f.comm,
+            &f.cmdline,
+            f.uid,
+            &f.unit,
+            &f.container,
+        )
+            .hash(h)
+    })
+}
+
+/// The record's per-remote roll-up group.
+fn remote_digest(f: &FlowRecord) -> u128 {
+    digest(|h| {
+        (
+            &f.host,
+            f.remote.map(|a| a.ip()),
+            &f.remote_name,
+            &f.class,
+            &f.proto,
+            &f.direction,
+            f.service_port(),
+        )
+            .hash(h)
+    })
+}
+
 /// A process as the `procs` table identifies it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct ProcIdent {
@@ -49,6 +96,47 @@ struct ProcIdent {
     uid: Option<u32>,
     unit: String,
     container: String,
+}
+
+impl ProcIdent {
+    fn of(f: &FlowRecord) -> ProcIdent {
+        ProcIdent {
+            host: f.host.clone(),
+            pid: f.pid,
+            start_time: f.start_time,
+            comm: f.comm.clone(),
+            cmdline: f.cmdline.clone(),
+            uid: f.uid,
+            unit: f.unit.clone(),
+            container: f.container.clone(),
+        }
+    }
+}
+
+impl ProcKey {
+    fn of(f: &FlowRecord) -> ProcKey {
+        ProcKey {
+            host: f.host.clone(),
+            comm: f.comm.clone(),
+            unit: f.unit.clone(),
+            container: f.container.clone(),
+            uid: f.uid,
+        }
+    }
+}
+
+impl RemoteKey {
+    fn of(f: &FlowRecord) -> RemoteKey {
+        RemoteKey {
+            host: f.host.clone(),
+            ip: f.remote.map(|a| a.ip().to_string()),
+            name: f.remote_name.clone(),
+            class: f.class.clone(),
+            proto: f.proto.clone(),
+            direction: f.direction.clone(),
+            port: f.service_port(),
+        }
+    }
 }
 
 /// The per-process roll-up group (no pid, no command line).
@@ -261,56 +349,55 @@ impl Store {
         if cache.data_version != Some(dv) {
             cache.clear();
         }
-        let mut procs = Pending::<ProcIdent>::new();
+        let mut procs = Pending::<u128>::new();
         let mut pkeys = Pending::<ProcKey>::new();
         let mut rkeys = Pending::<RemoteKey>::new();
-        let mut proc_min: HashMap<(i64, ProcKey), Sums> = HashMap::new();
-        let mut remote_min: HashMap<(i64, RemoteKey), Sums> = HashMap::new();
+        // Sums per (minute, process row) and (minute, remote group digest), each with the
+        // index of a record that stands for its group: the groups' keys (strings) are built
+        // once per group, not once per record.
+        let mut by_proc: HashMap<(i64, i64), (Sums, usize)> = HashMap::new();
+        let mut by_remote: HashMap<(i64, u128), (Sums, usize)> = HashMap::new();
         {
             let mut insert = tx.prepare_cached(INSERT_FLOW).map_err(e)?;
-            for f in flows {
+            for (i, f) in flows.iter().enumerate() {
                 let minute = bucket_of(f.to_ms, MINUTE_MS);
                 let until = minute.saturating_add(MINUTE_MS);
-                let ident = ProcIdent {
-                    host: f.host.clone(),
-                    pid: f.pid,
-                    start_time: f.start_time,
-                    comm: f.comm.clone(),
-                    cmdline: f.cmdline.clone(),
-                    uid: f.uid,
-                    unit: f.unit.clone(),
-                    container: f.container.clone(),
-                };
                 let proc_id = procs
                     .resolve(
                         &cache.procs,
-                        &ident,
+                        &proc_digest(f),
                         until,
-                        |k| find_proc(&tx, k),
-                        |k, u| insert_proc(&tx, k, u),
+                        |_| find_proc(&tx, &ProcIdent::of(f)),
+                        |_, u| insert_proc(&tx, &ProcIdent::of(f), u),
                     )
                     .map_err(e)?;
                 insert_flow(&mut insert, proc_id, f).map_err(e)?;
                 let s = Sums::of(f);
-                let pk = ProcKey {
-                    host: f.host.clone(),
-                    comm: f.comm.clone(),
-                    unit: f.unit.clone(),
-                    container: f.container.clone(),
-                    uid: f.uid,
-                };
-                proc_min.entry((minute, pk)).or_default().add(&s);
-                let rk = RemoteKey {
-                    host: f.host.clone(),
-                    ip: f.remote.map(|a| a.ip().to_string()),
-                    name: f.remote_name.clone(),
-                    class: f.class.clone(),
-                    proto: f.proto.clone(),
-                    direction: f.direction.clone(),
-                    port: f.service_port(),
-                };
-                remote_min.entry((minute, rk)).or_default().add(&s);
+                by_proc
+                    .entry((minute, proc_id))
+                    .or_insert((Sums::default(), i))
+                    .0
+                    .add(&s);
+                by_remote
+                    .entry((minute, remote_digest(f)))
+                    .or_insert((Sums::default(), i))
+                    .0
+                    .add(&s);
             }
+        }
+        let mut proc_min: HashMap<(i64, ProcKey), Sums> = HashMap::new();
+        for (&(minute, _), (s, i)) in &by_proc {
+            proc_min
+                .entry((minute, ProcKey::of(&flows[*i])))
+                .or_default()
+                .add(s);
+        }
+        let mut remote_min: HashMap<(i64, RemoteKey), Sums> = HashMap::new();
+        for (&(minute, _), (s, i)) in &by_remote {
+            remote_min
+                .entry((minute, RemoteKey::of(&flows[*i])))
+                .or_default()
+                .add(s);
         }
         // Roll-up keys resolved once per group and minute, not once per record.
         let mut pmin: HashMap<(i64, i64), Sums> = HashMap::new();
