@@ -534,9 +534,12 @@ fn ten_thousand_short_lived_processes_stay_within_top_k() {
     const COUNT: u64 = 10_000;
     const BYTES: u64 = 1_000;
     const TOP_K: usize = 20;
-    // 100 MB for the state of 10,000 processes, plus the 16 MiB event ring, whose pages count
-    // once user space has read them (it was 4 MiB when the bound was set).
-    const MAX_HWM_KB: u64 = 128 * 1024;
+    // 100 MB for the state of 10,000 processes, plus the 16 MiB event ring, which user space
+    // maps twice (the kernel's ring buffer layout), so up to 32 MiB count once read (it was
+    // 4 MiB when the bound was set), plus
+    // 12 MiB of allocator slack: peaks of 113-132 MB were seen depending on how many of the
+    // processes were alive at once on a loaded machine.
+    const MAX_HWM_KB: u64 = 144 * 1024;
     let started = Instant::now();
     let mut traffic = Traffic::start("swarm", &["swarm", &COUNT.to_string(), &BYTES.to_string()]);
     let parent = traffic.pid.to_string();
