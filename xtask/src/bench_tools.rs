@@ -574,7 +574,12 @@ mod tests {
                        netmon_events_lost_total{source=\"ring_buffer\"} 7\n\
                        netmon_events_lost_total{source=\"owners_map\"} 3\n\
                        netmon_unattributed_bytes_total{reason=\"no_socket\"} 50\n";
-        let r = netmon_report(&procs, metrics, &who(), Path::new("/nonexistent/history.db"));
+        let r = netmon_report(
+            &procs,
+            metrics,
+            &who(),
+            Path::new("/nonexistent/history.db"),
+        );
         assert_eq!(r.attributed, 15.0);
         assert_eq!(r.lost, Some(10));
         assert_eq!(r.per_pid.unwrap()[&22749], (10, 5));
