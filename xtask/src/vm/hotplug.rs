@@ -37,6 +37,8 @@ const STICK_BYTES: u64 = 16 << 20;
 const PLUGGED_AT_MOST: Duration = Duration::from_secs(20);
 /// How long one QMP answer may take.
 const QMP_WAIT: Duration = Duration::from_secs(10);
+/// How long the driver waits for qemu's DEVICE_DELETED after a device_del.
+const DELETED_WAIT: Duration = Duration::from_secs(5);
 
 /// qemu's id and `device_add` arguments of each device, in plug order (removed in reverse).
 fn devices() -> [(&'static str, Value); 2] {
@@ -198,11 +200,12 @@ impl Driver {
                 Err(e) => self.error(format!("device_del {id}: {e:#}")),
             }
         }
-        // device_del only asks; qemu says DEVICE_DELETED once a device is gone.
+        // device_del only asks; qemu says DEVICE_DELETED once a device is gone (for USB devices
+        // at once). Noted, not judged: whether the guest saw them go is the guest test's call.
         for id in plugged.iter().rev() {
             match q.wait_deleted(id) {
                 Ok(()) => self.step(format!("{id} deleted")),
-                Err(e) => self.error(format!("{id} not deleted: {e:#}")),
+                Err(e) => self.step(format!("{id}: {e:#}")),
             }
         }
     }
@@ -240,7 +243,7 @@ impl Qmp {
         let n = self
             .reader
             .read_line(&mut line)
-            .with_context(|| format!("no answer within {} s", QMP_WAIT.as_secs()))?;
+            .context("no answer in time")?;
         if n == 0 {
             bail!("qemu closed the QMP socket");
         }
@@ -266,7 +269,7 @@ impl Qmp {
     }
 
     fn wait_deleted(&mut self, id: &str) -> Result<()> {
-        let deadline = Instant::now() + QMP_WAIT;
+        let deadline = Instant::now() + DELETED_WAIT;
         loop {
             if self
                 .events
@@ -275,9 +278,12 @@ impl Qmp {
             {
                 return Ok(());
             }
-            if Instant::now() >= deadline {
-                bail!("no DEVICE_DELETED within {} s", QMP_WAIT.as_secs());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("no DEVICE_DELETED within {} s", DELETED_WAIT.as_secs());
             }
+            // The socket's timeout (shared by both handles): at most what is left.
+            self.writer.set_read_timeout(Some(left))?;
             let v = self.read()?;
             if v.get("event").is_some() {
                 self.events.push(v);
