@@ -708,6 +708,12 @@ fn usb_devices_plugged_in_and_out_by_the_vm_host() {
         );
         return;
     }
+    // The controller's root hubs (usb1, usb2) exist once the guest's init loaded xhci_pci.
+    assert!(
+        std::path::Path::new("/sys/bus/usb/devices/usb1").exists(),
+        "no USB bus in this guest: the initramfs's xhci_pci did not load (see init's insmod lines \
+         on the console)"
+    );
     let mut g = Guard(
         Command::new(netmon_bin())
             .args(["events", "--follow", "--json", "--kind", "device"])
