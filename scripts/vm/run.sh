@@ -7,7 +7,8 @@
 #   cwd/NAME    the package directory test NAME runs in (as under cargo test; the guest mounts
 #               the source tree at its host path)
 #   test-args   extra arguments for the test binaries, one per line
-#   config      shell variables (VM_TIMEOUT, WORKSPACE: the source tree, SMOKE)
+#   config      shell variables (VM_TIMEOUT, WORKSPACE: the source tree, SMOKE, USB_HOTPLUG: a
+#               guest whose host plugs USB devices in when its test asks, see xtask/src/vm/hotplug.rs)
 #   out/        results, read back by xtask: facts, doctor.txt/.rc, test-NAME.log/.rc
 # In a guest this is busybox sh, which runs its own applets (ip, tc, ...) ahead of $PATH: call
 # the host's iproute2 copies as /usr/local/bin/ip etc. here (binaries started by tests find them
@@ -21,6 +22,9 @@ export NETMON_VM_GUEST=1
 out="$SHARE/out"
 mkdir -p "$out"
 [ -f "$SHARE/config" ] && . "$SHARE/config"
+# The USB hot-plug test runs only where the host drives it (NETMON_VM_GUEST is also set here for
+# --kernel host runs).
+if [ -n "${USB_HOTPLUG:-}" ]; then export NETMON_VM_USB=1; fi
 
 has() { if [ -e "$1" ]; then echo yes; else echo no; fi; }
 {

@@ -9,6 +9,9 @@
 //! in the history store, read back by `netmon events --since`, and counted in
 //! `netmon_events_total`.
 //!
+//! A fourth runs only in the `cargo xtask vm-test` guests: their host plugs a USB tablet and a
+//! USB stick in through qemu and takes them out again, and netmon must report each.
+//!
 //! Everything lives in the test's namespace (deleted on drop, also when an assertion fails),
 //! so no traffic or interface touches the host. The device test is the exception by nature
 //! (uevents and mounts are the host's): it creates one loop device and one tmpfs mount of its
@@ -645,4 +648,149 @@ fn serve_records_host_events_in_the_store() {
     assert_eq!(ev["kind"], "net");
     let said = stop(g, &err);
     assert!(!said.contains("host events:"), "{said}");
+}
+
+/// A line straight to stderr, past libtest's capture, so that a passing run shows it too: the
+/// vm-test host watches the console for the `NETMON-USB-` lines, and its report lists the
+/// events.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
+/// Reads device events until every one of `wants` arrived (in any order) or `limit` passed,
+/// passing each on to the host (`NETMON-USB-EVENT` lines) and keeping it in `seen`. USB and
+/// block events that match none of them go to `unexpected`. Returns what did not arrive.
+fn gather(
+    out: &Lines,
+    wants: Vec<Want>,
+    limit: Duration,
+    seen: &mut Vec<String>,
+    unexpected: &mut Vec<String>,
+) -> Vec<Want> {
+    let start = Instant::now();
+    let mut left = wants;
+    while !left.is_empty() {
+        let Some(line) = out.next(limit.saturating_sub(start.elapsed())) else {
+            break;
+        };
+        say(&format!("NETMON-USB-EVENT {line}"));
+        seen.push(line.clone());
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["kind"], "device", "{line}");
+        if let Some(i) = left.iter().position(|w| matches(&v, w)) {
+            left.remove(i);
+        } else if v["event"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("usb_") || e.starts_with("block_"))
+        {
+            unexpected.push(line);
+        }
+    }
+    left
+}
+
+/// USB devices really plugged in and out, from outside the machine: only in the vm-test
+/// guests, whose qemu has an xhci controller and whose host (xtask/src/vm/hotplug.rs) plugs a
+/// usb-tablet and a usb-storage stick (serial NM0001, a 16 MiB image) in through QMP when this
+/// test prints `NETMON-USB-READY` on the console, and takes them out on `NETMON-USB-UNPLUG`.
+/// netmon must report each with the vendor, product and names qemu presents, the stick's disk
+/// (sda), and then all three going away. scripts/vm/run.sh sets NETMON_VM_USB in those guests;
+/// anywhere else the test passes after saying why it did nothing.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn usb_devices_plugged_in_and_out_by_the_vm_host() {
+    assert!(privileged(), "{ROOT}");
+    if std::env::var_os("NETMON_VM_USB").is_none() {
+        eprintln!(
+            "skipping test - only in the cargo xtask vm-test guests, where the host plugs USB \
+             devices in through qemu"
+        );
+        return;
+    }
+    // The controller's root hubs (usb1, usb2) exist once the guest's init loaded xhci_pci.
+    assert!(
+        std::path::Path::new("/sys/bus/usb/devices/usb1").exists(),
+        "no USB bus in this guest: the initramfs's xhci_pci did not load (see init's insmod lines \
+         on the console)"
+    );
+    let mut g = Guard(
+        Command::new(netmon_bin())
+            .args(["events", "--follow", "--json", "--kind", "device"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = Lines::new(g.0.stderr.take().unwrap());
+    let out = Lines::new(g.0.stdout.take().unwrap());
+    let line = err.next(Duration::from_secs(20)).unwrap_or_default();
+    assert!(
+        line.contains("following device events"),
+        "netmon said: {line}"
+    );
+
+    let tablet = json!({"vendor_id": "0627", "product_id": "0001", "manufacturer": "QEMU",
+                        "product": "QEMU USB Tablet"});
+    let stick = json!({"vendor_id": "46f4", "product_id": "0001", "product": "QEMU USB HARDDRIVE",
+                       "serial": "NM0001"});
+    let disk = json!({"name": "sda", "devtype": "disk", "size_bytes": 16 << 20});
+    let mut seen = Vec::new();
+    let mut unexpected = Vec::new();
+
+    say("NETMON-USB-READY");
+    // Under TCG the kernel enumerates a device about 1 s after qemu adds it; usb-storage waits
+    // another second before it scans for the disk.
+    let added = Duration::from_secs(25);
+    let missing_added = gather(
+        &out,
+        vec![
+            want("usb_added", tablet.clone()),
+            want("usb_added", stick.clone()),
+            want("block_added", disk.clone()),
+        ],
+        added,
+        &mut seen,
+        &mut unexpected,
+    );
+    // Out again, whatever arrived: the host takes them out after 20 s anyway.
+    say("NETMON-USB-UNPLUG");
+    let removed = Duration::from_secs(30);
+    let missing_removed = gather(
+        &out,
+        vec![
+            want("usb_removed", tablet),
+            want("usb_removed", stick),
+            want("block_removed", disk),
+        ],
+        removed,
+        &mut seen,
+        &mut unexpected,
+    );
+    let summary = stop(g, &err);
+    eprintln!("{summary}");
+
+    let names = |m: &[Want]| -> Vec<String> {
+        m.iter()
+            .map(|w| format!("{} {}", w.event, w.fields))
+            .collect()
+    };
+    assert!(
+        missing_added.is_empty(),
+        "within {added:?} of the ready line: no {:?}{}; netmon reported {seen:#?}",
+        names(&missing_added),
+        if seen.is_empty() {
+            " (nothing at all: the host plugs devices in on seeing that line on the console, \
+             see xtask's `usb:` lines)"
+        } else {
+            ""
+        },
+    );
+    assert!(
+        missing_removed.is_empty(),
+        "within {removed:?} of asking for removal: no {:?}; netmon reported {seen:#?}",
+        names(&missing_removed)
+    );
+    assert!(unexpected.is_empty(), "unexpected events: {unexpected:#?}");
+    assert!(!summary.contains("malformed"), "{summary}");
 }

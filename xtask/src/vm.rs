@@ -8,10 +8,13 @@
 //! guest mounts a 9p share holding netmon, the root test binaries, host tools (ip, nstat, ...) and
 //! their glibc libraries, runs scripts/vm/run.sh (kernel facts, `netmon doctor`, every root test
 //! binary) and powers off. `--kernel host` runs the same script here. Results and console logs
-//! are kept in target/vm-test/KERNEL/; everything else is removed.
+//! are kept in target/vm-test/KERNEL/; everything else is removed. Each guest also has an xhci
+//! controller, into which the host plugs a USB tablet and a USB stick (and takes them out again)
+//! when the guest's USB test asks on the console (vm/hotplug.rs).
 //!
 //! Measured on this machine (2 vCPUs, TCG): about 3 s from qemu start to /init, 7–8 s for a
 //! whole guest run with a few BPF tests.
+mod hotplug;
 mod initramfs;
 mod kernel;
 mod report;
@@ -407,7 +410,7 @@ fn run_one(
     let console = work.join("console.log");
     let prefix = format!("[{label}] ");
 
-    let (package, end, wall) = match target {
+    let (package, end, wall, hotplug) = match target {
         Target::Host => {
             share::populate(root, &share_dir, payload, false, guest_limit)?;
             let package = tool_output(Command::new("uname").arg("-r"), "uname -r")?
@@ -429,24 +432,36 @@ fn run_one(
             .env("SHARE", &share_dir)
             .current_dir(&share_dir);
             let start = Instant::now();
-            let end = runner::supervise(cmd, &console, limit, args.verbose, &prefix)?;
-            (package, end, start.elapsed())
+            let end = runner::supervise(cmd, &console, limit, args.verbose, &prefix, None)?;
+            (package, end, start.elapsed(), None)
         }
         Target::Debian(series) => {
             let kernel = kernel::fetch(*series)?;
             let initrd = work.join("initrd.cpio");
             initramfs::build(root, &kernel.modules, &work, &initrd)?;
             share::populate(root, &share_dir, payload, true, guest_limit)?;
+            let rig = hotplug::Rig::new(&work, label)?;
             eprintln!("xtask: {label}: booting {} under qemu", kernel.package);
             let cmd = runner::qemu_command(&runner::Boot {
                 vmlinux: &kernel.vmlinux,
                 initrd: &initrd,
                 share: &share_dir,
                 workspace: root,
+                usb: Some(&rig),
             });
+            let (tx, driver) = hotplug::start(&rig, label);
             let start = Instant::now();
-            let end = runner::supervise(cmd, &console, limit, args.verbose, &prefix)?;
-            (kernel.package, end, start.elapsed())
+            let end = runner::supervise(
+                cmd,
+                &console,
+                limit,
+                args.verbose,
+                &prefix,
+                Some((hotplug::MARKER, tx)),
+            );
+            // supervise dropped the sender, so the driver has ended (or ends now).
+            let hotplug = driver.join().ok();
+            (kernel.package, end?, start.elapsed(), hotplug)
         }
     };
     // Keep the results: target/vm-test/LABEL/{console.log,out/}.
@@ -466,6 +481,7 @@ fn run_one(
         console: fs::read_to_string(&console).unwrap_or_default(),
         saved: saved.display().to_string(),
         smoke: payload.smoke,
+        hotplug,
     })
 }
 

@@ -31,6 +31,11 @@ const OPTIONAL_MODULES: &[&str] = &[
     "af_packet_diag",
 ];
 
+/// Modules for the USB hot-plug test (see hotplug.rs): the xhci controller qemu gives the guest,
+/// the tablet's HID drivers, and usb-storage with the SCSI disk driver for the stick. None of
+/// them is built into Debian's kernels; a kernel without one is warned about and the test fails.
+const USB_MODULES: &[&str] = &["xhci_pci", "usbhid", "hid_generic", "usb_storage", "sd_mod"];
+
 /// A Debian kernel line this task knows how to find.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Series {
@@ -153,7 +158,9 @@ pub fn fetch(series: Series) -> Result<Kernel> {
         modules: dir.join("modules"),
     };
     // The cache is complete once `modules/wanted` lists exactly the modules above (they may grow).
-    let wanted = [REQUIRED_MODULES, OPTIONAL_MODULES].concat().join("\n");
+    let wanted = [REQUIRED_MODULES, OPTIONAL_MODULES, USB_MODULES]
+        .concat()
+        .join("\n");
     if fs::read_to_string(kernel.modules.join("wanted")).is_ok_and(|w| w == wanted) {
         eprintln!("xtask: {} {name} {version} (cached)", series.label());
         return Ok(kernel);
@@ -315,6 +322,7 @@ fn copy_modules(root: &Path, kver: &str, dest: &Path) -> Result<()> {
         .iter()
         .map(|m| (m, true))
         .chain(OPTIONAL_MODULES.iter().map(|m| (m, false)))
+        .chain(USB_MODULES.iter().map(|m| (m, false)))
     {
         let out = Command::new("modprobe")
             .arg("-d")

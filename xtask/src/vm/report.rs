@@ -1,7 +1,7 @@
 //! Reads what run.sh left in `out/` and prints one section per kernel.
 use std::{fs, path::Path, time::Duration};
 
-use super::runner::End;
+use super::{hotplug, runner::End};
 
 /// One test binary's results.
 pub struct Binary {
@@ -36,6 +36,8 @@ pub struct Outcome {
     /// Where the console log and `out/` were kept.
     pub saved: String,
     pub smoke: bool,
+    /// The USB hot-plug driver's steps and the guest's events (guests only).
+    pub hotplug: Option<hotplug::Report>,
 }
 
 fn read(path: &Path) -> Option<String> {
@@ -46,19 +48,38 @@ fn read_rc(path: &Path) -> Option<i32> {
     read(path)?.trim().parse().ok()
 }
 
-/// The libtest lines `test NAME ... RESULT`.
+/// What libtest says of a finished test.
+const RESULTS: &[&str] = &["ok", "FAILED", "ignored", "bench"];
+
+/// The libtest lines `test NAME ... RESULT`. A test that writes to stderr past libtest's capture
+/// (the USB hot-plug test tells the host when it listens) splits such a line: its own lines
+/// follow `test NAME ... ` and the result comes alone on a later line.
 pub fn parse_cases(log: &str) -> (Vec<(String, String)>, Option<String>) {
     let mut cases = Vec::new();
     let mut summary = None;
+    let mut pending: Option<String> = None;
+    let first_word = |s: &str| s.split([' ', ',']).next().unwrap_or_default().to_string();
     for line in log.lines() {
         if let Some(rest) = line.strip_prefix("test result: ") {
             summary = Some(rest.trim().to_string());
         } else if let Some(rest) = line.strip_prefix("test ")
             && let Some((name, result)) = rest.rsplit_once(" ... ")
         {
-            let result = result.split([' ', ',']).next().unwrap_or_default();
-            cases.push((name.trim().to_string(), result.to_string()));
+            if let Some(open) = pending.take() {
+                cases.push((open, "unfinished".to_string()));
+            }
+            let result = first_word(result);
+            if RESULTS.contains(&result.as_str()) {
+                cases.push((name.trim().to_string(), result));
+            } else {
+                pending = Some(name.trim().to_string());
+            }
+        } else if pending.is_some() && RESULTS.contains(&first_word(line).as_str()) {
+            cases.push((pending.take().unwrap_or_default(), first_word(line)));
         }
+    }
+    if let Some(open) = pending {
+        cases.push((open, "unfinished".to_string()));
     }
     (cases, summary)
 }
@@ -182,6 +203,9 @@ impl Outcome {
                 None => p.push(format!("{} did not finish", b.name)),
             }
         }
+        if let Some(h) = &self.hotplug {
+            p.extend(h.errors.iter().map(|e| format!("usb hot-plug: {e}")));
+        }
         p
     }
 
@@ -214,6 +238,14 @@ impl Outcome {
             );
             for (name, result) in &b.cases {
                 println!("    {result:<8} {name}");
+            }
+        }
+        if let Some(h) = &self.hotplug
+            && !h.steps.is_empty()
+        {
+            println!("  usb hot-plug (host steps, guest events as netmon reported them):");
+            for step in &h.steps {
+                println!("    {step}");
             }
         }
         if !problems.is_empty() {
@@ -267,6 +299,25 @@ mod tests {
     }
 
     #[test]
+    fn a_result_after_the_tests_own_lines() {
+        let log = "test a::plug ... NETMON-USB-READY\n\
+                   NETMON-USB-EVENT {\"event\":\"usb_added\"}\n\
+                   ok\n\
+                   test b::next ... ok\n\
+                   test c::killed ... \n";
+        let (cases, _) = parse_cases(log);
+        assert_eq!(
+            cases,
+            [
+                ("a::plug", "ok"),
+                ("b::next", "ok"),
+                ("c::killed", "unfinished")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+    }
+
+    #[test]
     fn names_without_hash() {
         assert_eq!(
             display_name("netmon_tests-0123456789abcdef"),
@@ -299,6 +350,7 @@ mod boot_crash_tests {
             console: console.into(),
             saved: String::new(),
             smoke: false,
+            hotplug: None,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Boot<'a> {
     pub initrd: &'a Path,
     pub share: &'a Path,
     pub workspace: &'a Path,
+    /// The USB hot-plug rig, when the guest gets one.
+    pub usb: Option<&'a super::hotplug::Rig>,
 }
 
 pub fn qemu_command(b: &Boot) -> Command {
@@ -47,24 +49,42 @@ pub fn qemu_command(b: &Boot) -> Command {
         .arg("-fsdev")
         .arg(fsdev("fs1", b.workspace, true))
         .args(["-device", "virtio-9p-pci,fsdev=fs1,mount_tag=src"]);
+    if let Some(usb) = b.usb {
+        // An xhci controller with nothing on it, the stick's image as a drive that no device
+        // uses yet, and the QMP socket through which hotplug.rs plugs devices in and out.
+        c.args(["-device", "qemu-xhci,id=xhci", "-drive"])
+            .arg(format!(
+                "if=none,id={},file={},format=raw",
+                super::hotplug::DRIVE,
+                escape(&usb.stick)
+            ))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", escape(&usb.qmp)));
+    }
     c
 }
 
+/// A path as a qemu option value: a comma is escaped by doubling it.
+fn escape(path: &Path) -> String {
+    path.to_string_lossy().replace(',', ",,")
+}
+
 fn fsdev(id: &str, path: &Path, readonly: bool) -> String {
-    // qemu option values escape a comma by doubling it.
-    let path = path.to_string_lossy().replace(',', ",,");
+    let path = escape(path);
     let ro = if readonly { ",readonly=on" } else { "" };
     format!("local,id={id},path={path},security_model=none{ro}")
 }
 
 /// Runs `cmd` in its own process group with stdin closed, copying its output to `log` (and to
 /// stderr with `prefix` when `echo`), and kills the whole group at `limit` or on interrupt.
+/// Lines that contain `watch`'s marker are also sent to it (the hot-plug driver), as they come.
 pub fn supervise(
     mut cmd: Command,
     log: &Path,
     limit: Duration,
     echo: bool,
     prefix: &str,
+    watch: Option<(&'static str, mpsc::Sender<String>)>,
 ) -> Result<End> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -99,6 +119,11 @@ pub fn supervise(
         move || {
             let mut file = std::io::BufWriter::new(file);
             for line in line_rx {
+                if let Some((marker, tx)) = &watch
+                    && line.contains(marker)
+                {
+                    let _ = tx.send(line.clone());
+                }
                 let _ = writeln!(file, "{line}");
                 if echo {
                     eprintln!("{prefix}{line}");

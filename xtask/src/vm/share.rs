@@ -66,6 +66,10 @@ pub fn populate(
     if payload.smoke {
         config.push_str("SMOKE=1\n");
     }
+    if guest {
+        // The guest has the xhci controller and the host drives hot-plug (hotplug.rs).
+        config.push_str("USB_HOTPLUG=1\n");
+    }
     fs::write(share.join("config"), config)?;
     let mut args = String::new();
     for a in &payload.test_args {
