@@ -418,6 +418,24 @@ pub fn netmon_in(b: &Netns, args: &[&str]) -> (Guard, Lines, Lines, String) {
     (g, out, err, first)
 }
 
+/// Starts `netmon serve --listen 127.0.0.1:0 ARGS` and returns once it serves (its first
+/// stderr line), with the rest of its stderr.
+pub fn serve_ready(args: &[&str]) -> (Guard, Lines) {
+    let mut g = Guard(
+        Command::new(netmon_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting netmon serve"),
+    );
+    let err = Lines::new(g.0.stderr.take().unwrap());
+    let first = err.next(Duration::from_secs(20)).unwrap_or_default();
+    assert!(first.contains("serving /metrics"), "netmon said: {first}");
+    (g, err)
+}
+
 /// Stops netmon with SIGINT (as Ctrl-C would) and returns the rest of its stderr: the summary.
 pub fn stop(mut g: Guard, err: &Lines) -> String {
     let _ = Command::new("kill")

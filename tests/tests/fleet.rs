@@ -105,20 +105,21 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// `netmon serve --hub` recording into `db` until `secs` pass (or it is killed).
 fn agent(hub: &Hub, db: &str, secs: &str) -> (Guard, Lines) {
-    let mut g = Guard(
-        Command::new(netmon_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--interval", "0.5"])
-            .args(["--db", db, "--duration", secs, "--hub", &hub.url()])
-            .args(["--site", "test", "--host-name", "agent1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let err = Lines::new(g.0.stderr.take().unwrap());
-    let first = err.next(Duration::from_secs(20)).unwrap_or_default();
-    assert!(first.contains("serving /metrics"), "netmon said: {first}");
-    (g, err)
+    let url = hub.url();
+    netmon_tests::serve_ready(&[
+        "--interval",
+        "0.5",
+        "--db",
+        db,
+        "--duration",
+        secs,
+        "--hub",
+        &url,
+        "--site",
+        "test",
+        "--host-name",
+        "agent1",
+    ])
 }
 
 /// Flow records in the agent's own store.

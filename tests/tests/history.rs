@@ -169,19 +169,7 @@ fn the_store_survives_sigkill_and_a_restart() {
     let dir = TempDir::new("kill");
     let db = dir.db();
     let serve = |secs: &str| {
-        let mut g = Guard(
-            Command::new(netmon_bin())
-                .args(["serve", "--listen", "127.0.0.1:0", "--interval", "0.2"])
-                .args(["--db", &db, "--duration", secs])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let err = Lines::new(g.0.stderr.take().unwrap());
-        let first = err.next(Duration::from_secs(20)).unwrap_or_default();
-        assert!(first.contains("serving /metrics"), "netmon said: {first}");
-        (g, err)
+        netmon_tests::serve_ready(&["--interval", "0.2", "--db", &db, "--duration", secs])
     };
     let (mut g, _err) = serve("60");
     let load = Loopback::start(1_000);
@@ -293,18 +281,21 @@ fn a_connection_open_across_a_restart_is_counted_once() {
     let mut client = std::net::TcpStream::connect(("127.0.0.1", server_port)).unwrap();
     let client_port = client.local_addr().unwrap().port();
     let (mut server, _) = listener.accept().unwrap();
+    // What the server has read so far: each netmon must see the server read its part before it
+    // stops (a slow machine, such as a qemu guest, reads well after the client wrote).
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = read.clone();
     let reader = std::thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
-        let mut n = 0u64;
         while let Ok(k) = server.read(&mut buf) {
             if k == 0 {
                 break;
             }
-            n += k as u64;
+            seen.fetch_add(k as u64, std::sync::atomic::Ordering::SeqCst);
         }
-        n
     });
     let (n1, n2) = (111_111u64, 222_222u64);
+    let mut expected = 0;
     for n in [n1, n2] {
         let mut g = Guard(
             Command::new(netmon_bin())
@@ -317,7 +308,7 @@ fn a_connection_open_across_a_restart_is_counted_once() {
                     "--interval",
                     "0.5",
                 ])
-                .args(["--duration", "3"])
+                .args(["--duration", "60"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -329,15 +320,29 @@ fn a_connection_open_across_a_restart_is_counted_once() {
             "netmon printed nothing"
         );
         client.write_all(&vec![7u8; n as usize]).unwrap();
-        if n == n2 {
-            std::thread::sleep(Duration::from_millis(300));
-            client.shutdown(std::net::Shutdown::Both).unwrap();
+        expected += n;
+        let end = std::time::Instant::now() + Duration::from_secs(20);
+        while read.load(std::sync::atomic::Ordering::SeqCst) < expected {
+            assert!(
+                std::time::Instant::now() < end,
+                "the server never read it all"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
+        if n == n2 {
+            client.shutdown(std::net::Shutdown::Both).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        // SIGINT: netmon writes what it counted and exits.
+        let _ = Command::new("kill")
+            .args(["-INT", &g.0.id().to_string()])
+            .status();
         let status = g.0.wait().unwrap();
         assert!(status.success(), "{status}");
     }
     drop(client);
-    assert_eq!(reader.join().unwrap(), n1 + n2);
+    reader.join().unwrap();
+    assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), n1 + n2);
     let flows = json_lines(&netmon(&["flows", "--db", &db, "--since", "10m", "--json"]));
     let end = |f: &Value, k: &str| f[k].as_u64();
     let sum = |port: u16, dir: &str| -> u64 {

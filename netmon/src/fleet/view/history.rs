@@ -13,8 +13,8 @@ use super::{Dedup, FleetFlowsArgs, FleetRangeArgs, FleetReportArgs, decode, filt
 use crate::error::{AppError, Exit};
 use crate::fleet::{FLOWS_STREAM, FleetFlow, Kind};
 use crate::history::{
-    Bucket, By, FlowRecord, ReportQuery, ReportRow, cmd::time_range, render, render::ReportHeader,
-    store::bucket_of, when,
+    By, FlowRecord, ReportQuery, ReportRow, busiest_first, cmd::time_range, dense_series, render,
+    render::ReportHeader, store::bucket_of, when,
 };
 
 /// More series buckets than this per row is refused (as by the local report).
@@ -137,22 +137,11 @@ impl Sums {
             .groups
             .into_iter()
             .map(|(key, acc)| {
-                let mut series = Vec::new();
-                if let Some((e, (first, last))) = span {
-                    let mut b = first;
-                    while b <= last {
-                        let (tx, rx) = acc.series.get(&b).copied().unwrap_or_default();
-                        series.push(Bucket {
-                            start_ms: b,
-                            tx_bytes: tx,
-                            rx_bytes: rx,
-                        });
-                        match b.checked_add(e) {
-                            Some(n) => b = n,
-                            None => break,
-                        }
-                    }
-                }
+                let series = span.map_or_else(Vec::new, |(e, (first, last))| {
+                    dense_series(first, last, e, |b| {
+                        acc.series.get(&b).copied().unwrap_or_default()
+                    })
+                });
                 ReportRow {
                     key,
                     tx_bytes: acc.tx,
@@ -162,14 +151,7 @@ impl Sums {
                 }
             })
             .collect();
-        rows.sort_by(|a, b| {
-            let (ta, tb) = (
-                a.tx_bytes.saturating_add(a.rx_bytes),
-                b.tx_bytes.saturating_add(b.rx_bytes),
-            );
-            tb.cmp(&ta).then_with(|| a.key.cmp(&b.key))
-        });
-        rows.truncate(self.q.limit);
+        busiest_first(&mut rows, self.q.limit);
         rows
     }
 }

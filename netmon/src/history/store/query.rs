@@ -21,7 +21,7 @@ use super::{
     HOUR_MS, MINUTE_MS, Report, Store, StoreError, bucket_of, ceil_to, floor_to, from_sql_bits,
     from_sql_count,
 };
-use crate::history::{Bucket, By, FlowQuery, FlowRecord, ReportQuery, ReportRow};
+use crate::history::{By, FlowQuery, FlowRecord, ReportQuery, ReportRow};
 
 /// More series buckets than this per row is refused (a typo like `--every 1ms` over a month
 /// would otherwise allocate billions).
@@ -321,26 +321,11 @@ impl Store {
         let mut rows: Vec<ReportRow> = groups
             .into_iter()
             .map(|(key, acc)| {
-                let series = match series {
-                    Some(e) => {
-                        let mut out = Vec::new();
-                        let mut b = first;
-                        while b <= last {
-                            let (tx, rx) = acc.series.get(&b).copied().unwrap_or_default();
-                            out.push(Bucket {
-                                start_ms: b,
-                                tx_bytes: tx,
-                                rx_bytes: rx,
-                            });
-                            match b.checked_add(e) {
-                                Some(n) => b = n,
-                                None => break,
-                            }
-                        }
-                        out
-                    }
-                    None => Vec::new(),
-                };
+                let series = series.map_or_else(Vec::new, |e| {
+                    crate::history::dense_series(first, last, e, |b| {
+                        acc.series.get(&b).copied().unwrap_or_default()
+                    })
+                });
                 ReportRow {
                     key,
                     tx_bytes: acc.tx,
@@ -350,14 +335,7 @@ impl Store {
                 }
             })
             .collect();
-        rows.sort_by(|a, b| {
-            let (ta, tb) = (
-                a.tx_bytes.saturating_add(a.rx_bytes),
-                b.tx_bytes.saturating_add(b.rx_bytes),
-            );
-            tb.cmp(&ta).then_with(|| a.key.cmp(&b.key))
-        });
-        rows.truncate(q.limit);
+        crate::history::busiest_first(&mut rows, q.limit);
         Ok(Report {
             rows,
             from_rollups: plan.from_rollups,
