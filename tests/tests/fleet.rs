@@ -252,7 +252,8 @@ fn listen_and_intranet_contact_events_reach_the_hub() {
     let (mut g, _err) = agent(&hub, &db, "30");
     // Listening after start-up is news; what listened before is not.
     std::thread::sleep(Duration::from_millis(1500));
-    let _server = Guard(
+    // `ip netns exec` execs the program: the child's pid is the server's.
+    let server = Guard(
         Command::new("ip")
             .args([
                 "netns",
@@ -307,10 +308,12 @@ fn listen_and_intranet_contact_events_reach_the_hub() {
     assert_eq!(contacts[0]["network"], "intranet");
     assert_eq!(contacts[0]["comm"], "python3");
     assert!(
-        events
-            .iter()
-            .any(|e| e["event"] == "listen_started" && e["port"] == 8080 && e["comm"] == "python3"),
-        "no listen event for the server: {text}"
+        events.iter().any(|e| e["event"] == "listen_started"
+            && e["port"] == 8080
+            && e["comm"] == "python3"
+            && e["pid"] == server.0.id()),
+        "no listen event for the server (pid {}): {text}",
+        server.0.id()
     );
 
     let hubbed = Command::new(netmon_bin())
