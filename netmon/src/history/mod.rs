@@ -7,6 +7,7 @@
 //! - `store`: the SQLite file (schema, writing, roll-ups, retention, queries).
 //! - `when`: times on the command line (`6h`, RFC 3339, dates); `render`: report output.
 pub mod cmd;
+pub mod group;
 pub mod recorder;
 pub mod render;
 pub mod store;
@@ -162,43 +163,6 @@ pub struct Bucket {
     pub start_ms: i64,
     pub tx_bytes: u64,
     pub rx_bytes: u64,
-}
-
-/// Every bucket from `first` to `last` in steps of `every_ms`, with the sums `at` gives for
-/// each start (zeros where there were none): report series are dense.
-pub fn dense_series(
-    first: i64,
-    last: i64,
-    every_ms: i64,
-    at: impl Fn(i64) -> (u64, u64),
-) -> Vec<Bucket> {
-    let mut out = Vec::new();
-    let mut b = first;
-    while b <= last {
-        let (tx_bytes, rx_bytes) = at(b);
-        out.push(Bucket {
-            start_ms: b,
-            tx_bytes,
-            rx_bytes,
-        });
-        match b.checked_add(every_ms) {
-            Some(n) => b = n,
-            None => break,
-        }
-    }
-    out
-}
-
-/// Report rows the busiest (sent + received) first, ties by key, at most `limit`.
-pub fn busiest_first(rows: &mut Vec<ReportRow>, limit: usize) {
-    rows.sort_by(|a, b| {
-        let (ta, tb) = (
-            a.tx_bytes.saturating_add(a.rx_bytes),
-            b.tx_bytes.saturating_add(b.rx_bytes),
-        );
-        tb.cmp(&ta).then_with(|| a.key.cmp(&b.key))
-    });
-    rows.truncate(limit);
 }
 
 /// Which raw flow records `netmon flows` prints.

@@ -13,81 +13,40 @@ use super::{Dedup, FleetFlowsArgs, FleetRangeArgs, FleetReportArgs, decode, filt
 use crate::error::{AppError, Exit};
 use crate::fleet::{FLOWS_STREAM, FleetFlow, Kind};
 use crate::history::{
-    By, FlowRecord, ReportQuery, ReportRow, busiest_first, cmd::time_range, dense_series, render,
-    render::ReportHeader, store::bucket_of, when,
+    By, FlowRecord, ReportQuery, ReportRow,
+    cmd::time_range,
+    group::{self, Group},
+    render,
+    render::ReportHeader,
+    store::bucket_of,
+    when,
 };
 
-/// More series buckets than this per row is refused (as by the local report).
-const MAX_BUCKETS: i64 = 100_000;
-
-/// A report row's key for a record, as the local report makes it from its store: `curl`,
-/// `curl (nginx.service)`, `10.0.0.1 (example.org)`, `443/tcp`, `internet`, …
+/// A report row's key for a record, named as the local report names its groups.
 pub fn report_key(by: By, f: &FlowRecord) -> String {
-    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    match by {
-        By::Process => {
-            let comm = text(&f.comm).unwrap_or_else(|| "unknown".into());
-            match text(&f.unit).or_else(|| text(&f.container)) {
-                Some(u) => format!("{comm} ({u})"),
-                None => comm,
-            }
-        }
+    let (ip, port);
+    let parts: [Option<&str>; 3] = match by {
+        By::Process => [Some(&f.comm), Some(&f.unit), Some(&f.container)],
         By::Remote => {
-            let ip = f
-                .remote
-                .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
-            match f.remote_name.as_deref().filter(|n| !n.is_empty()) {
-                Some(n) => format!("{ip} ({n})"),
-                None => ip,
-            }
+            ip = f.remote.map(|a| a.ip().to_string());
+            [ip.as_deref(), f.remote_name.as_deref(), None]
         }
         By::Port => {
-            let port = f
-                .service_port()
-                .map_or_else(|| "unknown".to_string(), |p| p.to_string());
-            let proto = text(&f.proto).unwrap_or_else(|| "unknown".into());
-            format!("{port}/{proto}")
+            port = f.service_port().map(|p| p.to_string());
+            [port.as_deref(), Some(&f.proto), None]
         }
-        By::Host => text(&f.host).unwrap_or_else(|| "unknown".into()),
-        By::Class => text(&f.class).unwrap_or_else(|| "unknown".into()),
-        By::Unit => text(&f.unit).unwrap_or_else(|| "(none)".into()),
-        By::Container => text(&f.container).unwrap_or_else(|| "(none)".into()),
-    }
-}
-
-/// The first and last series bucket of a range, or an error when there would be too many.
-pub fn series_span(since_ms: i64, until_ms: i64, every_ms: i64) -> Result<(i64, i64), String> {
-    if every_ms <= 0 {
-        return Err(format!(
-            "the series step must be positive, not {every_ms} ms"
-        ));
-    }
-    let (first, last) = (
-        bucket_of(since_ms.saturating_add(1), every_ms),
-        bucket_of(until_ms, every_ms),
-    );
-    let n = (last.saturating_sub(first) / every_ms).saturating_add(1);
-    if n > MAX_BUCKETS {
-        return Err(format!(
-            "--every: a step of {every_ms} ms gives {n} buckets over this range; at most \
-             {MAX_BUCKETS} are allowed"
-        ));
-    }
-    Ok((first, last))
-}
-
-#[derive(Default)]
-struct Acc {
-    tx: u64,
-    rx: u64,
-    connections: u64,
-    series: HashMap<i64, (u64, u64)>,
+        By::Host => [Some(&f.host), None, None],
+        By::Class => [Some(&f.class), None, None],
+        By::Unit => [Some(&f.unit), None, None],
+        By::Container => [Some(&f.container), None, None],
+    };
+    group::name(by, parts)
 }
 
 /// A report's sums, one record at a time (pure: no I/O, no clock).
 pub struct Sums {
     q: ReportQuery,
-    groups: HashMap<String, Acc>,
+    groups: HashMap<String, Group>,
     pub dedup: Dedup,
 }
 
@@ -114,45 +73,26 @@ impl Sums {
         if !self.dedup.first(&r.host, &f.boot, f.seq) {
             return;
         }
-        let acc = self.groups.entry(report_key(self.q.by, r)).or_default();
-        acc.tx = acc.tx.saturating_add(r.tx_bytes);
-        acc.rx = acc.rx.saturating_add(r.rx_bytes);
-        acc.connections += u64::from(r.segment == 0);
-        if let Some(e) = self.q.every_ms {
-            let b = acc.series.entry(bucket_of(r.to_ms, e)).or_default();
-            b.0 = b.0.saturating_add(r.tx_bytes);
-            b.1 = b.1.saturating_add(r.rx_bytes);
-        }
+        self.groups
+            .entry(report_key(self.q.by, r))
+            .or_default()
+            .add(
+                self.q.every_ms.map(|e| bucket_of(r.to_ms, e)),
+                r.tx_bytes,
+                r.rx_bytes,
+                u64::from(r.segment == 0),
+            );
     }
 
     /// The rows, busiest (sent + received) first, at most the query's limit; with a series
     /// step, every row has every bucket of the range (zeros included).
     pub fn rows(self) -> Vec<ReportRow> {
         let span = self.q.every_ms.and_then(|e| {
-            series_span(self.q.since_ms, self.q.until_ms, e)
+            group::series_span(self.q.since_ms, self.q.until_ms, e)
                 .ok()
                 .map(|s| (e, s))
         });
-        let mut rows: Vec<ReportRow> = self
-            .groups
-            .into_iter()
-            .map(|(key, acc)| {
-                let series = span.map_or_else(Vec::new, |(e, (first, last))| {
-                    dense_series(first, last, e, |b| {
-                        acc.series.get(&b).copied().unwrap_or_default()
-                    })
-                });
-                ReportRow {
-                    key,
-                    tx_bytes: acc.tx,
-                    rx_bytes: acc.rx,
-                    connections: acc.connections,
-                    series,
-                }
-            })
-            .collect();
-        busiest_first(&mut rows, self.q.limit);
-        rows
+        group::rows(self.groups, span, self.q.limit)
     }
 }
 
@@ -308,7 +248,8 @@ pub fn flows(args: &FleetFlowsArgs) -> Result<ExitCode> {
 pub fn report(args: &FleetReportArgs) -> Result<ExitCode> {
     let (since_ms, until_ms) = time_range(&args.range.since, &args.range.until, when::now_ms())?;
     if let Some(e) = args.every {
-        series_span(since_ms, until_ms, e).map_err(|m| AppError::new(Exit::Usage, m))?;
+        group::series_span(since_ms, until_ms, e)
+            .map_err(|m| AppError::new(Exit::Usage, format!("--every: {m}")))?;
     }
     let mut sums = Sums::new(ReportQuery {
         since_ms,
@@ -458,8 +399,8 @@ mod tests {
         for r in &rows {
             assert_eq!(r.series.iter().map(|b| b.tx_bytes).sum::<u64>(), r.tx_bytes);
         }
-        assert!(series_span(0, 100 * 86_400_000, 1).is_err());
-        assert!(series_span(0, 1, 0).is_err());
+        assert!(group::series_span(0, 100 * 86_400_000, 1).is_err());
+        assert!(group::series_span(0, 1, 0).is_err());
     }
 
     #[test]

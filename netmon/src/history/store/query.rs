@@ -18,14 +18,10 @@ use rusqlite::types::Value;
 use rusqlite::{Row, params};
 
 use super::{
-    HOUR_MS, MINUTE_MS, Report, Store, StoreError, bucket_of, ceil_to, floor_to, from_sql_bits,
-    from_sql_count,
+    HOUR_MS, MINUTE_MS, Report, Store, StoreError, ceil_to, floor_to, from_sql_bits, from_sql_count,
 };
-use crate::history::{By, FlowQuery, FlowRecord, ReportQuery, ReportRow};
-
-/// More series buckets than this per row is refused (a typo like `--every 1ms` over a month
-/// would otherwise allocate billions).
-pub(crate) const MAX_BUCKETS: i64 = 100_000;
+use crate::history::group::{self, Group};
+use crate::history::{By, FlowQuery, FlowRecord, ReportQuery};
 
 /// One part of a report's range and where it is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,62 +79,24 @@ fn text(v: &Value) -> Option<&str> {
     }
 }
 
-/// A report row's key: `curl`, `curl (nginx.service)`, `10.0.0.1 (example.org)`, `443/tcp`,
-/// `internet`, …; "unknown" / "(none)" when the record did not know.
+/// A report row's key from the dimension values a query selected (see `group::name`).
 fn key_text(by: By, d: &[Value; 3]) -> String {
-    match by {
-        By::Process => {
-            let comm = text(&d[0]).unwrap_or("unknown");
-            match text(&d[1]).or(text(&d[2])) {
-                Some(u) => format!("{comm} ({u})"),
-                None => comm.to_string(),
-            }
+    let port;
+    let parts: [Option<&str>; 3] = match (by, &d[0]) {
+        (By::Port, Value::Integer(p)) => {
+            port = p.to_string();
+            [Some(port.as_str()), text(&d[1]), None]
         }
-        By::Remote => {
-            let ip = text(&d[0]).unwrap_or("unknown");
-            match text(&d[1]) {
-                Some(n) => format!("{ip} ({n})"),
-                None => ip.to_string(),
-            }
-        }
-        By::Port => {
-            let port = match d[0] {
-                Value::Integer(p) => p.to_string(),
-                _ => "unknown".to_string(),
-            };
-            format!("{port}/{}", text(&d[1]).unwrap_or("unknown"))
-        }
-        By::Host | By::Class => text(&d[0]).unwrap_or("unknown").to_string(),
-        By::Unit | By::Container => text(&d[0]).unwrap_or("(none)").to_string(),
-    }
+        (By::Port, _) => [None, text(&d[1]), None],
+        _ => [text(&d[0]), text(&d[1]), text(&d[2])],
+    };
+    group::name(by, parts)
 }
 
 /// SQL for the series bucket (start) of a time `t`, `?e` the step: `bucket_of` in SQL,
 /// correct for negative times too (SQLite's % truncates toward zero).
 fn series_sql(t: &str, e: &str) -> String {
     format!("CASE WHEN {e} IS NULL THEN 0 ELSE (({t}) - 1) - (((({t}) - 1) % {e}) + {e}) % {e} END")
-}
-
-#[derive(Default)]
-struct Acc {
-    tx: u64,
-    rx: u64,
-    connections: u64,
-    series: HashMap<i64, (u64, u64)>,
-}
-
-impl Acc {
-    fn add(&mut self, bucket: i64, tx: i64, rx: i64, conns: i64, series: bool) {
-        let (tx, rx) = (from_sql_count(tx), from_sql_count(rx));
-        self.tx = self.tx.saturating_add(tx);
-        self.rx = self.rx.saturating_add(rx);
-        self.connections = self.connections.saturating_add(from_sql_count(conns));
-        if series {
-            let b = self.series.entry(bucket).or_default();
-            b.0 = b.0.saturating_add(tx);
-            b.1 = b.1.saturating_add(rx);
-        }
-    }
 }
 
 impl Store {
@@ -288,25 +246,14 @@ impl Store {
     }
 
     pub(super) fn run(&self, q: &ReportQuery, plan: &Plan) -> Result<Report, StoreError> {
-        let series = q.every_ms;
-        let (first, last) = match series {
-            Some(e) => {
-                let (f, l) = (
-                    bucket_of(plan.since.saturating_add(1), e),
-                    bucket_of(plan.until, e),
-                );
-                let n = (l.saturating_sub(f) / e).saturating_add(1);
-                if n > MAX_BUCKETS {
-                    return Err(self.bad(format!(
-                        "a series step of {e} ms gives {n} buckets over this range; at most \
-                         {MAX_BUCKETS} are allowed"
-                    )));
-                }
-                (f, l)
-            }
-            None => (0, 0),
+        let span = match q.every_ms {
+            Some(e) => Some((
+                e,
+                group::series_span(plan.since, plan.until, e).map_err(|m| self.bad(m))?,
+            )),
+            None => None,
         };
-        let mut groups: HashMap<String, Acc> = HashMap::new();
+        let mut groups: HashMap<String, Group> = HashMap::new();
         let mut keys = None; // loaded once, by the first roll-up piece that needs them
         for piece in &plan.pieces {
             match *piece {
@@ -318,24 +265,7 @@ impl Store {
                 } => self.rollup_into(q, width, since, until, &mut keys, &mut groups)?,
             }
         }
-        let mut rows: Vec<ReportRow> = groups
-            .into_iter()
-            .map(|(key, acc)| {
-                let series = series.map_or_else(Vec::new, |e| {
-                    crate::history::dense_series(first, last, e, |b| {
-                        acc.series.get(&b).copied().unwrap_or_default()
-                    })
-                });
-                ReportRow {
-                    key,
-                    tx_bytes: acc.tx,
-                    rx_bytes: acc.rx,
-                    connections: acc.connections,
-                    series,
-                }
-            })
-            .collect();
-        crate::history::busiest_first(&mut rows, q.limit);
+        let rows = group::rows(groups, span, q.limit);
         Ok(Report {
             rows,
             from_rollups: plan.from_rollups,
@@ -347,7 +277,7 @@ impl Store {
         q: &ReportQuery,
         since: i64,
         until: i64,
-        groups: &mut HashMap<String, Acc>,
+        groups: &mut HashMap<String, Group>,
     ) -> Result<(), StoreError> {
         let d = dims(q.by, true);
         let sql = format!(
@@ -378,11 +308,10 @@ impl Store {
             .map_err(|e| self.err(e))?;
             let (dv, bucket, tx, rx, conns) = row;
             groups.entry(key_text(q.by, &dv)).or_default().add(
-                bucket,
-                tx,
-                rx,
-                conns,
-                q.every_ms.is_some(),
+                q.every_ms.map(|_| bucket),
+                from_sql_count(tx),
+                from_sql_count(rx),
+                from_sql_count(conns),
             );
         }
         Ok(())
@@ -397,7 +326,7 @@ impl Store {
         since: i64,
         until: i64,
         keys: &mut Option<HashMap<i64, String>>,
-        groups: &mut HashMap<String, Acc>,
+        groups: &mut HashMap<String, Group>,
     ) -> Result<(), StoreError> {
         let Some(family) = rollup_family(q.by, q.comm.is_some()) else {
             return Err(self.bad("this grouping needs raw records".into()));
@@ -446,10 +375,12 @@ impl Store {
         for ((key, bucket), (tx, rx, c)) in sums {
             // A key filtered out by comm (or missing: never, keys outlive their rows).
             let Some(text) = keys.get(&key) else { continue };
-            groups
-                .entry(text.clone())
-                .or_default()
-                .add(bucket, tx, rx, c, q.every_ms.is_some());
+            groups.entry(text.clone()).or_default().add(
+                q.every_ms.map(|_| bucket),
+                from_sql_count(tx),
+                from_sql_count(rx),
+                from_sql_count(c),
+            );
         }
         Ok(())
     }
