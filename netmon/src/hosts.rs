@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::aggregate::HostRow;
-use crate::sink::human;
+use crate::sink::human::{self, cut};
 
 /// The averaging windows, shortest first.
 pub const WINDOWS_MS: [u64; 3] = [2_000, 10_000, 40_000];
@@ -345,18 +345,6 @@ fn host_cell(r: &HostRateRow, wide: bool) -> String {
         (Some(n), false) => n.clone(),
         _ => r.remote.to_string(),
     }
-}
-
-fn cut(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        return s.to_string();
-    }
-    if width == 0 {
-        return String::new();
-    }
-    let mut t: String = s.chars().take(width - 1).collect();
-    t.push('…');
-    t
 }
 
 #[cfg(test)]

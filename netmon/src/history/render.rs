@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::when::{format_local, format_rfc3339};
 use super::{Bucket, By, FlowRecord, ReportRow};
-use crate::sink::human;
+use crate::sink::human::{self, cut};
 
 /// What a report covered, for its title line and its JSON and CSV fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -566,19 +566,6 @@ fn span(ms: i64) -> String {
         }
     }
     format!("{ms}ms")
-}
-
-/// Cuts to `width` characters, the last one an ellipsis when something was cut.
-fn cut(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        return s.to_string();
-    }
-    if width == 0 {
-        return String::new();
-    }
-    let mut t: String = s.chars().take(width - 1).collect();
-    t.push('…');
-    t
 }
 
 #[cfg(test)]

@@ -9,6 +9,20 @@ pub fn rate(bytes_per_sec: f64) -> String {
     format!("{}/s", scaled(bytes_per_sec.max(0.0), "B"))
 }
 
+/// Cuts to `width` characters (not bytes: names may hold any UTF-8), the last one an ellipsis
+/// when something was cut.
+pub fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut t: String = s.chars().take(width - 1).collect();
+    t.push('…');
+    t
+}
+
 fn scaled(v: f64, unit: &str) -> String {
     const PREFIXES: [&str; 6] = ["", "Ki", "Mi", "Gi", "Ti", "Pi"];
     if v < 1024.0 {

@@ -3,7 +3,7 @@
 //! options, same text.
 use std::fmt::Write;
 
-use super::human::{bytes, rate};
+use super::human::{bytes, cut, rate};
 use crate::aggregate::{ConnectionRow, ProcessRow, Snapshot};
 
 #[derive(Debug, Clone)]
@@ -192,14 +192,4 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
         }
     }
     lines
-}
-
-/// Cuts to `width` characters (not bytes: comm and cmdline may hold any UTF-8).
-fn cut(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        return s.to_string();
-    }
-    let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
-    t.push('…');
-    t
 }

@@ -5,7 +5,7 @@
 //! Each row keeps the event's JSON exactly as `netmon events --json` prints it, so what is read
 //! back is the event as it was seen; `at_ms`, `kind`, `event`, `pid` and `comm` are copies for
 //! queries (and for people using `sqlite3`).
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{TransactionBehavior, params};
 
 use super::{Store, StoreError};
 use crate::events::{HostEvent, Kind};
@@ -121,32 +121,16 @@ impl Store {
 
     /// The newest event's sequence number (0 when none was ever written).
     pub fn last_event_seq(&self) -> Result<u64, StoreError> {
-        let v: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(v.unwrap_or(0).max(0) as u64)
+        self.last_seq_of("events")
     }
 
     /// How far the hub has acknowledged this store's events.
     pub fn event_hub_mark(&self) -> Result<u64, StoreError> {
-        Ok(self.meta(EVENT_HUB_MARK)?.unwrap_or(0).max(0) as u64)
+        self.mark(EVENT_HUB_MARK)
     }
 
     pub fn set_event_hub_mark(&self, seq: u64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![EVENT_HUB_MARK, to_sql_seq(seq)],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        self.set_mark(EVENT_HUB_MARK, seq)
     }
 }
 

@@ -105,18 +105,12 @@ impl Store {
         let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT p.host, f.flow_id, f.segment, p.pid, p.start_time, p.comm, p.cmdline,
-                        p.uid, p.unit, p.container, f.netns, f.proto, f.direction, f.local_ip,
-                        f.local_port, f.remote_ip, f.remote_port, f.remote_name, f.class,
-                        f.opened_ms, f.from_ms, f.to_ms, f.ended, f.tx_bytes, f.rx_bytes,
-                        f.tx_wire_bytes, f.rx_wire_bytes, f.tx_packets, f.rx_packets,
-                        f.handshake_us, f.retransmits, f.rtt_us, f.closed_by
-                 FROM flows f JOIN procs p ON p.id = f.proc
+            .prepare_cached(&format!(
+                "{SELECT_FLOWS}
                  WHERE f.to_ms > ?1 AND f.to_ms <= ?2
                    AND (?3 IS NULL OR p.pid = ?3) AND (?4 IS NULL OR p.comm = ?4)
-                 ORDER BY f.to_ms, f.id LIMIT ?5",
-            )
+                 ORDER BY f.to_ms, f.id LIMIT ?5"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map(
@@ -419,6 +413,16 @@ fn sock(ip: Option<String>, port: Option<u16>) -> Option<SocketAddr> {
 fn opt_count(v: Option<i64>) -> Option<u64> {
     v.map(from_sql_count)
 }
+
+/// Every column [`flow_record`] reads, in its order, then the record's sequence number
+/// (column 33).
+pub(super) const SELECT_FLOWS: &str = "SELECT p.host, f.flow_id, f.segment, p.pid, p.start_time,
+        p.comm, p.cmdline, p.uid, p.unit, p.container, f.netns, f.proto, f.direction,
+        f.local_ip, f.local_port, f.remote_ip, f.remote_port, f.remote_name, f.class,
+        f.opened_ms, f.from_ms, f.to_ms, f.ended, f.tx_bytes, f.rx_bytes, f.tx_wire_bytes,
+        f.rx_wire_bytes, f.tx_packets, f.rx_packets, f.handshake_us, f.retransmits, f.rtt_us,
+        f.closed_by, f.id
+    FROM flows f JOIN procs p ON p.id = f.proc";
 
 pub(super) fn flow_record(r: &Row) -> rusqlite::Result<FlowRecord> {
     Ok(FlowRecord {

@@ -4,7 +4,7 @@
 //! resends from where the hub stopped acknowledging.
 use rusqlite::{OptionalExtension, params};
 
-use super::query::flow_record;
+use super::query::{SELECT_FLOWS, flow_record};
 use super::{Store, StoreError};
 use crate::history::FlowRecord;
 
@@ -36,16 +36,9 @@ impl Store {
     ) -> Result<Vec<(u64, FlowRecord)>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT p.host, f.flow_id, f.segment, p.pid, p.start_time, p.comm, p.cmdline,
-                        p.uid, p.unit, p.container, f.netns, f.proto, f.direction, f.local_ip,
-                        f.local_port, f.remote_ip, f.remote_port, f.remote_name, f.class,
-                        f.opened_ms, f.from_ms, f.to_ms, f.ended, f.tx_bytes, f.rx_bytes,
-                        f.tx_wire_bytes, f.rx_wire_bytes, f.tx_packets, f.rx_packets,
-                        f.handshake_us, f.retransmits, f.rtt_us, f.closed_by, f.id
-                 FROM flows f JOIN procs p ON p.id = f.proc
-                 WHERE f.id > ?1 ORDER BY f.id LIMIT ?2",
-            )
+            .prepare_cached(&format!(
+                "{SELECT_FLOWS} WHERE f.id > ?1 ORDER BY f.id LIMIT ?2"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map(
@@ -62,11 +55,16 @@ impl Store {
 
     /// The newest record's sequence number (0 when none was ever written).
     pub fn last_seq(&self) -> Result<u64, StoreError> {
+        self.last_seq_of("flows")
+    }
+
+    /// The last sequence number an AUTOINCREMENT table handed out (0 when none).
+    pub(super) fn last_seq_of(&self, table: &str) -> Result<u64, StoreError> {
         let v: Option<i64> = self
             .conn
             .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'flows'",
-                [],
+                "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+                params![table],
                 |r| r.get(0),
             )
             .optional()
@@ -86,15 +84,24 @@ impl Store {
 
     /// How far the hub has acknowledged this spool.
     pub fn hub_mark(&self) -> Result<u64, StoreError> {
-        Ok(self.meta(HUB_MARK)?.unwrap_or(0).max(0) as u64)
+        self.mark(HUB_MARK)
     }
 
     pub fn set_hub_mark(&self, seq: u64) -> Result<(), StoreError> {
+        self.set_mark(HUB_MARK, seq)
+    }
+
+    /// A sequence number kept in `meta` under `key` (0 when never set).
+    pub(super) fn mark(&self, key: &str) -> Result<u64, StoreError> {
+        Ok(self.meta(key)?.unwrap_or(0).max(0) as u64)
+    }
+
+    pub(super) fn set_mark(&self, key: &str, seq: u64) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![HUB_MARK, i64::try_from(seq).unwrap_or(i64::MAX)],
+                params![key, i64::try_from(seq).unwrap_or(i64::MAX)],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
