@@ -193,6 +193,13 @@ pub struct ReportArgs {
     /// Group by this.
     #[arg(long, value_enum, default_value = "process")]
     pub by: crate::history::By,
+    #[command(flatten)]
+    pub rows: ReportRowsArgs,
+}
+
+/// How a report's rows are shown (`report`, `fleet report`).
+#[derive(Debug, Args)]
+pub struct ReportRowsArgs {
     /// Also a series per row in steps of SPAN (1h, 10m, 1d), drawn as a sparkline.
     #[arg(long, value_name = "SPAN", value_parser = crate::history::when::parse_span_ms)]
     pub every: Option<i64>,
@@ -479,8 +486,19 @@ pub struct EventsArgs {
     /// Print JSON lines instead of text lines.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+    /// Receive buffer of the rtnetlink socket (tests force overruns with a small one).
+    #[arg(long, default_value_t = crate::events::net::DEFAULT_RCVBUF, value_name = "BYTES", hide = true)]
+    pub rtnetlink_rcvbuf: usize,
+}
+
+/// A command run per event (`netmon events`, `netmon fleet events`).
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
     /// Run `sh -c CMD` for each event, with the event's JSON on stdin (and NETMON_EVENT,
-    /// NETMON_EVENT_KIND in its environment).
+    /// NETMON_EVENT_KIND, and for fleet events NETMON_HOST and NETMON_SITE, in its
+    /// environment).
     #[arg(long, value_name = "CMD", value_parser = non_empty)]
     pub exec: Option<String>,
     /// Kill an --exec command (and its children) after this many seconds.
@@ -489,9 +507,24 @@ pub struct EventsArgs {
     /// Run at most this many --exec commands at a time (1-64).
     #[arg(long, default_value = "4", value_name = "N", requires = "exec", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub exec_concurrency: u32,
-    /// Receive buffer of the rtnetlink socket (tests force overruns with a small one).
-    #[arg(long, default_value_t = crate::events::net::DEFAULT_RCVBUF, value_name = "BYTES", hide = true)]
-    pub rtnetlink_rcvbuf: usize,
+}
+
+impl ExecArgs {
+    /// The runner for --exec, when one was given; its failures are counted in `stats`.
+    pub fn runner(
+        &self,
+        stats: std::sync::Arc<crate::events::stats::Stats>,
+    ) -> Option<crate::events::exec::ExecRunner> {
+        let command = self.exec.clone()?;
+        Some(crate::events::exec::ExecRunner::start(
+            crate::events::exec::ExecConfig {
+                command,
+                timeout: self.exec_timeout,
+                concurrency: self.exec_concurrency as usize,
+            },
+            stats,
+        ))
+    }
 }
 
 /// An --exec timeout: more than zero (a zero timeout would kill every command at once), at

@@ -26,7 +26,7 @@ use tokio::{
 
 use super::{
     device::DeviceSource,
-    exec::{ExecConfig, ExecRunner},
+    exec::ExecRunner,
     model::{HostEvent, Kind, What, hostname},
     mounts::MountWatch,
     net::NetSource,
@@ -203,7 +203,7 @@ fn open_store(db: &Path) -> Result<Store> {
 
 /// `netmon events` without `--follow`: the events kept in the store for the range.
 fn past(args: &EventsArgs) -> Result<ExitCode> {
-    if args.exec.is_some() {
+    if args.exec.exec.is_some() {
         return Err(AppError::new(
             Exit::Usage,
             "--exec runs for events as they happen: add --follow",
@@ -251,16 +251,7 @@ pub fn run(args: EventsArgs) -> Result<ExitCode> {
     }
     drop(tx);
 
-    let exec = args.exec.clone().map(|command| {
-        ExecRunner::start(
-            ExecConfig {
-                command,
-                timeout: args.exec_timeout,
-                concurrency: args.exec_concurrency as usize,
-            },
-            stats.clone(),
-        )
-    });
+    let exec = args.exec.runner(stats.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

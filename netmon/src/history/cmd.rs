@@ -69,19 +69,19 @@ pub fn report(args: &ReportArgs) -> Result<ExitCode> {
         by: args.by,
         pid: args.range.pid,
         comm: args.range.comm.clone(),
-        every_ms: args.every,
-        limit: args.limit,
+        every_ms: args.rows.every,
+        limit: args.rows.limit,
     })?;
     let header = ReportHeader {
         since_ms,
         until_ms,
         by: args.by,
         from_rollups: report.from_rollups,
-        every_ms: args.every,
+        every_ms: args.rows.every,
     };
     let text = if args.range.json {
         render::report_json(&report.rows, &header)
-    } else if args.csv {
+    } else if args.rows.csv {
         render::report_csv(&report.rows, &header)
     } else {
         render::report_table(&report.rows, &header, crate::app::terminal_columns())

@@ -17,10 +17,7 @@ use futures_util::StreamExt;
 use super::live::{Change, Liveness};
 use super::{Dedup, FleetEventsArgs, alert, decode, filter_subject, token};
 use crate::error::{AppError, Exit};
-use crate::events::{
-    exec::{ExecConfig, ExecRunner},
-    stats::Stats,
-};
+use crate::events::{exec::ExecRunner, stats::Stats};
 use crate::fleet::{EVENTS_STREAM, FleetEvent, Heartbeat, Kind};
 use crate::history::when::{self, format_rfc3339, now_ms};
 
@@ -193,16 +190,7 @@ pub fn run(args: &FleetEventsArgs) -> Result<ExitCode> {
         (None, false) => when::parse_time_ms(DEFAULT_SINCE, now).unwrap_or(now),
     };
     let stats = Arc::new(Stats::default());
-    let exec = args.exec.clone().map(|command| {
-        ExecRunner::start(
-            ExecConfig {
-                command,
-                timeout: args.exec_timeout,
-                concurrency: args.exec_concurrency as usize,
-            },
-            stats.clone(),
-        )
-    });
+    let exec = args.exec.runner(stats.clone());
     let select = Select {
         since_ms,
         kinds: args.kind.clone(),

@@ -247,7 +247,7 @@ pub fn flows(args: &FleetFlowsArgs) -> Result<ExitCode> {
 
 pub fn report(args: &FleetReportArgs) -> Result<ExitCode> {
     let (since_ms, until_ms) = time_range(&args.range.since, &args.range.until, when::now_ms())?;
-    if let Some(e) = args.every {
+    if let Some(e) = args.rows.every {
         group::series_span(since_ms, until_ms, e)
             .map_err(|m| AppError::new(Exit::Usage, format!("--every: {m}")))?;
     }
@@ -257,8 +257,8 @@ pub fn report(args: &FleetReportArgs) -> Result<ExitCode> {
         by: args.by,
         pid: None,
         comm: None,
-        every_ms: args.every,
-        limit: args.limit,
+        every_ms: args.rows.every,
+        limit: args.rows.limit,
     });
     let stats = super::runtime()?.block_on(read_flows(&args.range, since_ms, |f| sums.add(&f)))?;
     let duplicates = sums.dedup.dropped;
@@ -269,11 +269,11 @@ pub fn report(args: &FleetReportArgs) -> Result<ExitCode> {
         until_ms,
         by: args.by,
         from_rollups: false,
-        every_ms: args.every,
+        every_ms: args.rows.every,
     };
     let text = if args.range.json {
         render::report_json(&rows, &header)
-    } else if args.csv {
+    } else if args.rows.csv {
         render::report_csv(&rows, &header)
     } else {
         render::report_table(&rows, &header, crate::app::terminal_columns())

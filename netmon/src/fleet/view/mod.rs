@@ -64,15 +64,8 @@ pub struct FleetReportArgs {
     /// Group by this.
     #[arg(long, value_enum, default_value = "host")]
     pub by: crate::history::By,
-    /// Also a series per row in steps of SPAN (1h, 10m, 1d), drawn as a sparkline.
-    #[arg(long, value_name = "SPAN", value_parser = crate::history::when::parse_span_ms)]
-    pub every: Option<i64>,
-    /// Print CSV.
-    #[arg(long, conflicts_with = "json")]
-    pub csv: bool,
-    /// Rows shown, the busiest first.
-    #[arg(long, value_name = "N", default_value = "20")]
-    pub limit: usize,
+    #[command(flatten)]
+    pub rows: crate::cli::ReportRowsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,16 +104,8 @@ pub struct FleetEventsArgs {
     /// Print JSON lines instead of text lines.
     #[arg(long)]
     pub json: bool,
-    /// Run `sh -c CMD` for each event printed, with the event's JSON on stdin (and
-    /// NETMON_EVENT, NETMON_EVENT_KIND, NETMON_HOST, NETMON_SITE in its environment).
-    #[arg(long, value_name = "CMD", value_parser = crate::cli::non_empty)]
-    pub exec: Option<String>,
-    /// Kill an --exec command (and its children) after this many seconds.
-    #[arg(long, default_value = "10", value_name = "SECS", requires = "exec", value_parser = crate::cli::parse_exec_timeout, allow_negative_numbers = true)]
-    pub exec_timeout: Duration,
-    /// Run at most this many --exec commands at a time (1-64).
-    #[arg(long, default_value = "4", value_name = "N", requires = "exec", value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub exec_concurrency: u32,
+    #[command(flatten)]
+    pub exec: crate::cli::ExecArgs,
     /// Also send each event printed to this Alertmanager (http://HOST:PORT) as an alert
     /// named netmon_KIND.
     #[arg(long, value_name = "URL", value_parser = alert::parse_url)]
