@@ -1,7 +1,7 @@
 //! Per remote host across processes (the Hosts view, `run --by host`): what every process
 //! exchanged with each remote address since netmon started. Ended connections are added up
 //! when they fold, live ones at each snapshot, so the totals never go down.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::Aggregator;
@@ -59,7 +59,7 @@ impl Aggregator {
         if !self.hosts.enabled {
             return;
         }
-        let Some((ip, pid)) = self.host_of(s) else {
+        let Some((ip, pid)) = self.host_of(s, self.watched().as_ref()) else {
             return;
         };
         let (tx, rx) = self.socket_payload(cookie, s);
@@ -77,13 +77,13 @@ impl Aggregator {
     }
 
     /// The host rows of a snapshot: folded totals plus every live connection, busiest first.
-    pub(super) fn host_rows(&self) -> Vec<HostRow> {
+    pub(super) fn host_rows(&self, watched: Option<&HashSet<Pid>>) -> Vec<HostRow> {
         if !self.hosts.enabled {
             return Vec::new();
         }
         let mut sums = self.hosts.folded.clone();
         for (&cookie, s) in &self.sockets {
-            if let Some((ip, pid)) = self.host_of(s) {
+            if let Some((ip, pid)) = self.host_of(s, watched) {
                 let (tx, rx) = self.socket_payload(cookie, s);
                 sums.entry(ip)
                     .or_default()
@@ -118,24 +118,18 @@ impl Aggregator {
         rows
     }
 
-    /// The remote address a socket counts for, and its owner, if a shown process owns it.
-    fn host_of(&self, s: &Socket) -> Option<(IpAddr, Option<Pid>)> {
+    /// The remote address a socket counts for, and its owner, if a shown process owns it
+    /// (`watched`: see [`Aggregator::watched`]).
+    fn host_of(&self, s: &Socket, watched: Option<&HashSet<Pid>>) -> Option<(IpAddr, Option<Pid>)> {
         let ip = s.remote?.ip().to_canonical();
         if ip.is_unspecified() {
             return None;
         }
         let pid = s.owner.map(|(p, _)| p);
-        if let Some(p) = pid {
-            let f = &self.filter;
-            // --pid (with --follow-children, the watched tree): only a small tree is walked.
-            if f.exclude_pids.contains(&p)
-                || (!f.pids.is_empty()
-                    && !f.pids.contains(&p)
-                    && !self.watched().is_some_and(|w| w.contains(&p)))
-                || !self.selected_by_identity(p, s.owner_inc)
-            {
-                return None;
-            }
+        if let Some(p) = pid
+            && !self.shows(watched, p, s.owner_inc)
+        {
+            return None;
         }
         Some((ip, pid))
     }

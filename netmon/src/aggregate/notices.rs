@@ -292,10 +292,7 @@ impl Aggregator {
 
     /// The process filters (--pid, --comm, --cgroup and exclusions) apply to events too.
     fn shown_for_notices(&self, pid: Pid, inc: u32) -> bool {
-        let f = &self.filter;
-        !f.exclude_pids.contains(&pid)
-            && (f.pids.is_empty() || self.watched().is_some_and(|w| w.contains(&pid)))
-            && self.selected_by_identity(pid, inc)
+        self.shows(self.watched().as_ref(), pid, inc)
     }
 }
 

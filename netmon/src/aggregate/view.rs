@@ -65,7 +65,7 @@ impl Aggregator {
                 names: self.dns.len(),
                 evicted: self.dns.evicted(),
             },
-            hosts: self.host_rows(),
+            hosts: self.host_rows(watched),
             history: None,
         }
     }
@@ -90,7 +90,7 @@ impl Aggregator {
     }
 
     /// Whether the process `pid` was in incarnation `inc` has a row.
-    fn shows(&self, watched: Option<&HashSet<Pid>>, pid: Pid, inc: u32) -> bool {
+    pub(super) fn shows(&self, watched: Option<&HashSet<Pid>>, pid: Pid, inc: u32) -> bool {
         watched.is_none_or(|w| w.contains(&pid))
             && !self.filter.exclude_pids.contains(&pid)
             && self.selected_by_identity(pid, inc)

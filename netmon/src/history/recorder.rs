@@ -226,43 +226,36 @@ impl Writer {
     }
 
     fn write(&mut self, mut batch: Vec<FlowRecord>) {
-        self.ensure_open();
-        let n = batch.len() as u64;
-        let Some(store) = self.store.as_mut() else {
-            drop_count(&self.status, "store_unavailable", n);
-            return;
-        };
         for f in &mut batch {
             f.host.clone_from(&self.host);
         }
-        match store.write(&batch) {
-            Ok(()) => {
-                if let Ok(mut s) = self.status.lock() {
-                    s.written += n;
-                }
-                self.failing(None);
-            }
-            Err(e) => {
-                drop_count(&self.status, "store_error", n);
-                self.failing(Some(e.to_string()));
-            }
-        }
+        self.commit(&batch, Store::write, |s| &mut s.written);
     }
 
     fn write_events(&mut self, mut events: Vec<HostEvent>) {
+        for ev in &mut events {
+            ev.host.clone_from(&self.host);
+        }
+        self.commit(&events, Store::write_events, |s| &mut s.events_written);
+    }
+
+    /// Writes `items` with `write`, counting them as written (`written`) or dropped.
+    fn commit<T>(
+        &mut self,
+        items: &[T],
+        write: fn(&mut Store, &[T]) -> Result<(), super::store::StoreError>,
+        written: fn(&mut HistoryStatus) -> &mut u64,
+    ) {
         self.ensure_open();
-        let n = events.len() as u64;
+        let n = items.len() as u64;
         let Some(store) = self.store.as_mut() else {
             drop_count(&self.status, "store_unavailable", n);
             return;
         };
-        for ev in &mut events {
-            ev.host.clone_from(&self.host);
-        }
-        match store.write_events(&events) {
+        match write(store, items) {
             Ok(()) => {
                 if let Ok(mut s) = self.status.lock() {
-                    s.events_written += n;
+                    *written(&mut s) += n;
                 }
                 self.failing(None);
             }
