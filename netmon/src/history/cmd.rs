@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::render::{self, ReportHeader};
 use super::store::{Store, StoreError};
-use super::{FlowQuery, ReportQuery, when};
+use super::{FlowQuery, ReportQuery, ReportRow, when};
 use crate::cli::{FlowsArgs, RangeArgs, ReportArgs};
 use crate::error::{AppError, Exit};
 
@@ -79,12 +79,23 @@ pub fn report(args: &ReportArgs) -> Result<ExitCode> {
         from_rollups: report.from_rollups,
         every_ms: args.rows.every,
     };
-    let text = if args.range.json {
-        render::report_json(&report.rows, &header)
-    } else if args.rows.csv {
-        render::report_csv(&report.rows, &header)
+    print_report(&report.rows, &header, args.range.json, args.rows.csv)
+}
+
+/// Prints a report's rows as JSON lines, CSV or a table sized to the terminal (also the fleet
+/// report's).
+pub fn print_report(
+    rows: &[ReportRow],
+    header: &ReportHeader,
+    json: bool,
+    csv: bool,
+) -> Result<ExitCode> {
+    let text = if json {
+        render::report_json(rows, header)
+    } else if csv {
+        render::report_csv(rows, header)
     } else {
-        render::report_table(&report.rows, &header, crate::app::terminal_columns())
+        render::report_table(rows, header, crate::app::terminal_columns())
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

@@ -271,20 +271,7 @@ pub fn report(args: &FleetReportArgs) -> Result<ExitCode> {
         from_rollups: false,
         every_ms: args.rows.every,
     };
-    let text = if args.range.json {
-        render::report_json(&rows, &header)
-    } else if args.rows.csv {
-        render::report_csv(&rows, &header)
-    } else {
-        render::report_table(&rows, &header, crate::app::terminal_columns())
-    };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    if !text.is_empty() && !text.ends_with('\n') {
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    crate::history::cmd::print_report(&rows, &header, args.range.json, args.rows.csv)
 }
 
 #[cfg(test)]
