@@ -219,6 +219,25 @@ fn start_sources(args: &RunArgs, tx: mpsc::Sender<Vec<Event>>) -> Result<Sources
 }
 
 async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
+    // History and hub flags are checked, like the web config below, before the kernel programs
+    // load. A replay (a test fixture) is recorded only when asked: it is not this host's traffic.
+    let recording = if serving && args.replay.is_none() {
+        !args.history.no_history
+    } else {
+        args.history.record
+    };
+    let host = args
+        .fleet
+        .host_name
+        .clone()
+        .unwrap_or_else(crate::history::recorder::host_name);
+    if args.fleet.hub.hub.is_some() && !(serving && recording) {
+        return Err(AppError::new(
+            Exit::Usage,
+            "--hub needs serve with its history store (the agent's spool): drop --no-history",
+        )
+        .into());
+    }
     // Read the web config and bind first: a bad file or a taken port is reported before the
     // kernel programs load.
     let web = match &args.web_config {
@@ -258,24 +277,6 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
     // shows them (the UI's Hosts tab, `--by host`).
     if out.will_open_tui(&args) || out.host_rates.is_some() {
         agg = agg.with_hosts();
-    }
-    // A replay (a test fixture) is recorded only when asked: it is not this host's traffic.
-    let recording = if serving && args.replay.is_none() {
-        !args.history.no_history
-    } else {
-        args.history.record
-    };
-    let host = args
-        .fleet
-        .host_name
-        .clone()
-        .unwrap_or_else(crate::history::recorder::host_name);
-    if args.fleet.hub.hub.is_some() && !(serving && recording) {
-        return Err(AppError::new(
-            Exit::Usage,
-            "--hub needs serve with its history store (the agent's spool): drop --no-history",
-        )
-        .into());
     }
     if recording {
         agg = agg.with_flows();
