@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::tcp_counts::TcpCounts;
+
 /// Kernel socket cookie: unique per socket for the life of the machine (not per netns).
 pub type Cookie = u64;
 /// A process id (thread-group id).
@@ -361,88 +363,6 @@ pub enum Event {
         source: LossSource,
         count: u64,
     },
-}
-
-/// A socket's TCP counters as the kernel keeps them: cumulative.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TcpCounts {
-    pub retransmits: u64,
-    pub resets_sent: u64,
-    pub resets_received: u64,
-    pub rtt_count: u64,
-    pub rtt_sum_us: u64,
-    /// `netmon_common::RTT_BUCKETS` log2 buckets of microseconds (bucket i: at most 2^i µs).
-    pub rtt_buckets: Vec<u64>,
-    /// Retransmission-timer expiries; each doubles the RTO.
-    #[serde(default)]
-    pub rto_timeouts: u64,
-    /// Most consecutive expiries (RTO doublings in a row); a maximum, not a sum, across sockets.
-    #[serde(default)]
-    pub rto_backoff_max: u64,
-    /// Handshakes completed while netmon ran (one per socket), their time, and the same log2
-    /// microsecond buckets as the RTT's: connecting side SYN → SYN-ACK, accepting side
-    /// SYN-ACK → ACK.
-    #[serde(default)]
-    pub handshake_count: u64,
-    #[serde(default)]
-    pub handshake_sum_us: u64,
-    #[serde(default)]
-    pub handshake_buckets: Vec<u64>,
-    /// FIN closes this side began, and those the peer began.
-    #[serde(default)]
-    pub closes_local: u64,
-    #[serde(default)]
-    pub closes_remote: u64,
-    /// Times the receive window this side advertised went to zero (its reader fell behind),
-    /// and times the peer's did (the peer's reader fell behind).
-    #[serde(default)]
-    pub zero_windows_sent: u64,
-    #[serde(default)]
-    pub zero_windows_received: u64,
-}
-
-impl TcpCounts {
-    pub fn add(&mut self, o: &TcpCounts) {
-        self.retransmits += o.retransmits;
-        self.resets_sent += o.resets_sent;
-        self.resets_received += o.resets_received;
-        self.rtt_count += o.rtt_count;
-        self.rtt_sum_us += o.rtt_sum_us;
-        self.rto_timeouts += o.rto_timeouts;
-        self.rto_backoff_max = self.rto_backoff_max.max(o.rto_backoff_max);
-        add_buckets(&mut self.rtt_buckets, &o.rtt_buckets);
-        self.handshake_count += o.handshake_count;
-        self.handshake_sum_us += o.handshake_sum_us;
-        add_buckets(&mut self.handshake_buckets, &o.handshake_buckets);
-        self.closes_local += o.closes_local;
-        self.closes_remote += o.closes_remote;
-        self.zero_windows_sent += o.zero_windows_sent;
-        self.zero_windows_received += o.zero_windows_received;
-    }
-
-    /// Some count went down: the kernel's entry for the socket was recreated.
-    pub fn restarted_from(&self, last: &TcpCounts) -> bool {
-        self.retransmits < last.retransmits
-            || self.rtt_count < last.rtt_count
-            || self.resets_sent < last.resets_sent
-            || self.resets_received < last.resets_received
-            || self.rto_timeouts < last.rto_timeouts
-            || self.handshake_count < last.handshake_count
-            || self.closes_local < last.closes_local
-            || self.closes_remote < last.closes_remote
-            || self.zero_windows_sent < last.zero_windows_sent
-            || self.zero_windows_received < last.zero_windows_received
-    }
-}
-
-/// Element-wise sum of two bucket lists, each only as long as its last used bucket.
-fn add_buckets(a: &mut Vec<u64>, b: &[u64]) {
-    if a.len() < b.len() {
-        a.resize(b.len(), 0);
-    }
-    for (x, y) in a.iter_mut().zip(b) {
-        *x += y;
-    }
 }
 
 /// A captured packet as the kernel handed it over.

@@ -22,4 +22,5 @@ pub mod packaging;
 pub mod procnet;
 pub mod sink;
 pub mod source;
+pub mod tcp_counts;
 pub mod tui;

@@ -13,7 +13,10 @@ use std::{
 
 use netmon_common::RTT_BUCKETS;
 
-use crate::aggregate::{ProcessRow, Snapshot};
+use crate::{
+    aggregate::{ProcessRow, Snapshot},
+    tcp_counts::TCP_COUNTERS,
+};
 
 /// How long a newly labelled group keeps its slot before a busier one may take it.
 const MIN_SLOT_HOLD: Duration = Duration::from_secs(30);
@@ -67,21 +70,20 @@ pub const TX_PACKETS: usize = 2;
 pub const RX_PACKETS: usize = 3;
 pub const OPENED_TCP: usize = 4;
 pub const OPENED_UDP: usize = 5;
-pub const RETRANSMITS: usize = 6;
-pub const RESETS_SENT: usize = 7;
-pub const RESETS_RECEIVED: usize = 8;
-pub const RTT_COUNT: usize = 9;
-pub const RTT_SUM_US: usize = 10;
-pub const RTO_TIMEOUTS: usize = 11;
-pub const HANDSHAKE_COUNT: usize = 12;
-pub const HANDSHAKE_SUM_US: usize = 13;
-pub const CLOSES_LOCAL: usize = 14;
-pub const CLOSES_REMOTE: usize = 15;
-pub const ZERO_WINDOWS_SENT: usize = 16;
-pub const ZERO_WINDOWS_RECEIVED: usize = 17;
-pub const RTT_BUCKET0: usize = 18;
+/// [`TCP_COUNTERS`] in their order from here (the high-water mark among them is carried but
+/// never exported: a sum of maxima means nothing).
+pub const TCP0: usize = 6;
+pub const RTT_BUCKET0: usize = TCP0 + TCP_COUNTERS.len();
 pub const HANDSHAKE_BUCKET0: usize = RTT_BUCKET0 + RTT_BUCKETS;
 pub const NETWORK0: usize = HANDSHAKE_BUCKET0 + RTT_BUCKETS;
+
+/// Where TCP counter `name` lives in [`Values`].
+pub fn tcp_index(name: &str) -> usize {
+    TCP0 + TCP_COUNTERS
+        .iter()
+        .position(|t| t.name == name)
+        .unwrap_or_else(|| panic!("{name} is not a TCP counter"))
+}
 
 impl Values {
     fn zero(networks: usize) -> Self {
@@ -91,30 +93,16 @@ impl Values {
     fn of(p: &ProcessRow, networks: usize) -> Self {
         let mut v = Self::zero(networks);
         let t = &p.tcp;
-        for (i, x) in [
+        v.0[..TCP0].copy_from_slice(&[
             p.tx_bytes,
             p.rx_bytes,
             p.tx_packets,
             p.rx_packets,
             p.opened.tcp,
             p.opened.udp,
-            t.retransmits,
-            t.resets_sent,
-            t.resets_received,
-            t.rtt_count,
-            t.rtt_sum_us,
-            t.rto_timeouts,
-            t.handshake_count,
-            t.handshake_sum_us,
-            t.closes_local,
-            t.closes_remote,
-            t.zero_windows_sent,
-            t.zero_windows_received,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            v.0[i] = x;
+        ]);
+        for (i, c) in TCP_COUNTERS.iter().enumerate() {
+            v.0[TCP0 + i] = (c.get)(t);
         }
         for (i, &b) in t.rtt_buckets.iter().take(RTT_BUCKETS).enumerate() {
             v.0[RTT_BUCKET0 + i] = b;

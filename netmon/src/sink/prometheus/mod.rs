@@ -11,14 +11,15 @@ use prometheus::{
     proto::{self, MetricFamily, MetricType},
 };
 
-use self::fold::{
-    CLOSES_LOCAL, CLOSES_REMOTE, HANDSHAKE_BUCKET0, HANDSHAKE_COUNT, HANDSHAKE_SUM_US, NETWORK0,
-    OPENED_TCP, OPENED_UDP, RESETS_RECEIVED, RESETS_SENT, RETRANSMITS, RTO_TIMEOUTS, RTT_BUCKET0,
-    RTT_COUNT, RTT_SUM_US, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, ZERO_WINDOWS_RECEIVED,
-    ZERO_WINDOWS_SENT,
-};
 pub use self::fold::{Folded, GroupKey, MetricsOptions, MetricsState, Series, Values};
-use crate::aggregate::Snapshot;
+use self::fold::{
+    HANDSHAKE_BUCKET0, NETWORK0, OPENED_TCP, OPENED_UDP, RTT_BUCKET0, RX_BYTES, RX_PACKETS, TCP0,
+    TX_BYTES, TX_PACKETS, tcp_index,
+};
+use crate::{
+    aggregate::Snapshot,
+    tcp_counts::{Exported, TCP_COUNTERS},
+};
 
 /// RTT and handshake histogram bounds exported, as bucket indexes: `2^i` µs for every other power of two
 /// from 64 µs to 4.2 s (finer buckets exist in the kernel; ten keep the series count sane).
@@ -81,23 +82,83 @@ fn with(mut l: Vec<proto::LabelPair>, name: &str, value: &str) -> Vec<proto::Lab
     l
 }
 
-/// A counter family with one extra label: name, help, the label, and each label value with
-/// the index of its value in a series.
-type Labelled = (
+const OPENED: &str = "netmon_process_connections_opened_total";
+const OPENED_HELP: &str =
+    "Sockets the process opened: TCP with a peer (connected or accepted), UDP of any kind";
+
+/// The per-process counters that are not TCP's, with where each lives in [`Values`].
+const PROCESS_COUNTERS: [(usize, Exported); 6] = [
+    (
+        TX_BYTES,
+        Exported {
+            family: "netmon_process_network_transmit_bytes_total",
+            help: "Payload bytes the process sent (exact, what send returned), since netmon started",
+            label: None,
+        },
+    ),
+    (
+        RX_BYTES,
+        Exported {
+            family: "netmon_process_network_receive_bytes_total",
+            help: "Payload bytes the process received (exact, what recv returned), since netmon started",
+            label: None,
+        },
+    ),
+    (
+        TX_PACKETS,
+        Exported {
+            family: "netmon_process_network_transmit_packets_total",
+            help: "IP packets sent on sockets the process owns",
+            label: None,
+        },
+    ),
+    (
+        RX_PACKETS,
+        Exported {
+            family: "netmon_process_network_receive_packets_total",
+            help: "IP packets received on sockets the process owns",
+            label: None,
+        },
+    ),
+    (
+        OPENED_TCP,
+        Exported {
+            family: OPENED,
+            help: OPENED_HELP,
+            label: Some(("proto", "tcp")),
+        },
+    ),
+    (
+        OPENED_UDP,
+        Exported {
+            family: OPENED,
+            help: OPENED_HELP,
+            label: Some(("proto", "udp")),
+        },
+    ),
+];
+
+/// Every exported per-process counter family, in order of first appearance: its name, help,
+/// and each of its values as (extra label, index in [`Values`]).
+type CounterFamily = (
     &'static str,
     &'static str,
-    &'static str,
-    [(&'static str, usize); 2],
+    Vec<(Option<(&'static str, &'static str)>, usize)>,
 );
 
-/// One counter family with a value per series.
-fn per_series(f: &Folded, name: &str, help: &str, idx: usize) -> MetricFamily {
-    let metrics = f
-        .series
+fn counter_families() -> Vec<CounterFamily> {
+    let tcp = TCP_COUNTERS
         .iter()
-        .map(|s| counter(identity(&s.key), s.values.get(idx)))
-        .collect();
-    family(name, help, MetricType::COUNTER, metrics)
+        .enumerate()
+        .filter_map(|(i, t)| Some((TCP0 + i, t.exported?)));
+    let mut out: Vec<CounterFamily> = Vec::new();
+    for (idx, e) in PROCESS_COUNTERS.into_iter().chain(tcp) {
+        match out.iter_mut().find(|(name, _, _)| *name == e.family) {
+            Some((_, _, values)) => values.push((e.label, idx)),
+            None => out.push((e.family, e.help, vec![(e.label, idx)])),
+        }
+    }
+    out
 }
 
 /// Where one log2-microsecond histogram lives in [`Values`].
@@ -107,17 +168,21 @@ struct HistogramAt {
     bucket0: usize,
 }
 
-const RTT: HistogramAt = HistogramAt {
-    count: RTT_COUNT,
-    sum_us: RTT_SUM_US,
-    bucket0: RTT_BUCKET0,
-};
+fn rtt() -> HistogramAt {
+    HistogramAt {
+        count: tcp_index("rtt_count"),
+        sum_us: tcp_index("rtt_sum_us"),
+        bucket0: RTT_BUCKET0,
+    }
+}
 
-const HANDSHAKE: HistogramAt = HistogramAt {
-    count: HANDSHAKE_COUNT,
-    sum_us: HANDSHAKE_SUM_US,
-    bucket0: HANDSHAKE_BUCKET0,
-};
+fn handshake() -> HistogramAt {
+    HistogramAt {
+        count: tcp_index("handshake_count"),
+        sum_us: tcp_index("handshake_sum_us"),
+        bucket0: HANDSHAKE_BUCKET0,
+    }
+}
 
 fn histogram(s: &Series, at: &HistogramAt) -> proto::Metric {
     let mut buckets = Vec::new();
@@ -145,80 +210,21 @@ fn histogram(s: &Series, at: &HistogramAt) -> proto::Metric {
 
 /// The `/metrics` body: the folded per-process series plus netmon's own counters.
 pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Error> {
-    let mut fams = vec![
-        per_series(
-            f,
-            "netmon_process_network_transmit_bytes_total",
-            "Payload bytes the process sent (exact, what send returned), since netmon started",
-            TX_BYTES,
-        ),
-        per_series(
-            f,
-            "netmon_process_network_receive_bytes_total",
-            "Payload bytes the process received (exact, what recv returned), since netmon started",
-            RX_BYTES,
-        ),
-        per_series(
-            f,
-            "netmon_process_network_transmit_packets_total",
-            "IP packets sent on sockets the process owns",
-            TX_PACKETS,
-        ),
-        per_series(
-            f,
-            "netmon_process_network_receive_packets_total",
-            "IP packets received on sockets the process owns",
-            RX_PACKETS,
-        ),
-        per_series(
-            f,
-            "netmon_process_tcp_retransmits_total",
-            "TCP segments retransmitted on sockets the process owns",
-            RETRANSMITS,
-        ),
-        per_series(
-            f,
-            "netmon_process_tcp_rto_timeouts_total",
-            "TCP retransmission-timer expiries on the process's sockets (each doubles the RTO)",
-            RTO_TIMEOUTS,
-        ),
-    ];
-    let labelled: [Labelled; 4] = [
-        (
-            "netmon_process_connections_opened_total",
-            "Sockets the process opened: TCP with a peer (connected or accepted), UDP of any kind",
-            "proto",
-            [("tcp", OPENED_TCP), ("udp", OPENED_UDP)],
-        ),
-        (
-            "netmon_process_tcp_resets_total",
-            "TCP resets on sockets the process owns, sent by this host or received from the peer",
-            "direction",
-            [("sent", RESETS_SENT), ("received", RESETS_RECEIVED)],
-        ),
-        (
-            "netmon_process_tcp_closes_total",
-            "TCP connections of the process closed with a FIN, by who sent the first one",
-            "initiator",
-            [("local", CLOSES_LOCAL), ("remote", CLOSES_REMOTE)],
-        ),
-        (
-            "netmon_process_tcp_zero_windows_total",
-            "Times a receive window on the process's connections went to zero: sent = the process fell behind reading, received = its peer did",
-            "direction",
-            [
-                ("sent", ZERO_WINDOWS_SENT),
-                ("received", ZERO_WINDOWS_RECEIVED),
-            ],
-        ),
-    ];
-    for (name, help, key, values) in labelled {
+    let (rtt, handshake) = (rtt(), handshake());
+    let mut fams = Vec::new();
+    for (name, help, values) in counter_families() {
         let metrics = f
             .series
             .iter()
             .flat_map(|sr| {
                 let id = identity(&sr.key);
-                values.map(|(value, idx)| counter(with(id.clone(), key, value), sr.values.get(idx)))
+                values.iter().map(move |&(label, idx)| {
+                    let labels = match label {
+                        Some((key, value)) => with(id.clone(), key, value),
+                        None => id.clone(),
+                    };
+                    counter(labels, sr.values.get(idx))
+                })
             })
             .collect();
         fams.push(family(name, help, MetricType::COUNTER, metrics));
@@ -245,13 +251,13 @@ pub fn render_metrics(f: &Folded, s: &Snapshot) -> Result<String, prometheus::Er
         "netmon_process_tcp_rtt_seconds",
         "Smoothed TCP round-trip time, one sample per RTT measurement (connections established while netmon runs)",
         MetricType::HISTOGRAM,
-        f.series.iter().map(|sr| histogram(sr, &RTT)).collect(),
+        f.series.iter().map(|sr| histogram(sr, &rtt)).collect(),
     ));
     fams.push(family(
         "netmon_process_tcp_handshake_seconds",
         "TCP handshake time, one sample per connection established while netmon runs: SYN to SYN-ACK where the process connected, SYN-ACK to ACK where it accepted",
         MetricType::HISTOGRAM,
-        f.series.iter().map(|sr| histogram(sr, &HANDSHAKE)).collect(),
+        f.series.iter().map(|sr| histogram(sr, &handshake)).collect(),
     ));
     fams.push(family(
         "netmon_process_info",

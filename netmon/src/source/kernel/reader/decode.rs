@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use log::debug;
 use netmon_common::{
-    CaptureRecord, DnsRecord, KernelEvent, SockFinal, SockOwner, SockTuple, TcpStats, capture_hook,
+    CaptureRecord, DnsRecord, KernelEvent, SockFinal, SockOwner, SockTuple, capture_hook,
     direction, event_kind, final_flags,
 };
 
@@ -143,7 +143,7 @@ pub(super) fn socket_final(f: &SockFinal) -> Event {
         let w = &f.wire;
         [w.tx_bytes, w.rx_bytes, w.tx_packets, w.rx_packets]
     });
-    let tcp = has(final_flags::TCP).then(|| Box::new(tcp_counts(&f.tcp)));
+    let tcp = has(final_flags::TCP).then(|| Box::new(TcpCounts::from_kernel(&f.tcp)));
     Event::SocketFinal {
         cookie: f.cookie,
         owner,
@@ -205,44 +205,6 @@ fn dns_answer(pid: u32, packet: &[u8]) -> Option<Event> {
     })
 }
 
-pub(super) fn tcp_counts(v: &TcpStats) -> TcpCounts {
-    TcpCounts {
-        retransmits: v.retransmits,
-        resets_sent: v.resets_sent,
-        resets_received: v.resets_received,
-        rtt_count: v.rtt_count,
-        rtt_sum_us: v.rtt_sum_us,
-        // Up to the last bucket with samples: a socket's RTTs fall in a few low buckets, and
-        // the aggregator keeps these for every socket.
-        rtt_buckets: v.rtt_buckets[..v
-            .rtt_buckets
-            .iter()
-            .rposition(|&b| b > 0)
-            .map_or(0, |i| i + 1)]
-            .to_vec(),
-        rto_timeouts: v.rto_timeouts,
-        rto_backoff_max: v.rto_backoff_max,
-        handshake_count: u64::from(v.handshake_us > 0),
-        handshake_sum_us: v.handshake_us,
-        handshake_buckets: one_sample_buckets(v.handshake_us),
-        closes_local: v.closes_local,
-        closes_remote: v.closes_remote,
-        zero_windows_sent: v.zero_windows_sent,
-        zero_windows_received: v.zero_windows_received,
-    }
-}
-
-/// A histogram of one sample of `us` (none when 0), as long as its bucket.
-fn one_sample_buckets(us: u64) -> Vec<u64> {
-    if us == 0 {
-        return Vec::new();
-    }
-    let b = netmon_common::rtt_bucket(u32::try_from(us - 1).unwrap_or(u32::MAX));
-    let mut v = vec![0; b + 1];
-    v[b] = 1;
-    v
-}
-
 pub(super) fn comm(raw: &[u8]) -> String {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     String::from_utf8_lossy(&raw[..end]).into_owned()
@@ -273,7 +235,7 @@ pub(super) fn endpoints(t: &SockTuple) -> Option<(Proto, SocketAddr, Option<Sock
 #[cfg(test)]
 pub(super) mod tests {
     use netmon_common::{
-        COMM_LEN, MAX_SNAPLEN, PayloadStats, RTT_BUCKETS, WireStats, origin, rtt_bucket,
+        COMM_LEN, MAX_SNAPLEN, PayloadStats, RTT_BUCKETS, TcpStats, WireStats, origin, rtt_bucket,
     };
 
     use super::*;
@@ -560,15 +522,15 @@ pub(super) mod tests {
     #[test]
     fn tcp_counts_keep_buckets_up_to_the_last_sample() {
         let mut v = TcpStats::default();
-        assert!(tcp_counts(&v).rtt_buckets.is_empty());
-        assert!(tcp_counts(&v).handshake_buckets.is_empty());
-        assert_eq!(tcp_counts(&v).handshake_count, 0);
+        assert!(TcpCounts::from_kernel(&v).rtt_buckets.is_empty());
+        assert!(TcpCounts::from_kernel(&v).handshake_buckets.is_empty());
+        assert_eq!(TcpCounts::from_kernel(&v).handshake_count, 0);
         v.rtt_buckets[RTT_BUCKETS - 1] = 1;
         v.rtt_buckets[0] = 5;
-        assert_eq!(tcp_counts(&v).rtt_buckets.len(), RTT_BUCKETS);
+        assert_eq!(TcpCounts::from_kernel(&v).rtt_buckets.len(), RTT_BUCKETS);
         // One handshake of 1000 µs: one sample in the bucket bounded by 1024 µs.
         v.handshake_us = 1000;
-        let c = tcp_counts(&v);
+        let c = TcpCounts::from_kernel(&v);
         assert_eq!(c.handshake_count, 1);
         assert_eq!(c.handshake_sum_us, 1000);
         assert_eq!(c.handshake_buckets.len(), rtt_bucket(999) + 1);

@@ -14,10 +14,9 @@ use super::{
         KernelError,
         hashing::{FastMap, digest},
     },
-    decode::tcp_counts,
     maps::KernelMaps,
 };
-use crate::event::{CaptureStats, Event, LossSource, UnattributedReason};
+use crate::event::{CaptureStats, Event, LossSource, TcpCounts, UnattributedReason};
 
 /// What was last sent of each polled value.
 pub(super) struct Sent {
@@ -113,7 +112,7 @@ impl Sent {
             }
             out.push(Event::TcpStats {
                 cookie,
-                stats: Box::new(tcp_counts(&v)),
+                stats: Box::new(TcpCounts::from_kernel(&v)),
             });
         });
     }
