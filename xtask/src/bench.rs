@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use crate::{
     bench_env::{
         BpfStats, Env, Proc, bpf_prog_stats, catch_signals, check_stop, cpu_seconds, in_ns,
-        json_line, pause, peak_rss_mib, which,
+        json_line, pause, peak_rss_mib, rss_mib, which,
     },
     bench_report::{self, Churn, Sample},
     bench_tools::{Binaries, Running, Tool, Who},
@@ -110,6 +110,8 @@ struct Truth {
     bytes: f64,
     /// Sockets the workload held (idle workloads).
     sockets: u64,
+    /// The tool's VmRSS while the idle sockets were held, in MiB (its largest sample).
+    held_rss_mib: Option<f64>,
     throughput: Option<f64>,
     unit: &'static str,
 }
@@ -352,7 +354,7 @@ fn measure(
     let cpu0 = pid.map(cpu_seconds);
     let (bytes0, pkts0) = env.iface_counters()?;
     let bpf0 = pid.map(bpf_prog_stats);
-    let truth = workload(w, env, bins, sizes)?;
+    let truth = workload(w, env, bins, sizes, pid)?;
     // The tools report once a second: let each see the end of the workload.
     pause(Duration::from_millis(1300))?;
     let (bytes1, pkts1) = env.iface_counters()?;
@@ -382,6 +384,7 @@ fn measure(
         bytes: bytes1.saturating_sub(bytes0),
         packets: pkts1.saturating_sub(pkts0),
         rss_mib: rss,
+        held_rss_mib: truth.held_rss_mib,
         accuracy,
         unknown: report.unknown_share,
         bpf_ns_per_run: bpf
@@ -517,6 +520,7 @@ fn churn(
         bytes: bytes1.saturating_sub(bytes0),
         packets: pkts1.saturating_sub(pkts0),
         rss_mib: hwm_end,
+        held_rss_mib: None,
         accuracy: (tool != Tool::Baseline && tool != Tool::NetmonRun)
             .then(|| report.attributed / (truth_bytes.max(1) as f64)),
         unknown: report.unknown_share,
@@ -536,12 +540,19 @@ fn churn(
     })
 }
 
-fn workload(w: Workload, env: &Env, bins: &Binaries, sizes: &Sizes) -> Result<Truth> {
+/// Runs the workload; `tool` is the monitor's pid (None for the baseline).
+fn workload(
+    w: Workload,
+    env: &Env,
+    bins: &Binaries,
+    sizes: &Sizes,
+    tool: Option<u32>,
+) -> Result<Truth> {
     match w {
         Workload::IperfTcp | Workload::IperfUdp => iperf(w == Workload::IperfUdp, env, sizes),
         Workload::Conns => conns(env, bins, sizes),
         Workload::Churn(_) => unreachable!("churn is measured by churn()"),
-        Workload::Idle(n) => idle(n, env, bins, sizes),
+        Workload::Idle(n) => idle(n, env, bins, sizes, tool),
     }
 }
 
@@ -589,6 +600,7 @@ fn iperf(udp: bool, env: &Env, sizes: &Sizes) -> Result<Truth> {
         },
         bytes: sent,
         sockets: 0,
+        held_rss_mib: None,
         throughput: Some(bps),
         unit: "bit/s",
     })
@@ -635,12 +647,13 @@ fn conns(env: &Env, bins: &Binaries, sizes: &Sizes) -> Result<Truth> {
         },
         bytes,
         sockets: 0,
+        held_rss_mib: None,
         throughput: v["rate"].as_f64(),
         unit: "conn/s",
     })
 }
 
-fn idle(n: usize, env: &Env, bins: &Binaries, sizes: &Sizes) -> Result<Truth> {
+fn idle(n: usize, env: &Env, bins: &Binaries, sizes: &Sizes, tool: Option<u32>) -> Result<Truth> {
     use std::io::Write;
     let loadgen = bins.loadgen.to_str().context("loadgen path")?;
     let mut p = Proc(
@@ -653,7 +666,16 @@ fn idle(n: usize, env: &Env, bins: &Binaries, sizes: &Sizes) -> Result<Truth> {
     );
     let mut out = std::io::BufReader::new(p.0.stdout.take().context("loadgen stdout")?);
     let ready = json_line(&mut out, "loadgen idle")?;
-    pause(sizes.hold)?;
+    // The monitor's memory while it holds the sockets: sampled through the hold (its first
+    // interval after they opened is when it learns them), the largest sample kept.
+    let mut held_rss_mib: Option<f64> = None;
+    let steps = 10;
+    for _ in 0..steps {
+        pause(sizes.hold / steps)?;
+        if let Some(p) = tool {
+            held_rss_mib = Some(held_rss_mib.unwrap_or(0.0).max(rss_mib(p)));
+        }
+    }
     let holders: Vec<u32> = ready["holders"]
         .as_array()
         .into_iter()
@@ -671,6 +693,7 @@ fn idle(n: usize, env: &Env, bins: &Binaries, sizes: &Sizes) -> Result<Truth> {
         },
         bytes: 0.0,
         sockets: ready["sockets"].as_u64().unwrap_or(0),
+        held_rss_mib,
         throughput: None,
         unit: "",
     })

@@ -21,6 +21,8 @@ pub struct Sample {
     pub bytes: u64,
     pub packets: u64,
     pub rss_mib: Option<f64>,
+    /// VmRSS while an idle workload held its sockets (largest sample).
+    pub held_rss_mib: Option<f64>,
     pub accuracy: Option<f64>,
     pub unknown: Option<f64>,
     pub bpf_ns_per_run: Option<f64>,
@@ -171,6 +173,8 @@ struct Row {
     cpu_per_gb: Option<Stat>,
     cpu_per_mpkt: Option<Stat>,
     rss: Option<Stat>,
+    /// VmRSS while idle sockets were held.
+    held_rss: Option<Stat>,
     accuracy: Option<Stat>,
     unknown: Option<Stat>,
     bpf_ns: Option<Stat>,
@@ -267,6 +271,7 @@ fn rows(samples: &[Sample]) -> Vec<Row> {
                 cpu_per_gb: stat(mine.iter().filter_map(|s| s.cpu_per_gb())),
                 cpu_per_mpkt: stat(mine.iter().filter_map(|s| s.cpu_per_mpkt())),
                 rss: stat(mine.iter().filter_map(|s| s.rss_mib)),
+                held_rss: stat(mine.iter().filter_map(|s| s.held_rss_mib)),
                 accuracy: stat(mine.iter().filter_map(|s| s.accuracy)),
                 unknown: stat(mine.iter().filter_map(|s| s.unknown)),
                 bpf_ns: stat(mine.iter().filter_map(|s| s.bpf_ns_per_run)),
@@ -442,16 +447,22 @@ fn verdicts(rows: &[Row], rate: f64, churn_rate: f64) -> Vec<Verdict> {
         .iter()
         .find(|r| r.tool == Tool::Netmon && r.workload == Workload::Idle(100_000))
     {
-        if let Some(rss) = r.rss {
+        // The target is the memory that holding the sockets takes (VmRSS while they are
+        // held); the peak also holds start-up (loading the programs, kernel BTF) and the
+        // moment they all close at once, shown beside it.
+        if let Some(held) = r.held_rss {
+            let peak = r
+                .rss
+                .map_or(String::new(), |p| format!("; peak {:.1} MiB", p.max));
             v.push(Verdict {
-                pass: rss.max <= 40.0,
+                pass: held.max <= 40.0,
                 text: format!(
-                    "netmon RSS ≤ 40 MiB with 100k idle sockets: peak {:.1} MiB (max over rounds){}",
-                    rss.max,
-                    if rss.max <= 40.0 {
+                    "netmon RSS ≤ 40 MiB with 100k idle sockets: {:.1} MiB while holding them (max over rounds{peak}){}",
+                    held.max,
+                    if held.max <= 40.0 {
                         String::new()
                     } else {
-                        format!(", {:.1} MiB over", rss.max - 40.0)
+                        format!(", {:.1} MiB over", held.max - 40.0)
                     }
                 ),
             });
@@ -985,6 +996,7 @@ mod tests {
             bytes: 10_000_000_000,
             packets: 1_000_000,
             rss_mib: None,
+            held_rss_mib: None,
             accuracy: None,
             unknown: None,
             bpf_ns_per_run: None,
@@ -1150,7 +1162,8 @@ mod tests {
         let idle = Sample {
             workload: Workload::Idle(100_000),
             throughput: None,
-            rss_mib: Some(41.0),
+            rss_mib: Some(90.0),
+            held_rss_mib: Some(41.0),
             accuracy: Some(1.0),
             unknown: Some(0.0),
             ..sample(Tool::Netmon, 0, 0.0, 1.0)
@@ -1173,7 +1186,7 @@ mod tests {
         );
         let rss = get("RSS ≤ 40 MiB");
         assert!(
-            !rss.pass && rss.text.contains("1.0 MiB over"),
+            !rss.pass && rss.text.contains("1.0 MiB over") && rss.text.contains("peak 90.0"),
             "{}",
             rss.text
         );
