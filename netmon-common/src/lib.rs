@@ -39,6 +39,10 @@ pub mod maps {
     pub const ENDED: &str = "ENDED";
     /// `HashMap<u32 tgid, LateStats>`: what ended sockets still did, per owner process.
     pub const LATE: &str = "LATE";
+    /// `HashMap<UdpPeerKey, UdpPeerStats>`: what a UDP socket without a connected peer
+    /// exchanged with each remote (a DNS server and its clients). User space deletes a
+    /// socket's entries after its end.
+    pub const UDP_PEERS: &str = "UDP_PEERS";
 }
 
 /// Indexes into the `COUNTERS` per-CPU array: things the kernel saw but could not record or
@@ -84,6 +88,13 @@ pub mod counter {
     /// attributed; the bytes themselves are in `LATE_FULL_BYTES`.
     pub const LATE_FULL: u32 = 18;
     pub const LATE_FULL_BYTES: u32 = 19;
+    /// A UDP_PEERS entry could not be created (map full): that datagram's bytes are in its
+    /// socket's totals but not under its remote.
+    pub const UDP_PEERS_FULL: u32 = 20;
+    pub const UDP_PEERS_FULL_BYTES: u32 = 21;
+    /// Datagrams of unconnected UDP sockets whose remote could not be read (IPv6 extension
+    /// headers): in the socket's totals, not under a remote.
+    pub const UDP_PEERS_UNPARSED_BYTES: u32 = 22;
     pub const COUNT: u32 = 24;
 }
 
@@ -193,10 +204,38 @@ pub struct WireStats {
     pub zero_window: u64,
 }
 
+/// A UDP socket without a connected peer and one remote it exchanged datagrams with.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
+pub struct UdpPeerKey {
+    pub cookie: u64,
+    /// Network byte order; IPv4 in the first 4 bytes.
+    pub addr: [u8; 16],
+    /// Host byte order.
+    pub port: u16,
+    /// AF_INET (2) or AF_INET6 (10).
+    pub family: u16,
+    pub _pad: u32,
+}
+
+/// Datagrams exchanged with one remote, cumulative: payload (UDP data) and L3 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct UdpPeerStats {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_wire_bytes: u64,
+    pub rx_wire_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+}
+
 /// [`WireStats::zero_window`] bits.
 pub mod zero_window {
     pub const SENT: u64 = 1;
     pub const RECEIVED: u64 = 2;
+    /// UDP only: the socket has entries in UDP_PEERS, to be read when it ends.
+    pub const UDP_PEERS: u64 = 4;
 }
 
 /// Log2 buckets of smoothed RTT in microseconds: bucket `i` holds samples of at most `2^i` µs
@@ -444,6 +483,8 @@ mod pod {
     unsafe impl aya::Pod for WireStats {}
     unsafe impl aya::Pod for KernelEvent {}
     unsafe impl aya::Pod for TcpStats {}
+    unsafe impl aya::Pod for UdpPeerKey {}
+    unsafe impl aya::Pod for UdpPeerStats {}
     unsafe impl aya::Pod for SockFinal {}
     unsafe impl aya::Pod for LateStats {}
     unsafe impl aya::Pod for KernelFilter {}
@@ -463,6 +504,8 @@ mod tests {
         assert_eq!(size_of::<PidSockKey>(), 16);
         assert_eq!(size_of::<PayloadStats>(), 32);
         assert_eq!(size_of::<WireStats>(), 40);
+        assert_eq!(size_of::<UdpPeerKey>(), 32);
+        assert_eq!(size_of::<UdpPeerStats>(), 48);
         assert_eq!(size_of::<KernelEvent>(), 40 + 16 + 40 + 8 + 8 + 8);
         assert_eq!(size_of::<TcpStats>(), 8 * (13 + RTT_BUCKETS));
         assert_eq!(

@@ -10,8 +10,8 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
 };
 use netmon_common::{
-    KernelEvent, PayloadStats, PidSockKey, SockOwner, SockTuple, TcpStats, WireStats, counter,
-    event_kind,
+    KernelEvent, PayloadStats, PidSockKey, SockOwner, SockTuple, TcpStats, UdpPeerKey,
+    UdpPeerStats, WireStats, counter, event_kind,
 };
 
 /// 16 MiB: about 150k records (120 bytes each with the ring header), enough to ride out the
@@ -42,6 +42,12 @@ pub static TCP_STATS: HashMap<u64, TcpStats> = HashMap::with_max_entries(SOCKETS
 
 #[map(name = "RELEASED")]
 pub static RELEASED: HashMap<u64, u64> = HashMap::with_max_entries(SOCKETS, NO_PREALLOC);
+
+/// Remotes of UDP sockets without a connected peer: a server socket answering many clients
+/// needs an entry per client, so this is as large as the per-socket maps.
+#[map(name = "UDP_PEERS")]
+pub static UDP_PEERS: HashMap<UdpPeerKey, UdpPeerStats> =
+    HashMap::with_max_entries(SOCKETS, NO_PREALLOC);
 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
@@ -257,6 +263,44 @@ pub fn account_wire(cookie: u64, tx: bool, len: u64, segs: u64) -> WireEntry {
             bump(counter::WIRE_FULL, 1);
             bump(counter::WIRE_FULL_BYTES, len);
             WireEntry::Missing
+        }
+    }
+}
+
+/// Adds one datagram to what an unconnected UDP socket exchanged with `key`'s remote.
+#[inline(always)]
+pub fn account_udp_peer(key: &UdpPeerKey, tx: bool, payload: u64, len: u64, segs: u64) {
+    if let Some(p) = UDP_PEERS.get_ptr_mut(key) {
+        add_udp_peer(p, tx, payload, len, segs);
+        return;
+    }
+    let mut first = UdpPeerStats::default();
+    add_udp_peer(&raw mut first, tx, payload, len, segs);
+    match UDP_PEERS.insert(key, first, BPF_NOEXIST) {
+        Ok(()) => {}
+        Err(-17) => {
+            if let Some(p) = UDP_PEERS.get_ptr_mut(key) {
+                add_udp_peer(p, tx, payload, len, segs);
+            }
+        }
+        Err(_) => {
+            bump(counter::UDP_PEERS_FULL, 1);
+            bump(counter::UDP_PEERS_FULL_BYTES, payload);
+        }
+    }
+}
+
+#[inline(always)]
+fn add_udp_peer(p: *mut UdpPeerStats, tx: bool, payload: u64, len: u64, segs: u64) {
+    unsafe {
+        if tx {
+            atomic_add(&raw mut (*p).tx_bytes, payload);
+            atomic_add(&raw mut (*p).tx_wire_bytes, len);
+            atomic_add(&raw mut (*p).tx_packets, segs);
+        } else {
+            atomic_add(&raw mut (*p).rx_bytes, payload);
+            atomic_add(&raw mut (*p).rx_wire_bytes, len);
+            atomic_add(&raw mut (*p).rx_packets, segs);
         }
     }
 }

@@ -6,9 +6,9 @@ use aya_ebpf::{
     EbpfContext, helpers::generated::bpf_get_socket_cookie, macros::cgroup_skb,
     programs::SkBuffContext,
 };
-use netmon_common::{counter, event_kind};
+use netmon_common::{UdpPeerKey, counter, event_kind, zero_window};
 
-use crate::maps::{WireEntry, account_wire, bump, ctx_sock_tuple, emit};
+use crate::maps::{WireEntry, account_udp_peer, account_wire, bump, ctx_sock_tuple, emit};
 
 #[cgroup_skb(egress)]
 pub fn netmon_skb_egress(ctx: SkBuffContext) -> i32 {
@@ -34,7 +34,8 @@ fn count(ctx: &SkBuffContext, tx: bool) {
         bump(counter::NO_SOCKET_PACKETS, segs);
         return;
     }
-    match account_wire(cookie, tx, len, segs) {
+    let entry = account_wire(cookie, tx, len, segs);
+    match entry {
         WireEntry::Created => emit_tuple(ctx, cookie),
         WireEntry::Existing(wire) => {
             // A socket's first packet is never a zero-window one worth counting (a SYN or the
@@ -45,9 +46,85 @@ fn count(ctx: &SkBuffContext, tx: bool) {
         }
         WireEntry::Missing | WireEntry::Ended => {}
     }
+    // A socket without a peer (the socket's remote port is 0): who each datagram went to or
+    // came from, so a server's traffic is known per client. Its WIRE entry is marked, so
+    // user space reads these entries when the socket ends.
+    if unsafe { core::ptr::read_volatile(&raw const (*skb).remote_port) } == 0
+        && udp_peer(ctx, cookie, tx, len, segs)
+    {
+        let wire = match entry {
+            WireEntry::Existing(w) => Some(w),
+            WireEntry::Created => crate::maps::WIRE.get_ptr_mut(cookie),
+            WireEntry::Missing | WireEntry::Ended => None,
+        };
+        if let Some(w) = wire {
+            // UDP sockets never use the zero-window bits: a plain write cannot clobber them.
+            let flags = unsafe { core::ptr::read_volatile(&raw const (*w).zero_window) };
+            if flags & zero_window::UDP_PEERS == 0 {
+                unsafe { (*w).zero_window = flags | zero_window::UDP_PEERS };
+            }
+        }
+    }
     if !tx {
         crate::dns::copy_reply(ctx, cookie);
     }
+}
+
+/// Counts a UDP datagram under its remote (the destination when sent, the source when
+/// received). Anything but UDP over IPv4, or over IPv6 without extension headers, is left
+/// alone; the latter's bytes are counted as unparsed. True when it was counted.
+#[inline(always)]
+fn udp_peer(ctx: &SkBuffContext, cookie: u64, tx: bool, len: u64, segs: u64) -> bool {
+    let Ok(first) = ctx.load::<u8>(0) else {
+        return false;
+    };
+    let mut key = UdpPeerKey {
+        cookie,
+        ..UdpPeerKey::default()
+    };
+    let l4 = match first >> 4 {
+        4 => {
+            if ctx.load::<u8>(9).ok() != Some(17) {
+                return false;
+            }
+            let Ok(a) = ctx.load::<[u8; 4]>(if tx { 16 } else { 12 }) else {
+                return false;
+            };
+            key.family = 2;
+            key.addr[..4].copy_from_slice(&a);
+            u64::from(first & 0x0f) * 4
+        }
+        6 => match ctx.load::<u8>(6) {
+            Ok(17) => {
+                let Ok(a) = ctx.load::<[u8; 16]>(if tx { 24 } else { 8 }) else {
+                    return false;
+                };
+                key.family = 10;
+                key.addr = a;
+                40
+            }
+            // UDP behind extension headers, or not UDP at all: only the first is ours.
+            Ok(6) | Ok(58) | Err(_) => return false,
+            Ok(_) => {
+                bump(counter::UDP_PEERS_UNPARSED_BYTES, len);
+                return false;
+            }
+        },
+        _ => return false,
+    };
+    let Ok(ports) = ctx.load::<[u8; 4]>(l4 as usize) else {
+        return false;
+    };
+    key.port = if tx {
+        u16::from_be_bytes([ports[2], ports[3]])
+    } else {
+        u16::from_be_bytes([ports[0], ports[1]])
+    };
+    // Payload: the L3 length less the IP header and a UDP header per segment (a GSO or GRO
+    // datagram train carries one per segment).
+    let payload = len.saturating_sub(l4 + 8 * segs);
+    account_udp_peer(&key, tx, payload, len, segs);
+    true
 }
 
 /// The socket's own view of its addresses (from `skb->sk`), so local is local on both paths.

@@ -181,6 +181,9 @@ pub enum LossSource {
     DnsRing,
     /// The per-process map of ended sockets' late packets was full.
     LateMap,
+    /// The map of peerless UDP sockets' remotes was full: those datagrams count for their
+    /// socket and process, but their flow records carry no remote.
+    UdpPeersMap,
     /// The source → aggregator channel was full.
     Channel,
 }
@@ -197,6 +200,7 @@ impl LossSource {
             LossSource::ReleasedMap => "released_map",
             LossSource::DnsRing => "dns_ring",
             LossSource::LateMap => "late_map",
+            LossSource::UdpPeersMap => "udp_peers_map",
             LossSource::Channel => "channel",
         }
     }
@@ -331,6 +335,14 @@ pub enum Event {
     },
     ProcessExited {
         pid: Pid,
+    },
+    /// What a UDP socket without a connected peer exchanged with one remote, cumulative:
+    /// payload (UDP data) and L3 bytes, and datagrams, each way.
+    UdpPeer {
+        cookie: Cookie,
+        remote: SocketAddr,
+        /// tx bytes, rx bytes, tx wire bytes, rx wire bytes, tx packets, rx packets.
+        counts: [u64; 6],
     },
     /// Cumulative TCP behaviour of socket `cookie` (retransmits, resets, RTT samples).
     TcpStats {

@@ -159,6 +159,54 @@ fn connections_become_flow_records_with_exact_bytes() {
 /// `netmon serve` records by default; killed with SIGKILL while 200 connections a second
 /// are recorded, its store passes SQLite's integrity check and keeps every record committed
 /// before the kill; a restarted serve adds to the same history.
+/// One UDP socket without a connected peer exchanges datagrams with three sockets on three
+/// loopback addresses: its flow records are one per remote with exactly what its send_to and
+/// recv_from returned for that remote, and each of the three has its record with the hub.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn a_peerless_udp_socket_gives_a_record_per_remote() {
+    if !privileged() {
+        eprintln!("{ROOT}");
+        return;
+    }
+    let dir = TempDir::new("udp-peers");
+    let db = dir.db();
+    let o = scenario("udppeer", &["udp-fanout", "3"], &["--record", "--db", &db]);
+    let pid = o.truth_u64("pid");
+    let hub = format!("127.0.0.1:{}", o.truth_u64("hub_port"));
+    let ports = o.truth_u64s("peer_ports");
+    let (to, from) = (o.truth_u64s("sent_to"), o.truth_u64s("received_from"));
+    let flows = json_lines(&netmon(&["flows", "--db", &db, "--since", "10m", "--json"]));
+    let mine: Vec<&Value> = flows
+        .iter()
+        .filter(|f| u(f, "pid") == pid && f["proto"] == "udp")
+        .collect();
+    let sums = |local: &str, remote: &str| {
+        let of: Vec<&&Value> = mine
+            .iter()
+            .filter(|f| f["local"] == local && f["remote"] == remote)
+            .collect();
+        assert!(!of.is_empty(), "no record {local} -> {remote}: {mine:#?}");
+        assert!(of.iter().all(|f| f["class"] == "loopback"), "{of:?}");
+        (
+            of.iter().map(|f| u(f, "tx_bytes")).sum::<u64>(),
+            of.iter().map(|f| u(f, "rx_bytes")).sum::<u64>(),
+        )
+    };
+    for (i, &port) in ports.iter().enumerate() {
+        let peer = format!("127.0.0.{}:{port}", i + 2);
+        assert_eq!(sums(&hub, &peer), (to[i], from[i]), "hub -> {peer}");
+        assert_eq!(sums(&peer, &hub), (from[i], to[i]), "{peer} -> hub");
+    }
+    // Every byte of the hub's is under one of its remotes.
+    let unfiled: u64 = mine
+        .iter()
+        .filter(|f| f["local"] == hub.as_str() && f["remote"].is_null())
+        .map(|f| u(f, "tx_bytes") + u(f, "rx_bytes"))
+        .sum();
+    assert_eq!(unfiled, 0, "{mine:#?}");
+}
+
 #[test]
 #[ignore = "needs root: run under cargo xtask test"]
 fn the_store_survives_sigkill_and_a_restart() {

@@ -7,6 +7,7 @@
 //! times are in the aggregator's clock until taken: converting needs the wall clock, which
 //! only the caller has.
 use std::collections::HashSet;
+use std::net::SocketAddr;
 
 use super::Aggregator;
 use super::state::Socket;
@@ -112,7 +113,10 @@ impl Aggregator {
         if self.flows.enabled
             && let Some(r) = self.flow_record(cookie, s, true)
         {
-            self.push_flow(r);
+            let (records, _) = self.by_peer(s, r);
+            for r in records {
+                self.push_flow(r);
+            }
         }
     }
 
@@ -157,15 +161,27 @@ impl Aggregator {
             };
             let record = self.flow_record(cookie, s, false);
             let counts = self.moved(cookie, s);
+            let (records, peers) = match record {
+                Some(r) => self.by_peer(s, r),
+                None => (Vec::new(), Vec::new()),
+            };
             if let Some(s) = self.sockets.get_mut(&cookie) {
                 s.flow_at_ms = now;
-                if record.is_some() {
+                if !records.is_empty() {
                     let m = s.flow.get_or_insert_default();
                     m.segment += 1;
                     m.counts = counts;
                 }
+                if let Some(all) = s.peers.as_deref_mut() {
+                    for (addr, marks) in peers {
+                        if let Some(p) = all.get_mut(&addr) {
+                            p.recorded = marks;
+                            p.segment += 1;
+                        }
+                    }
+                }
             }
-            if let Some(r) = record {
+            for r in records {
                 self.push_flow(r);
             }
         }
@@ -254,6 +270,76 @@ impl Aggregator {
             rtt_us: (delta.rtt_count > 0).then(|| delta.rtt_sum_us / delta.rtt_count),
             closed_by: if ended { closed_by(&tcp) } else { None },
         })
+    }
+
+    /// A UDP socket without a connected peer gives one record per remote it exchanged
+    /// datagrams with (what moved since that remote's last record), and `r`'s remainder
+    /// without a remote only if something is left (bytes the kernel could not file under a
+    /// remote). Any other socket gives `r`. Also returns the remotes recorded with their new
+    /// marks.
+    fn by_peer(&self, s: &Socket, r: FlowRecord) -> (Vec<FlowRecord>, Vec<(SocketAddr, [u64; 6])>) {
+        let Some(peers) = s.peers.as_deref().filter(|_| s.remote.is_none()) else {
+            return (vec![r], Vec::new());
+        };
+        let owner = s.owner.map(|(p, _)| p);
+        // A socket bound outside the ephemeral range serves its remotes; any other one asked.
+        let (lo, hi) = self.notices.ephemeral;
+        let serves = s
+            .local
+            .is_some_and(|l| l.port() != 0 && !(lo..=hi).contains(&l.port()));
+        let mut sorted: Vec<_> = peers.iter().collect();
+        sorted.sort_by_key(|(a, _)| **a);
+        let (mut records, mut marks) = (Vec::new(), Vec::new());
+        let mut rest = [
+            r.tx_bytes,
+            r.rx_bytes,
+            r.tx_wire_bytes,
+            r.rx_wire_bytes,
+            r.tx_packets,
+            r.rx_packets,
+        ];
+        for (&addr, p) in sorted {
+            let d = p.unrecorded();
+            if d == [0; 6] {
+                continue;
+            }
+            for (left, moved) in rest.iter_mut().zip(d) {
+                *left = left.saturating_sub(moved);
+            }
+            let ip = addr.ip().to_canonical();
+            records.push(FlowRecord {
+                segment: p.segment,
+                direction: if serves { "in" } else { "out" }.into(),
+                remote: Some(addr),
+                remote_name: self.dns.peek(owner, ip).map(str::to_string),
+                class: classify(ip, &self.networks),
+                tx_bytes: d[0],
+                rx_bytes: d[1],
+                tx_wire_bytes: d[2],
+                rx_wire_bytes: d[3],
+                tx_packets: d[4],
+                rx_packets: d[5],
+                ..r.clone()
+            });
+            marks.push((addr, std::array::from_fn(|i| p.recorded[i] + d[i])));
+        }
+        if records.is_empty() || rest != [0; 6] {
+            let [tx, rx, tx_wire, rx_wire, tx_packets, rx_packets] = rest;
+            records.push(if records.is_empty() {
+                r
+            } else {
+                FlowRecord {
+                    tx_bytes: tx,
+                    rx_bytes: rx,
+                    tx_wire_bytes: tx_wire,
+                    rx_wire_bytes: rx_wire,
+                    tx_packets,
+                    rx_packets,
+                    ..r
+                }
+            });
+        }
+        (records, marks)
     }
 
     /// The connection's cumulative counts: payload of every process through it, wire and TCP.

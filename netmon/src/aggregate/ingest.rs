@@ -87,6 +87,21 @@ impl Aggregator {
                 }
             }
             Event::TcpStats { cookie, stats } => self.socket(cookie).tcp.set(&stats),
+            Event::UdpPeer {
+                cookie,
+                remote,
+                counts,
+            } => {
+                let peer = self
+                    .socket(cookie)
+                    .peers
+                    .get_or_insert_default()
+                    .entry(remote)
+                    .or_default();
+                for (c, v) in peer.counts.iter_mut().zip(counts) {
+                    c.set(v);
+                }
+            }
             Event::SocketFinal {
                 cookie,
                 owner,

@@ -31,7 +31,7 @@ pub(super) struct Notices {
     pub(super) enabled: bool,
     /// Ports the kernel hands out for outgoing connections: a UDP socket bound in this range
     /// is a client's, not a service.
-    ephemeral: (u16, u16),
+    pub(super) ephemeral: (u16, u16),
     /// Also report the first contact with any remote never seen before.
     new_remotes: bool,
     /// Sockets that began listening (TCP) or were bound without a peer (UDP), with the

@@ -42,6 +42,28 @@ pub(super) struct Socket {
     pub(super) revived: bool,
     /// Looked at for contact events already.
     pub(super) contact_checked: bool,
+    /// A UDP socket without a connected peer: what it exchanged with each remote.
+    pub(super) peers: Option<Box<Peers>>,
+}
+
+/// Remotes of a UDP socket without a connected peer.
+pub(super) type Peers = std::collections::HashMap<std::net::SocketAddr, Peer>;
+
+/// What a peerless UDP socket exchanged with one remote: tx and rx payload, tx and rx wire
+/// bytes, tx and rx packets (cumulative), what its flow records carried so far, and how many
+/// records it had.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Peer {
+    pub(super) counts: [Counter; 6],
+    pub(super) recorded: [u64; 6],
+    pub(super) segment: u32,
+}
+
+impl Peer {
+    /// Each count's growth since the last record.
+    pub(super) fn unrecorded(&self) -> [u64; 6] {
+        std::array::from_fn(|i| self.counts[i].total().saturating_sub(self.recorded[i]))
+    }
 }
 
 impl Socket {

@@ -1198,6 +1198,165 @@ fn a_long_lived_connection_gives_a_record_a_minute() {
     assert_eq!(all.iter().map(|f| f.rx_bytes).sum::<u64>(), 10);
 }
 
+fn udp_peer(cookie: Cookie, remote: &str, tx: u64, rx: u64) -> Event {
+    // Wire bytes: payload plus 28 bytes of IPv4 and UDP headers a datagram, 100-byte datagrams.
+    let (txp, rxp) = (tx.div_ceil(100), rx.div_ceil(100));
+    Event::UdpPeer {
+        cookie,
+        remote: remote.parse().unwrap(),
+        counts: [tx, rx, tx + 28 * txp, rx + 28 * rxp, txp, rxp],
+    }
+}
+
+fn unconnected(cookie: Cookie, local: &str) -> Event {
+    Event::SocketEndpoints {
+        cookie,
+        proto: Proto::Udp,
+        local: local.parse().unwrap(),
+        remote: None,
+    }
+}
+
+/// A UDP socket without a connected peer gives one record per remote it exchanged datagrams
+/// with, each with that remote's bytes (a server on a service port: direction in), and
+/// nothing without a remote when the remotes account for every byte.
+#[test]
+fn a_peerless_udp_socket_gives_a_record_per_remote() {
+    let mut agg = Aggregator::new(Filter::default()).with_flows();
+    feed(
+        &mut agg,
+        [
+            Event::Tick { at_ms: 1_000 },
+            owner(1, 100),
+            unconnected(1, "0.0.0.0:53"),
+            payload(1, 100, 300, 700),
+            udp_peer(1, "10.0.0.9:40000", 100, 300),
+            udp_peer(1, "8.8.8.8:50000", 200, 400),
+            Event::Tick { at_ms: 1_500 },
+            Event::SocketFinal {
+                cookie: 1,
+                owner: None,
+                payload: vec![(100, 300, 700)],
+                wire: Some([300 + 28 * 3, 700 + 28 * 7, 3, 7]),
+                tcp: None,
+            },
+        ],
+    );
+    agg.advance();
+    let f = flows_of(&mut agg, 1_000_000);
+    let got: Vec<_> = f
+        .iter()
+        .map(|f| {
+            (
+                f.remote.map(|r| r.to_string()),
+                f.class.as_str(),
+                f.direction.as_str(),
+                f.tx_bytes,
+                f.rx_bytes,
+                f.tx_packets,
+                f.rx_packets,
+                f.segment,
+                f.ended,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                Some("8.8.8.8:50000".into()),
+                "internet",
+                "in",
+                200,
+                400,
+                2,
+                4,
+                0,
+                true
+            ),
+            (
+                Some("10.0.0.9:40000".into()),
+                "intranet",
+                "in",
+                100,
+                300,
+                1,
+                3,
+                0,
+                true
+            ),
+        ]
+    );
+    assert!(f.iter().all(|f| f.proto == "udp" && f.pid == 100));
+}
+
+/// A long-lived peerless socket gives per-remote records a minute, each remote's records
+/// adding up to what it exchanged; bytes no remote was found for stay in a record of their own.
+#[test]
+fn a_long_lived_peerless_socket_records_each_remote_a_minute() {
+    let mut agg = Aggregator::new(Filter::default()).with_flows();
+    let mut all = Vec::new();
+    let mut step = |agg: &mut Aggregator, at_ms: u64, evs: Vec<Event>| {
+        agg.ingest(Event::Tick { at_ms });
+        feed(agg, evs);
+        agg.advance();
+        all.extend(flows_of(agg, at_ms as i64));
+    };
+    step(
+        &mut agg,
+        0,
+        vec![
+            owner(1, 100),
+            unconnected(1, "0.0.0.0:45000"),
+            payload(1, 100, 100, 0),
+            udp_peer(1, "127.0.0.1:7000", 100, 0),
+        ],
+    );
+    step(
+        &mut agg,
+        60_000,
+        vec![
+            payload(1, 100, 300, 0),
+            udp_peer(1, "127.0.0.1:7000", 150, 0),
+            udp_peer(1, "127.0.0.2:7000", 150, 0),
+        ],
+    );
+    // 50 bytes no remote was found for (a full map, say).
+    step(
+        &mut agg,
+        130_000,
+        vec![
+            payload(1, 100, 450, 0),
+            udp_peer(1, "127.0.0.2:7000", 250, 0),
+        ],
+    );
+    step(&mut agg, 140_000, vec![final_of(1, 100, 450, 0, 0)]);
+    let got: Vec<_> = all
+        .iter()
+        .map(|f| {
+            (
+                f.remote.map(|r| r.to_string()),
+                f.direction.as_str(),
+                f.tx_bytes,
+                f.segment,
+                f.ended,
+            )
+        })
+        .collect();
+    let r = |s: &str| Some(s.to_string());
+    assert_eq!(
+        got,
+        [
+            (r("127.0.0.1:7000"), "out", 150, 0, false),
+            (r("127.0.0.2:7000"), "out", 150, 0, false),
+            (r("127.0.0.2:7000"), "out", 100, 1, false),
+            (None, "", 50, 1, false),
+            (None, "", 0, 2, true),
+        ]
+    );
+    assert_eq!(all.iter().map(|f| f.tx_bytes).sum::<u64>(), 450);
+}
+
 /// Records follow the process filters: `--pid` keeps the watched ones, `--exclude-comm`
 /// leaves a process out; sockets that are not connections give none.
 #[test]

@@ -17,7 +17,7 @@ fn usage() -> ! {
         "usage: trafficgen tcp FAMILY SEND RECV | udp FAMILY connected|unconnected SEND DGRAM RECV | \
          children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | preconnected SEND | sleep SECS | \
          swarm COUNT BYTES | steady SECS CHUNK | reset SEND | hold SEND | idle COUNT | listen ADDR PORT SEND | \
-         connect ADDR PORT SEND"
+         connect ADDR PORT SEND | udp-fanout PEERS"
     );
     exit(2)
 }
@@ -119,6 +119,7 @@ fn main() {
             num(args.get(4)),
             num(args.get(5)),
         ),
+        Some("udp-fanout") => udp_fanout(num(args.get(1))),
         Some("children") => children(num(args.get(1)), num(args.get(2))),
         Some("shared") => shared(num(args.get(1)), num(args.get(2))),
         Some("preconnected") => match pre {
@@ -249,6 +250,56 @@ fn udp(family: u64, connected: bool, send: u64, dgram: u64, recv: u64) -> String
     format!(
         "{{\"server_pid\":{},\"client_pid\":{client},\"client_sent\":{client_sent},\"client_received\":{client_got},\"server_sent\":{sent},\"server_received\":{got}}}",
         std::process::id()
+    )
+}
+
+/// One unconnected UDP socket on 127.0.0.1 exchanges datagrams with `peers` sockets, each on
+/// its own loopback address (127.0.0.2, .3, ...): to peer i it sends 1,000 × (i + 1) bytes in
+/// 100-byte datagrams and gets 700 × (i + 1) back, in lock-step so nothing is dropped. The
+/// truth: the hub's port, and per peer its port, what the hub's send_to to it returned and
+/// what the hub's recv_from from it returned.
+fn udp_fanout(peers: u64) -> String {
+    let hub = UdpSocket::bind("127.0.0.1:0").unwrap();
+    hub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let hub_addr = hub.local_addr().unwrap();
+    let socks: Vec<UdpSocket> = (0..peers)
+        .map(|i| {
+            let s = UdpSocket::bind(format!("127.0.0.{}:0", i + 2)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s
+        })
+        .collect();
+    let (mut ports, mut to, mut from) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rbuf = vec![0u8; 65536];
+    for (i, p) in socks.iter().enumerate() {
+        let addr = p.local_addr().unwrap();
+        let (send, back) = (1000 * (i as u64 + 1), 700 * (i as u64 + 1));
+        let (mut sent, mut got) = (0u64, 0u64);
+        while sent < send || got < back {
+            if sent < send {
+                let n = (send - sent).min(100) as usize;
+                sent += hub.send_to(&vec![b'h'; n], addr).unwrap_or(0) as u64;
+                let _ = p.recv_from(&mut rbuf);
+            }
+            if got < back {
+                let n = (back - got).min(100) as usize;
+                let _ = p.send_to(&vec![b'p'; n], hub_addr);
+                if let Ok((k, _)) = hub.recv_from(&mut rbuf) {
+                    got += k as u64;
+                }
+            }
+        }
+        ports.push(addr.port().to_string());
+        to.push(sent.to_string());
+        from.push(got.to_string());
+    }
+    format!(
+        "{{\"pid\":{},\"hub_port\":{},\"peer_ports\":[{}],\"sent_to\":[{}],\"received_from\":[{}]}}",
+        std::process::id(),
+        hub_addr.port(),
+        ports.join(","),
+        to.join(","),
+        from.join(",")
     )
 }
 

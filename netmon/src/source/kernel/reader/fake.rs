@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use netmon_common::{
-    IfaceStats, LateStats, PayloadStats, PidSockKey, SockOwner, TcpStats, WireStats, counter,
+    IfaceStats, LateStats, PayloadStats, PidSockKey, SockOwner, TcpStats, UdpPeerKey, UdpPeerStats,
+    WireStats, counter,
 };
 
 use super::{
@@ -18,6 +19,8 @@ pub(super) struct FakeMaps {
     pub wire: BTreeMap<u64, WireStats>,
     pub tcp: BTreeMap<u64, TcpStats>,
     pub late: BTreeMap<u32, LateStats>,
+    /// UDP_PEERS, keyed (cookie, address bytes, port, family).
+    pub udp_peers: BTreeMap<(u64, [u8; 16], u16, u16), UdpPeerStats>,
     /// RELEASED: cookie → release time.
     pub released: BTreeMap<u64, u64>,
     pub owners: BTreeMap<u64, SockOwner>,
@@ -68,6 +71,26 @@ impl KernelMaps for FakeMaps {
     fn for_each_tcp(&self, f: &mut dyn FnMut(u64, TcpStats)) -> Result<(), KernelError> {
         self.check(netmon_common::maps::TCP_STATS)?;
         self.tcp.iter().for_each(|(&k, &v)| f(k, v));
+        Ok(())
+    }
+
+    fn for_each_udp_peer(
+        &self,
+        f: &mut dyn FnMut(UdpPeerKey, UdpPeerStats),
+    ) -> Result<(), KernelError> {
+        self.check(netmon_common::maps::UDP_PEERS)?;
+        for (&(cookie, addr, port, family), &v) in &self.udp_peers {
+            f(
+                UdpPeerKey {
+                    cookie,
+                    addr,
+                    port,
+                    family,
+                    _pad: 0,
+                },
+                v,
+            );
+        }
         Ok(())
     }
 
@@ -123,6 +146,14 @@ impl KernelMaps for FakeMaps {
         self.check(netmon_common::maps::LATE)?;
         for t in tgids {
             self.late.remove(t);
+        }
+        Ok(())
+    }
+
+    fn delete_udp_peers(&mut self, keys: &[UdpPeerKey]) -> Result<(), KernelError> {
+        self.check(netmon_common::maps::UDP_PEERS)?;
+        for k in keys {
+            self.udp_peers.remove(&(k.cookie, k.addr, k.port, k.family));
         }
         Ok(())
     }

@@ -10,14 +10,15 @@
 //! Every method returns an error when its map is missing or of another type. Which of those
 //! errors end the run and which only cost a feature is for the caller to say: reads of
 //! PAYLOAD, WIRE and COUNTERS and deletes from PAYLOAD, WIRE and OWNERS are the core of
-//! netmon; TCP_STATS, LATE, RELEASED, IFACE_STATS and the owner recovery's read of OWNERS are
-//! not.
+//! netmon; TCP_STATS, LATE, RELEASED, UDP_PEERS, IFACE_STATS and the owner recovery's read of
+//! OWNERS are not.
 use aya::{
     Ebpf,
     maps::{HashMap, Map, MapData, PerCpuArray},
 };
 use netmon_common::{
-    IfaceStats, LateStats, PayloadStats, PidSockKey, SockOwner, TcpStats, WireStats, counter, maps,
+    IfaceStats, LateStats, PayloadStats, PidSockKey, SockOwner, TcpStats, UdpPeerKey, UdpPeerStats,
+    WireStats, counter, maps,
 };
 
 use super::super::{KernelError, batch};
@@ -52,6 +53,11 @@ pub(super) trait KernelMaps {
     fn for_each_wire(&self, f: &mut dyn FnMut(u64, WireStats)) -> Result<(), KernelError>;
     /// Every TCP_STATS entry. Entries handed over before an error stand.
     fn for_each_tcp(&self, f: &mut dyn FnMut(u64, TcpStats)) -> Result<(), KernelError>;
+    /// Every UDP_PEERS entry: what unconnected UDP sockets exchanged with each remote.
+    fn for_each_udp_peer(
+        &self,
+        f: &mut dyn FnMut(UdpPeerKey, UdpPeerStats),
+    ) -> Result<(), KernelError>;
     /// The whole LATE map: counters of ended sockets per owner process.
     fn late(&self) -> Result<Vec<(u32, LateStats)>, KernelError>;
     /// The cookies in RELEASED: sockets released, whether or not their ring record arrived.
@@ -65,6 +71,7 @@ pub(super) trait KernelMaps {
     fn delete_payload(&mut self, keys: &[PidSockKey]) -> Result<(), KernelError>;
     fn delete_cookies(&mut self, map: CookieMap, cookies: &[u64]) -> Result<(), KernelError>;
     fn delete_late(&mut self, tgids: &[u32]) -> Result<(), KernelError>;
+    fn delete_udp_peers(&mut self, keys: &[UdpPeerKey]) -> Result<(), KernelError>;
 }
 
 /// The maps of the loaded eBPF object. Owning the `Ebpf` also keeps its programs attached.
@@ -126,6 +133,13 @@ impl KernelMaps for AyaMaps {
         batch::for_each(self.map(maps::TCP_STATS)?, f).map_err(map_err(maps::TCP_STATS))
     }
 
+    fn for_each_udp_peer(
+        &self,
+        f: &mut dyn FnMut(UdpPeerKey, UdpPeerStats),
+    ) -> Result<(), KernelError> {
+        batch::for_each(self.map(maps::UDP_PEERS)?, f).map_err(map_err(maps::UDP_PEERS))
+    }
+
     fn late(&self) -> Result<Vec<(u32, LateStats)>, KernelError> {
         batch::read_all(self.map(maps::LATE)?).map_err(map_err(maps::LATE))
     }
@@ -169,5 +183,9 @@ impl KernelMaps for AyaMaps {
 
     fn delete_late(&mut self, tgids: &[u32]) -> Result<(), KernelError> {
         self.remove::<u32, LateStats>(maps::LATE, tgids)
+    }
+
+    fn delete_udp_peers(&mut self, keys: &[UdpPeerKey]) -> Result<(), KernelError> {
+        self.remove::<UdpPeerKey, UdpPeerStats>(maps::UDP_PEERS, keys)
     }
 }

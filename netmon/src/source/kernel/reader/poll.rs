@@ -7,7 +7,7 @@
 use crate::bounded::BoundedMap;
 use std::collections::HashMap as StdHashMap;
 
-use netmon_common::{LateStats, PidSockKey, counter};
+use netmon_common::{LateStats, PidSockKey, UdpPeerKey, UdpPeerStats, counter};
 
 use super::{
     super::{
@@ -23,6 +23,7 @@ pub(super) struct Sent {
     payload: FastMap<(u64, u32), u64>,
     wire: FastMap<u64, u64>,
     tcp: FastMap<u64, u64>,
+    udp_peers: StdHashMap<UdpPeerKey, u64>,
     /// The COUNTERS array as last sent; all `u64::MAX` at first so the first poll sends it.
     counters: Vec<u64>,
     late: StdHashMap<u32, LateStats>,
@@ -35,6 +36,7 @@ impl Default for Sent {
             payload: FastMap::default(),
             wire: FastMap::default(),
             tcp: FastMap::default(),
+            udp_peers: StdHashMap::new(),
             counters: vec![u64::MAX; counter::COUNT as usize],
             late: StdHashMap::new(),
             capture: CaptureStats::default(),
@@ -117,6 +119,57 @@ impl Sent {
         });
     }
 
+    /// UDP_PEERS entries that changed. With `only`, just that socket's entries, which are
+    /// then deleted: it ended, and the kernel cannot find them to free them. Entries of
+    /// sockets that `ended` earlier are deleted. The map is optional: unreadable, nothing is
+    /// sent.
+    pub(super) fn udp_peers(
+        &mut self,
+        maps: &mut impl KernelMaps,
+        only: Option<u64>,
+        ended: &BoundedMap<u64, ()>,
+        out: &mut Vec<Event>,
+    ) {
+        let mut gone = Vec::new();
+        let sent = &mut self.udp_peers;
+        let _ = maps.for_each_udp_peer(&mut |k, v| {
+            if only.is_some_and(|c| c != k.cookie) {
+                return;
+            }
+            let last = if only.is_some() {
+                gone.push(k);
+                sent.remove(&k)
+            } else if ended.contains(&k.cookie) {
+                // Its socket's end read it already (a UDP socket sends nothing after it).
+                gone.push(k);
+                return;
+            } else {
+                sent.insert(k, digest(&v))
+            };
+            if last == Some(digest(&v)) {
+                return;
+            }
+            if let Some(ev) = udp_peer_event(&k, &v) {
+                out.push(ev);
+            }
+        });
+        if !gone.is_empty() {
+            let _ = maps.delete_udp_peers(&gone);
+        }
+    }
+
+    /// UDP_PEERS keys sent for these sockets: what to delete when they expire.
+    pub(super) fn udp_peer_keys(
+        &self,
+        cookies: &std::collections::HashSet<u64>,
+    ) -> Vec<UdpPeerKey> {
+        self.udp_peers
+            .keys()
+            .filter(|k| cookies.contains(&k.cookie))
+            .copied()
+            .collect()
+    }
+
     /// Growth of each process's LATE counters since last sent (the aggregator adds them to
     /// the process, whose ended sockets are gone). False when LATE could not be read: then
     /// nothing of it may be freed either, or growth since the last poll would be lost.
@@ -189,6 +242,7 @@ impl Sent {
             (LossSource::ReleasedMap, counter::RELEASED_FULL),
             (LossSource::DnsRing, counter::DNS_RING_FULL),
             (LossSource::LateMap, counter::LATE_FULL),
+            (LossSource::UdpPeersMap, counter::UDP_PEERS_FULL),
         ] {
             out.push(Event::Lost {
                 source,
@@ -247,6 +301,9 @@ impl Sent {
         }
         self.wire.remove(&cookie);
         self.tcp.remove(&cookie);
+        if !self.udp_peers.is_empty() {
+            self.udp_peers.retain(|k, _| k.cookie != cookie);
+        }
     }
 
     /// Forgets a process whose LATE entry was freed.
@@ -257,6 +314,35 @@ impl Sent {
     /// Values kept, for tests that check nothing is kept forever.
     #[cfg(test)]
     pub(super) fn kept(&self) -> usize {
-        self.payload.len() + self.wire.len() + self.tcp.len() + self.late.len()
+        self.payload.len()
+            + self.wire.len()
+            + self.tcp.len()
+            + self.late.len()
+            + self.udp_peers.len()
     }
+}
+
+/// An entry of UDP_PEERS as an event; None for an address family it cannot be.
+fn udp_peer_event(k: &UdpPeerKey, v: &UdpPeerStats) -> Option<Event> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let ip = match k.family {
+        2 => IpAddr::V4(Ipv4Addr::new(k.addr[0], k.addr[1], k.addr[2], k.addr[3])),
+        10 => {
+            let v6 = Ipv6Addr::from(k.addr);
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        }
+        _ => return None,
+    };
+    Some(Event::UdpPeer {
+        cookie: k.cookie,
+        remote: SocketAddr::new(ip, k.port),
+        counts: [
+            v.tx_bytes,
+            v.rx_bytes,
+            v.tx_wire_bytes,
+            v.rx_wire_bytes,
+            v.tx_packets,
+            v.rx_packets,
+        ],
+    })
 }

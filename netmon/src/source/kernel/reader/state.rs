@@ -2,7 +2,7 @@
 //! the maps so that the whole of it runs against the in-memory fake in tests.
 use std::time::{Duration, Instant};
 
-use netmon_common::{KernelEvent, SockFinal, counter, event_kind};
+use netmon_common::{KernelEvent, SockFinal, counter, event_kind, final_flags, zero_window};
 
 use super::{
     super::KernelError,
@@ -57,6 +57,16 @@ impl<M: KernelMaps> State<M> {
     /// A socket's end: its last counters in one event. What was kept to send only changes is
     /// dropped, and the socket is remembered for a while so leftovers can be swept.
     fn socket_final(&mut self, f: &SockFinal, out: &mut Vec<Event>) {
+        // A UDP socket without a peer: what it exchanged with each remote goes first, read
+        // now, since only its end tells that its entries can go.
+        if f.flags & final_flags::WIRE != 0 && f.wire.zero_window & zero_window::UDP_PEERS != 0 {
+            self.sent.udp_peers(
+                &mut self.maps,
+                Some(f.cookie),
+                self.expiry.recently_ended(),
+                out,
+            );
+        }
         out.push(decode::socket_final(f));
         self.sent.forget_socket(f.cookie, &f.payload_tgid);
         self.identity.forget_socket(f.cookie);
@@ -88,6 +98,8 @@ impl<M: KernelMaps> State<M> {
         self.sent
             .payload(&mut self.maps, self.expiry.recently_ended(), out)?;
         self.sent.wire(&self.maps, out)?;
+        self.sent
+            .udp_peers(&mut self.maps, None, self.expiry.recently_ended(), out);
         // TCP behaviour (retransmits, RTT) changes slowly and its entries are the largest: read
         // once per TCP_POLLS polls (about once per interval), and at the end.
         if full || self.polls.is_multiple_of(TCP_POLLS) {
@@ -133,6 +145,8 @@ impl<M: KernelMaps> State<M> {
         }
         let payload = self.sent.payload_keys(&due);
         expiry::free_sockets(&mut self.maps, &due, &payload)?;
+        // Optional, like the map.
+        let _ = self.maps.delete_udp_peers(&self.sent.udp_peer_keys(&due));
         for k in &payload {
             self.sent.forget_socket(k.cookie, &[k.tgid]);
         }

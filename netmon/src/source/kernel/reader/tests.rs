@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use netmon_common::{
-    IfaceStats, KernelEvent, LateStats, PayloadStats, SockFinal, SockOwner, TcpStats, WireStats,
-    counter, event_kind, final_flags, maps as map_names,
+    IfaceStats, KernelEvent, LateStats, PayloadStats, SockFinal, SockOwner, TcpStats, UdpPeerStats,
+    WireStats, counter, event_kind, final_flags, maps as map_names,
 };
 
 use super::{
@@ -329,6 +329,76 @@ fn a_payload_entry_of_an_ended_socket_is_read_once_sent_and_deleted() {
         s.maps().payload.contains_key(&(2, 20)),
         "a live socket's entry stays"
     );
+    assert_eq!(poll(&mut s), []);
+}
+
+fn peer(tx: u64, rx: u64) -> UdpPeerStats {
+    UdpPeerStats {
+        tx_bytes: tx,
+        rx_bytes: rx,
+        tx_wire_bytes: tx + 28,
+        rx_wire_bytes: rx + 28,
+        tx_packets: 1,
+        rx_packets: 1,
+    }
+}
+
+fn peer_event(cookie: u64, remote: &str, v: UdpPeerStats) -> Event {
+    Event::UdpPeer {
+        cookie,
+        remote: remote.parse().unwrap(),
+        counts: [
+            v.tx_bytes,
+            v.rx_bytes,
+            v.tx_wire_bytes,
+            v.rx_wire_bytes,
+            v.tx_packets,
+            v.rx_packets,
+        ],
+    }
+}
+
+/// A peerless UDP socket's remotes are polled like the other counters (IPv4, and IPv6 with
+/// an IPv4-mapped address shown as IPv4); when the socket ends, its remotes' last values come
+/// just before its final event and their entries are deleted, another socket's staying.
+#[test]
+fn udp_remotes_are_polled_and_read_and_freed_when_their_socket_ends() {
+    let mut s = state(false);
+    let mut v6 = [0u8; 16];
+    v6[10] = 0xff;
+    v6[11] = 0xff;
+    v6[12..].copy_from_slice(&[10, 0, 0, 2]);
+    let mut v4 = [0u8; 16];
+    v4[..4].copy_from_slice(&[10, 0, 0, 1]);
+    let m = s.maps_mut();
+    m.udp_peers.insert((1, v4, 5353, 2), peer(10, 20));
+    m.udp_peers.insert((1, v6, 53, 10), peer(30, 40));
+    m.udp_peers.insert((2, v4, 123, 2), peer(1, 1));
+    assert_eq!(
+        poll(&mut s),
+        [
+            // The fake's order: by cookie, then address bytes (the mapped one's start with 0).
+            peer_event(1, "10.0.0.2:53", peer(30, 40)),
+            peer_event(1, "10.0.0.1:5353", peer(10, 20)),
+            peer_event(2, "10.0.0.1:123", peer(1, 1)),
+        ]
+    );
+    assert_eq!(poll(&mut s), [], "unchanged: not sent again");
+    // More datagrams to one remote before the socket ends, unseen by any poll.
+    s.maps_mut()
+        .udp_peers
+        .insert((1, v4, 5353, 2), peer(15, 20));
+    let mut out = Vec::new();
+    let mut f = sock_final(1, final_flags::WIRE);
+    if let Record::Final(f) = &mut f {
+        f.wire.zero_window = netmon_common::zero_window::UDP_PEERS;
+    }
+    s.record(f, &mut out);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0], peer_event(1, "10.0.0.1:5353", peer(15, 20)));
+    assert!(matches!(out[1], Event::SocketFinal { cookie: 1, .. }));
+    let left: Vec<_> = s.maps().udp_peers.keys().map(|k| k.0).collect();
+    assert_eq!(left, [2], "the ended socket's entries are freed");
     assert_eq!(poll(&mut s), []);
 }
 
