@@ -490,6 +490,7 @@ fn counters_are_sent_only_when_they_change() {
     c[counter::OWNERS_FULL as usize] = 5;
     c[counter::LATE_FULL as usize] = 1;
     c[counter::RST_NO_SOCKET as usize] = 9;
+    c[counter::UDP_PEERS_FULL as usize] = 4;
     s.maps_mut().counters = c.clone();
     let unattributed = |reason, bytes, packets| Event::Unattributed {
         reason,
@@ -513,6 +514,7 @@ fn counters_are_sent_only_when_they_change() {
             lost(LossSource::ReleasedMap, 0),
             lost(LossSource::DnsRing, 0),
             lost(LossSource::LateMap, 1),
+            lost(LossSource::UdpPeersMap, 4),
             Event::ResetsWithoutSocket { count: resets },
         ]
     };
