@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub use self::flows::{FLOW_CHUNK, FLOW_UPDATE_MS};
 use self::ownership::Tombstones;
 pub use self::snapshot::{
-    ConnectionRow, ConnectionsOpened, DnsStats, HostRow, LostRow, ProcessRow, Snapshot, Totals,
-    UnattributedRow,
+    ConnectionRow, ConnectionsOpened, DnsStats, HostRow, LostRow, PeerRow, ProcessRow, Snapshot,
+    Totals, UnattributedRow,
 };
 use self::state::{Payload, Process, Retired, Socket};
 use crate::event::{Cookie, Event, LossSource, Pid, Proto, UnattributedReason};
@@ -221,6 +221,9 @@ impl Aggregator {
         }
         for s in self.sockets.values_mut() {
             s.wire.mark();
+            for p in s.peers.iter_mut().flat_map(|p| p.values_mut()) {
+                p.counts.iter_mut().for_each(counter::Counter::mark);
+            }
         }
         self.flow_updates();
         self.notice_interval();

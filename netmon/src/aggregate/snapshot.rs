@@ -149,6 +149,21 @@ pub struct ConnectionRow {
     pub closed_since: Option<u64>,
     /// This process owns the socket (wire bytes are shown only for the owner).
     pub owner: bool,
+    /// A UDP socket without a connected peer: the remotes it exchanged datagrams with, the
+    /// busiest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerRow>,
+}
+
+/// One remote of a peerless UDP socket: the payload of the datagrams exchanged with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerRow {
+    #[serde(serialize_with = "display")]
+    pub remote: SocketAddr,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_rate: f64,
+    pub rx_rate: f64,
 }
 
 impl Default for ConnectionRow {
@@ -173,6 +188,7 @@ impl Default for ConnectionRow {
             closed: false,
             closed_since: None,
             owner: false,
+            peers: Vec::new(),
         }
     }
 }
@@ -258,6 +274,10 @@ impl ProcessRow {
 /// Rows ordered like nethogs: highest rate first, then most bytes, then a stable id.
 pub(super) fn busiest_first(a: (f64, u64, u64), b: (f64, u64, u64)) -> std::cmp::Ordering {
     b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2))
+}
+
+fn display<T: Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 fn display_opt<T: Display, S: serde::Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {

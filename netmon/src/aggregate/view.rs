@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::Aggregator;
 use super::snapshot::{
-    self, ConnectionRow, DnsStats, LostRow, ProcessRow, Snapshot, Totals, UnattributedRow,
+    self, ConnectionRow, DnsStats, LostRow, PeerRow, ProcessRow, Snapshot, Totals, UnattributedRow,
 };
 use super::state::{Process, Socket};
 use crate::event::{Cookie, Pid, Proto, TcpState, UnattributedReason};
@@ -384,6 +384,24 @@ fn connection_row(cookie: Cookie, s: Option<&Socket>, owner: bool, secs: f64) ->
             row.rx_packets = s.wire.rx_packets.total();
             row.tx_wire_rate = s.wire.tx_bytes.rate(secs);
             row.rx_wire_rate = s.wire.rx_bytes.rate(secs);
+        }
+        if let Some(peers) = s.peers.as_deref().filter(|_| owner) {
+            row.peers = peers
+                .iter()
+                .map(|(&remote, p)| PeerRow {
+                    remote,
+                    tx_bytes: p.counts[0].total(),
+                    rx_bytes: p.counts[1].total(),
+                    tx_rate: p.counts[0].rate(secs),
+                    rx_rate: p.counts[1].rate(secs),
+                })
+                .collect();
+            row.peers.sort_by(|a, b| {
+                (b.tx_rate + b.rx_rate)
+                    .total_cmp(&(a.tx_rate + a.rx_rate))
+                    .then((b.tx_bytes + b.rx_bytes).cmp(&(a.tx_bytes + a.rx_bytes)))
+                    .then(a.remote.cmp(&b.remote))
+            });
         }
     }
     row

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::human::{bytes, cut, rate};
-use crate::aggregate::{ConnectionRow, ProcessRow, Snapshot};
+use crate::aggregate::{ConnectionRow, PeerRow, ProcessRow, Snapshot};
 
 #[derive(Debug, Clone)]
 pub struct TableOptions {
@@ -66,6 +66,17 @@ pub fn render_table(s: &Snapshot, opts: &TableOptions) -> String {
         let shown = opts.max_connections_per_process.unwrap_or(usize::MAX);
         for c in conns.iter().take(shown) {
             line(connection_line(c));
+            for p in c.peers.iter().take(PEERS_SHOWN) {
+                line(peer_line(p));
+            }
+            if c.peers.len() > PEERS_SHOWN {
+                line(format!(
+                    "{:>7} {:<15} ... {} more remote(s)",
+                    "",
+                    "",
+                    c.peers.len() - PEERS_SHOWN
+                ));
+            }
         }
         if conns.len() > shown {
             line(format!(
@@ -111,6 +122,23 @@ fn process_line(p: &ProcessRow) -> String {
         rate(p.rx_rate),
         if p.alive { "" } else { "(exited) " },
         cmd
+    )
+}
+
+/// Remotes listed under a peerless UDP socket (the busiest); the rest are counted.
+const PEERS_SHOWN: usize = 5;
+
+/// A remote of a peerless UDP socket, beneath its socket's line.
+fn peer_line(p: &PeerRow) -> String {
+    format!(
+        "{:>7} {:<15} {:>NUM$} {:>NUM$} {:>12} {:>12}      <-> {}",
+        "",
+        "",
+        bytes(p.tx_bytes),
+        bytes(p.rx_bytes),
+        rate(p.tx_rate),
+        rate(p.rx_rate),
+        p.remote
     )
 }
 

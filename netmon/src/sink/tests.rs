@@ -92,3 +92,28 @@ fn json_snapshot() {
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     insta::assert_json_snapshot!("json_two_procs", v);
 }
+
+/// A peerless UDP socket lists its remotes, busiest first, each with its own bytes and rate;
+/// the table shows five beneath the socket and counts the rest.
+#[test]
+fn a_udp_server_lists_its_remotes() {
+    let s = snapshots("udp_server.jsonl", Filter::default());
+    let named = &s[1].processes[0];
+    let peers = &named.connections[0].peers;
+    assert_eq!(peers.len(), 7);
+    // Client 7 alone moved bytes in the last second: it leads; the others by bytes.
+    assert_eq!(peers[0].remote.to_string(), "10.0.1.7:40007");
+    assert_eq!((peers[0].tx_bytes, peers[0].rx_bytes), (2100, 1700));
+    assert_eq!(peers[0].rx_rate, 1000.0);
+    assert_eq!(peers[1].remote.to_string(), "10.0.1.6:40006");
+    assert_eq!((peers[1].tx_bytes, peers[1].rx_bytes), (1800, 600));
+    let sum: u64 = peers.iter().map(|p| p.rx_bytes).sum();
+    assert_eq!(sum, named.rx_bytes, "every received byte is under a remote");
+    let text = render_table(&s[1], &TableOptions::default());
+    insta::assert_snapshot!("table_udp_server", text);
+    let v: serde_json::Value = serde_json::from_str(&render_json(&s[1])).unwrap();
+    assert_eq!(
+        v["processes"][0]["connections"][0]["peers"][0]["remote"],
+        "10.0.1.7:40007"
+    );
+}
