@@ -20,8 +20,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::{
     bench_env::{
-        BpfStats, Env, Proc, bpf_prog_stats, catch_signals, check_stop, cpu_seconds, in_ns,
-        json_line, pause, peak_rss_mib, rss_mib, which,
+        BpfStats, Env, Proc, anon_rss_mib, bpf_prog_stats, catch_signals, check_stop, cpu_seconds,
+        in_ns, json_line, pause, peak_rss_mib, rss_mib, which,
     },
     bench_report::{self, Churn, Sample},
     bench_tools::{Binaries, Running, Tool, Who},
@@ -110,8 +110,10 @@ struct Truth {
     bytes: f64,
     /// Sockets the workload held (idle workloads).
     sockets: u64,
-    /// The tool's VmRSS while the idle sockets were held, in MiB (its largest sample).
+    /// The tool's VmRSS while the idle sockets were held, in MiB (its largest sample), and
+    /// its anonymous part at that sample.
     held_rss_mib: Option<f64>,
+    held_anon_mib: Option<f64>,
     throughput: Option<f64>,
     unit: &'static str,
 }
@@ -385,6 +387,7 @@ fn measure(
         packets: pkts1.saturating_sub(pkts0),
         rss_mib: rss,
         held_rss_mib: truth.held_rss_mib,
+        held_anon_mib: truth.held_anon_mib,
         accuracy,
         unknown: report.unknown_share,
         bpf_ns_per_run: bpf
@@ -521,6 +524,7 @@ fn churn(
         packets: pkts1.saturating_sub(pkts0),
         rss_mib: hwm_end,
         held_rss_mib: None,
+        held_anon_mib: None,
         accuracy: (tool != Tool::Baseline && tool != Tool::NetmonRun)
             .then(|| report.attributed / (truth_bytes.max(1) as f64)),
         unknown: report.unknown_share,
@@ -601,6 +605,7 @@ fn iperf(udp: bool, env: &Env, sizes: &Sizes) -> Result<Truth> {
         bytes: sent,
         sockets: 0,
         held_rss_mib: None,
+        held_anon_mib: None,
         throughput: Some(bps),
         unit: "bit/s",
     })
@@ -648,6 +653,7 @@ fn conns(env: &Env, bins: &Binaries, sizes: &Sizes) -> Result<Truth> {
         bytes,
         sockets: 0,
         held_rss_mib: None,
+        held_anon_mib: None,
         throughput: v["rate"].as_f64(),
         unit: "conn/s",
     })
@@ -668,12 +674,15 @@ fn idle(n: usize, env: &Env, bins: &Binaries, sizes: &Sizes, tool: Option<u32>) 
     let ready = json_line(&mut out, "loadgen idle")?;
     // The monitor's memory while it holds the sockets: sampled through the hold (its first
     // interval after they opened is when it learns them), the largest sample kept.
-    let mut held_rss_mib: Option<f64> = None;
+    let (mut held_rss_mib, mut held_anon_mib): (Option<f64>, Option<f64>) = (None, None);
     let steps = 10;
     for _ in 0..steps {
         pause(sizes.hold / steps)?;
         if let Some(p) = tool {
-            held_rss_mib = Some(held_rss_mib.unwrap_or(0.0).max(rss_mib(p)));
+            let (rss, anon) = (rss_mib(p), anon_rss_mib(p));
+            if rss > held_rss_mib.unwrap_or(0.0) {
+                (held_rss_mib, held_anon_mib) = (Some(rss), Some(anon));
+            }
         }
     }
     let holders: Vec<u32> = ready["holders"]
@@ -694,6 +703,7 @@ fn idle(n: usize, env: &Env, bins: &Binaries, sizes: &Sizes, tool: Option<u32>) 
         bytes: 0.0,
         sockets: ready["sockets"].as_u64().unwrap_or(0),
         held_rss_mib,
+        held_anon_mib,
         throughput: None,
         unit: "",
     })

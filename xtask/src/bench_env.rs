@@ -222,6 +222,12 @@ pub fn rss_mib(pid: u32) -> f64 {
     status_mib(pid, "VmRSS:")
 }
 
+/// Anonymous resident memory (RssAnon: heap and stacks, not the binary or mapped BPF ring
+/// buffers) in MiB.
+pub fn anon_rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "RssAnon:")
+}
+
 /// A /proc/PID/status line in kB, as MiB (0 when unreadable).
 fn status_mib(pid: u32, key: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
