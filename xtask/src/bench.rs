@@ -540,6 +540,7 @@ fn churn(
             early_secs: early_at.as_secs_f64(),
             exact: exact.map(|e| (e, truth.len())),
             history: report.history,
+            bpf_ns: bpf.map(|(ns, _)| ns),
         }),
     })
 }

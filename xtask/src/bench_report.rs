@@ -48,6 +48,8 @@ pub struct Churn {
     pub exact: Option<(usize, usize)>,
     /// netmon serve recording history: (flow records written, database bytes).
     pub history: Option<(u64, u64)>,
+    /// Nanoseconds netmon's kernel programs ran during the load (all CPUs).
+    pub bpf_ns: Option<u64>,
 }
 
 impl Churn {
@@ -205,6 +207,8 @@ struct ChurnRow {
     history: Option<(u64, u64)>,
     /// Connections loadgen completed, summed over rounds.
     connections: u64,
+    /// netmon's kernel programs' run time per connection, in µs.
+    bpf_us_per_conn: Option<Stat>,
 }
 
 fn rows(samples: &[Sample]) -> Vec<Row> {
@@ -264,6 +268,9 @@ fn rows(samples: &[Sample]) -> Vec<Row> {
                         .filter_map(|(_, c)| c.history)
                         .reduce(|a, b| (a.0 + b.0, a.1 + b.1)),
                     connections: churns.iter().map(|(_, c)| c.connections).sum(),
+                    bpf_us_per_conn: stat(churns.iter().filter_map(|(_, c)| {
+                        Some(c.bpf_ns? as f64 / 1e3 / (c.connections.max(1) as f64))
+                    })),
                 });
             Row {
                 env,
@@ -318,13 +325,13 @@ fn table(rows: &[Row]) -> String {
 /// The connection-churn rows: cost per connection, memory over time, loss, exactness, latency.
 fn churn_table(rows: &[Row]) -> String {
     let mut t = String::from(
-        "| env | workload | tool | conn/s | CPU µs/conn | VmHWM MiB early | VmHWM MiB end | end ÷ early | lost | exact processes | accuracy | p50 latency µs | p50 × baseline | p99 latency µs | BPF ns/run |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| env | workload | tool | conn/s | CPU µs/conn | VmHWM MiB early | VmHWM MiB end | end ÷ early | lost | exact processes | accuracy | p50 latency µs | p50 × baseline | p99 latency µs | BPF ns/run | BPF µs/conn |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let Some(c) = &r.churn else { continue };
         t += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.env,
             r.workload.label(),
             r.tool.name(),
@@ -343,6 +350,7 @@ fn churn_table(rows: &[Row]) -> String {
             cell(c.latency_ratio, |v| format!("{v:.3}")),
             cell(c.latency_p99, |v| format!("{v:.1}")),
             cell(r.bpf_ns, |v| format!("{v:.0}")),
+            cell(c.bpf_us_per_conn, |v| format!("{v:.2}")),
         );
     }
     t
@@ -770,7 +778,9 @@ the last object (`run --json`) or the `lost:` line of the last table (`run`).
 - *connection churn*: loadgen at the set rate from 2 client processes for the set time; each \
 connection sends 1000 bytes, reads a 1-byte answer and closes with a reset. *CPU µs/conn*: the tool's utime+stime from just \
 before the clients start to just after they end, ÷ connections (the user-space process with its \
-own syscalls; netmon's kernel programs are in *BPF ns/run*). *VmHWM early*: the tool's \
+own syscalls; netmon's kernel programs are in *BPF ns/run*, and *BPF µs/conn* is their run time \
+during the load ÷ connections: the time the kernel spends in netmon's programs for each connection, \
+on the connection's own path, which is what the latency ratio pays). *VmHWM early*: the tool's \
 /proc/PID/status VmHWM 10 s into the load (half-way in a run shorter than 20 s); *end*: at the \
 end of the load; flat means end ≤ 1.10 × early. *exact processes*: the workload's processes \
 (clients and server) whose sent and received payload netmon reported to the byte; `netmon run` \
@@ -1078,6 +1088,7 @@ mod tests {
                 early_secs: 10.0,
                 exact: (tool == Tool::Netmon).then_some((3, 3)),
                 history: None,
+                bpf_ns: None,
             }),
             ..sample(tool, round, 0.0, 0.0)
         }
