@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 pub mod events;
 pub mod fleet;
+pub(crate) mod hashing;
 pub mod history;
 pub mod hosts;
 pub mod identity;

@@ -1,11 +1,13 @@
 //! Writing a batch: raw rows and roll-up upserts in one transaction, so roll-ups always equal
 //! the sums of the raw rows that were written (until retention removes raw rows).
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash};
 
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{HOUR_MS, MINUTE_MS, Store, StoreError, bucket_of, to_sql_bits, to_sql_count};
+use crate::hashing::{FastMap, WordHasher};
 use crate::history::FlowRecord;
 
 /// Ids already known to be in the file, with the `last_until_ms` written for them. Processes
@@ -13,7 +15,8 @@ use crate::history::FlowRecord;
 /// copies of its strings (at tens of thousands of records a second, that is what counts).
 #[derive(Default)]
 pub(super) struct Cache {
-    procs: HashMap<u128, Known>,
+    /// By digest: already uniform, so hashed cheaply (one lookup per record).
+    procs: FastMap<u128, Known>,
     proc_keys: HashMap<ProcKey, Known>,
     remote_keys: HashMap<RemoteKey, Known>,
     /// `PRAGMA data_version` when the cache was last valid: it changes when another
@@ -83,6 +86,69 @@ fn remote_digest(f: &FlowRecord) -> u128 {
         )
             .hash(h)
     })
+}
+
+/// Whether two records name the same process as `proc_digest` sees it.
+fn same_proc(a: &FlowRecord, b: &FlowRecord) -> bool {
+    a.pid == b.pid
+        && a.start_time == b.start_time
+        && a.uid == b.uid
+        && a.comm == b.comm
+        && a.host == b.host
+        && a.unit == b.unit
+        && a.container == b.container
+        && a.cmdline == b.cmdline
+}
+
+/// Whether two records fall in the same per-remote group as `remote_digest` sees it.
+fn same_remote(a: &FlowRecord, b: &FlowRecord) -> bool {
+    a.remote.map(|r| r.ip()) == b.remote.map(|r| r.ip())
+        && a.service_port() == b.service_port()
+        && a.proto == b.proto
+        && a.direction == b.direction
+        && a.class == b.class
+        && a.remote_name == b.remote_name
+        && a.host == b.host
+}
+
+/// The digests of the last few distinct groups of a batch, by the index of a record that
+/// stands for each: a batch's records come from a few processes and remotes, and comparing
+/// fields with a recent record is far cheaper than hashing them (two SipHashes over the
+/// command line) for every record.
+struct Recent<const N: usize> {
+    slots: [(usize, u128); N],
+    len: usize,
+    next: usize,
+}
+
+impl<const N: usize> Recent<N> {
+    fn new() -> Self {
+        Recent {
+            slots: [(0, 0); N],
+            len: 0,
+            next: 0,
+        }
+    }
+
+    fn digest(
+        &mut self,
+        flows: &[FlowRecord],
+        i: usize,
+        same: fn(&FlowRecord, &FlowRecord) -> bool,
+        digest: fn(&FlowRecord) -> u128,
+    ) -> u128 {
+        if let Some(&(_, d)) = self.slots[..self.len]
+            .iter()
+            .find(|&&(j, _)| same(&flows[j], &flows[i]))
+        {
+            return d;
+        }
+        let d = digest(&flows[i]);
+        self.slots[self.next] = (i, d);
+        self.next = (self.next + 1) % N;
+        self.len = (self.len + 1).min(N);
+        d
+    }
 }
 
 /// A process as the `procs` table identifies it.
@@ -199,22 +265,22 @@ impl Sums {
 
 /// Rows looked up or inserted in the current transaction: they join the cache only after
 /// the commit, so a rolled-back batch cannot leave ids in the cache that are not in the file.
-struct Pending<K> {
+struct Pending<K, S = RandomState> {
     /// id, `until` in the file, `until` needed by this batch.
-    rows: HashMap<K, (i64, i64, i64)>,
+    rows: HashMap<K, (i64, i64, i64), S>,
 }
 
-impl<K: Hash + Eq + Clone> Pending<K> {
+impl<K: Hash + Eq + Clone, S: BuildHasher + Default> Pending<K, S> {
     fn new() -> Self {
         Pending {
-            rows: HashMap::new(),
+            rows: HashMap::default(),
         }
     }
 
     /// The id of `key`, from this batch, the cache or the file (inserting it if new).
     fn resolve(
         &mut self,
-        cache: &HashMap<K, Known>,
+        cache: &HashMap<K, Known, S>,
         key: &K,
         until: i64,
         find: impl FnOnce(&K) -> rusqlite::Result<Option<(i64, i64)>>,
@@ -252,7 +318,7 @@ impl<K: Hash + Eq + Clone> Pending<K> {
         Ok(())
     }
 
-    fn commit(self, cache: &mut HashMap<K, Known>) {
+    fn commit(self, cache: &mut HashMap<K, Known, S>) {
         if cache.len() + self.rows.len() > CACHE_MAX {
             cache.clear();
         }
@@ -349,23 +415,25 @@ impl Store {
         if cache.data_version != Some(dv) {
             cache.clear();
         }
-        let mut procs = Pending::<u128>::new();
+        let mut procs = Pending::<u128, BuildHasherDefault<WordHasher>>::new();
         let mut pkeys = Pending::<ProcKey>::new();
         let mut rkeys = Pending::<RemoteKey>::new();
         // Sums per (minute, process row) and (minute, remote group digest), each with the
         // index of a record that stands for its group: the groups' keys (strings) are built
         // once per group, not once per record.
-        let mut by_proc: HashMap<(i64, i64), (Sums, usize)> = HashMap::new();
-        let mut by_remote: HashMap<(i64, u128), (Sums, usize)> = HashMap::new();
+        let mut by_proc: FastMap<(i64, i64), (Sums, usize)> = FastMap::default();
+        let mut by_remote: FastMap<(i64, u128), (Sums, usize)> = FastMap::default();
         {
             let mut insert = tx.prepare_cached(INSERT_FLOW).map_err(e)?;
+            let (mut recent_procs, mut recent_remotes) = (Recent::<8>::new(), Recent::<8>::new());
             for (i, f) in flows.iter().enumerate() {
                 let minute = bucket_of(f.to_ms, MINUTE_MS);
                 let until = minute.saturating_add(MINUTE_MS);
+                let proc_digest = recent_procs.digest(flows, i, same_proc, proc_digest);
                 let proc_id = procs
                     .resolve(
                         &cache.procs,
-                        &proc_digest(f),
+                        &proc_digest,
                         until,
                         |_| find_proc(&tx, &ProcIdent::of(f)),
                         |_, u| insert_proc(&tx, &ProcIdent::of(f), u),
@@ -379,7 +447,10 @@ impl Store {
                     .0
                     .add(&s);
                 by_remote
-                    .entry((minute, remote_digest(f)))
+                    .entry((
+                        minute,
+                        recent_remotes.digest(flows, i, same_remote, remote_digest),
+                    ))
                     .or_insert((Sums::default(), i))
                     .0
                     .add(&s);

@@ -5,7 +5,6 @@ mod batch;
 pub mod btf;
 pub mod capture;
 mod cgroups;
-mod hashing;
 pub mod ladder;
 mod reader;
 pub mod system;

@@ -17,10 +17,10 @@ use std::{
 };
 
 use super::{
-    super::{KernelError, hashing::FastMap},
+    super::KernelError,
     maps::{CookieMap, KernelMaps},
 };
-use crate::event::Event;
+use crate::{event::Event, hashing::FastMap};
 
 /// How long a released socket's map entries survive.
 const RELEASE_GRACE: Duration = Duration::from_secs(2);

@@ -9,14 +9,9 @@ use std::collections::HashMap as StdHashMap;
 
 use netmon_common::{LateStats, PidSockKey, UdpPeerKey, UdpPeerStats, counter};
 
-use super::{
-    super::{
-        KernelError,
-        hashing::{FastMap, digest},
-    },
-    maps::KernelMaps,
-};
+use super::{super::KernelError, maps::KernelMaps};
 use crate::event::{CaptureStats, Event, LossSource, TcpCounts, UnattributedReason};
+use crate::hashing::{FastMap, digest};
 
 /// What was last sent of each polled value.
 pub(super) struct Sent {

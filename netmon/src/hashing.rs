@@ -1,11 +1,12 @@
-//! Cheap hashing for the reader's per-socket tables, which are keyed by socket cookies (already
-//! unique, unpredictable kernel numbers) and touched for every socket at every poll: SipHash's
-//! protection against chosen keys buys nothing here and cost a tenth of the reader's time.
+//! Cheap hashing for tables keyed by numbers that are already unique and unpredictable: the
+//! reader's per-socket tables (socket cookies, touched for every socket at every poll) and the
+//! history writer's per-record tables (128-bit SipHash digests of identities). SipHash's
+//! protection against chosen keys buys nothing there and cost a tenth of the reader's time.
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Multiply-and-fold over 64-bit words.
 #[derive(Default, Clone, Copy)]
-pub(super) struct WordHasher(u64);
+pub(crate) struct WordHasher(u64);
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -35,10 +36,10 @@ impl Hasher for WordHasher {
     }
 }
 
-pub(super) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<WordHasher>>;
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
 /// A digest of a map value's bytes: enough to tell whether it changed since it was last sent.
-pub(super) fn digest<T: aya::Pod>(v: &T) -> u64 {
+pub(crate) fn digest<T: aya::Pod>(v: &T) -> u64 {
     // SAFETY: Pod values are plain bytes without padding (netmon_common's are all integers).
     let bytes = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) };
     let mut h = WordHasher(size_of::<T>() as u64);
