@@ -230,6 +230,21 @@ pub struct UdpPeerStats {
     pub rx_packets: u64,
 }
 
+impl UdpPeerStats {
+    /// tx and rx payload, tx and rx wire bytes, tx and rx packets: the order user space
+    /// carries them in.
+    pub fn counts(&self) -> [u64; 6] {
+        [
+            self.tx_bytes,
+            self.rx_bytes,
+            self.tx_wire_bytes,
+            self.rx_wire_bytes,
+            self.tx_packets,
+            self.rx_packets,
+        ]
+    }
+}
+
 /// [`WireStats::zero_window`] bits.
 pub mod zero_window {
     pub const SENT: u64 = 1;

@@ -1085,6 +1085,19 @@ fn flows_of(agg: &mut Aggregator, wall_now_ms: i64) -> Vec<crate::history::FlowR
     agg.take_flows(wall_now_ms)
 }
 
+/// One interval ending at `at_ms` with these events: the flow records it gave (aggregator time
+/// is wall time here).
+fn interval_flows(
+    agg: &mut Aggregator,
+    at_ms: u64,
+    evs: Vec<Event>,
+) -> Vec<crate::history::FlowRecord> {
+    agg.ingest(Event::Tick { at_ms });
+    feed(agg, evs);
+    agg.advance();
+    flows_of(agg, at_ms as i64)
+}
+
 /// A short connection gives one record when it ends: its exact bytes, its owner's identity,
 /// its remote's class and how it closed; the times are moved onto the wall clock.
 #[test]
@@ -1161,10 +1174,7 @@ fn a_long_lived_connection_gives_a_record_a_minute() {
     let mut agg = Aggregator::new(Filter::default()).with_flows();
     let mut all = Vec::new();
     let mut step = |agg: &mut Aggregator, at_ms: u64, evs: Vec<Event>| {
-        agg.ingest(Event::Tick { at_ms });
-        feed(agg, evs);
-        agg.advance();
-        all.extend(flows_of(agg, at_ms as i64));
+        all.extend(interval_flows(agg, at_ms, evs));
     };
     step(
         &mut agg,
@@ -1297,10 +1307,7 @@ fn a_long_lived_peerless_socket_records_each_remote_a_minute() {
     let mut agg = Aggregator::new(Filter::default()).with_flows();
     let mut all = Vec::new();
     let mut step = |agg: &mut Aggregator, at_ms: u64, evs: Vec<Event>| {
-        agg.ingest(Event::Tick { at_ms });
-        feed(agg, evs);
-        agg.advance();
-        all.extend(flows_of(agg, at_ms as i64));
+        all.extend(interval_flows(agg, at_ms, evs));
     };
     step(
         &mut agg,

@@ -331,13 +331,6 @@ fn udp_peer_event(k: &UdpPeerKey, v: &UdpPeerStats) -> Option<Event> {
     Some(Event::UdpPeer {
         cookie: k.cookie,
         remote: SocketAddr::new(ip, k.port),
-        counts: [
-            v.tx_bytes,
-            v.rx_bytes,
-            v.tx_wire_bytes,
-            v.rx_wire_bytes,
-            v.tx_packets,
-            v.rx_packets,
-        ],
+        counts: v.counts(),
     })
 }

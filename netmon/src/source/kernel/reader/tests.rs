@@ -347,14 +347,7 @@ fn peer_event(cookie: u64, remote: &str, v: UdpPeerStats) -> Event {
     Event::UdpPeer {
         cookie,
         remote: remote.parse().unwrap(),
-        counts: [
-            v.tx_bytes,
-            v.rx_bytes,
-            v.tx_wire_bytes,
-            v.rx_wire_bytes,
-            v.tx_packets,
-            v.rx_packets,
-        ],
+        counts: v.counts(),
     }
 }
 
