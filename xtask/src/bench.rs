@@ -229,6 +229,16 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             }
         }
     }
+    let fleet = if args.quick
+        || args
+            .only
+            .as_deref()
+            .is_some_and(|o| !o.to_lowercase().contains("fleet"))
+    {
+        None
+    } else {
+        Some(fleet_run(&bins)?)
+    };
     let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d"])
         .output()
@@ -261,6 +271,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         &setup,
         sizes.rate,
         sizes.churn_rate,
+        fleet.as_deref(),
     )?;
     println!("{}", report.markdown);
     if !args.quick && args.out.is_none() {
@@ -272,6 +283,20 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         report.png_path.display()
     );
     Ok(())
+}
+
+/// The simulated fleet (fleet-bench: 200 agents of the real publishing code × 100 flows/s
+/// into a nats-server it starts on loopback, 30 s): its printed figures and verdicts.
+fn fleet_run(bins: &Binaries) -> Result<String> {
+    let exe = bins.netmon.with_file_name("fleet-bench");
+    eprintln!("bench: fleet: 200 agents x 100 flows/s for 30 s into one hub");
+    let out = Command::new(&exe)
+        .args(["--agents", "200", "--rate", "100", "--secs", "30"])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    crate::check(out.status, "fleet-bench")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A temporary directory removed on drop.

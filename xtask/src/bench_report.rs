@@ -801,13 +801,18 @@ pub fn write(
     setup: &str,
     rate: f64,
     churn_rate: f64,
+    fleet: Option<&str>,
 ) -> Result<Written> {
     let rows = rows(samples);
     let mut table = table(&rows);
     if rows.iter().any(|r| r.churn.is_some()) {
         table += &format!("\nConnection churn:\n\n{}", churn_table(&rows));
     }
-    let verdicts = verdicts(&rows, rate, churn_rate);
+    let mut verdicts = verdicts(&rows, rate, churn_rate);
+    if let Some(f) = fleet {
+        table += &format!("\nFleet (fleet-bench):\n\n```\n{}```\n", fleet_figures(f));
+        verdicts.extend(fleet_verdicts(f));
+    }
     let mut targets = String::new();
     for v in &verdicts {
         let line = format!("{} {}", if v.pass { "PASS" } else { "FAIL" }, v.text);
@@ -834,6 +839,30 @@ pub fn write(
         md_path,
         png_path,
     })
+}
+
+/// fleet-bench's figure lines (its verdicts go with the other targets).
+fn fleet_figures(out: &str) -> String {
+    out.lines()
+        .filter(|l| !l.starts_with("PASS ") && !l.starts_with("FAIL "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// fleet-bench's PASS/FAIL lines as verdicts.
+fn fleet_verdicts(out: &str) -> Vec<Verdict> {
+    out.lines()
+        .filter_map(|l| {
+            let (pass, text) = l
+                .strip_prefix("PASS ")
+                .map(|t| (true, t))
+                .or_else(|| l.strip_prefix("FAIL ").map(|t| (false, t)))?;
+            Some(Verdict {
+                pass,
+                text: format!("fleet: {text}"),
+            })
+        })
+        .collect()
 }
 
 fn register_font() -> Result<()> {
@@ -1220,6 +1249,21 @@ mod tests {
         );
         assert!(get("accuracy 1.0 with 100k").pass);
         assert!(get("0% unknown").pass);
+    }
+
+    #[test]
+    fn fleet_output_splits_into_figures_and_verdicts() {
+        let out = "fleet-bench: 2 agents\npublish-to-viewer:       p50 98 ms, p99 194 ms\n\
+                   PASS publish-to-viewer p99 < 1 s: 194 ms\n\
+                   FAIL each record at the hub once: 9 held of 10 written\n";
+        assert_eq!(
+            fleet_figures(out),
+            "fleet-bench: 2 agents\npublish-to-viewer:       p50 98 ms, p99 194 ms\n"
+        );
+        let v = fleet_verdicts(out);
+        assert_eq!(v.len(), 2);
+        assert!(v[0].pass && v[0].text == "fleet: publish-to-viewer p99 < 1 s: 194 ms");
+        assert!(!v[1].pass && v[1].text.contains("9 held"));
     }
 
     #[test]
