@@ -54,26 +54,21 @@ impl Aggregator {
         self
     }
 
-    /// A socket that folds away: its bytes stay with its remote host.
+    /// A socket that folds away: its bytes stay with its remote host (each of its remotes,
+    /// for a UDP socket without a connected peer).
     pub(super) fn host_folded(&mut self, cookie: Cookie, s: &Socket) {
         if !self.hosts.enabled {
             return;
         }
-        let Some((ip, pid)) = self.host_of(s, self.watched().as_ref()) else {
-            return;
-        };
-        let (tx, rx) = self.socket_payload(cookie, s);
-        let full = self.hosts.folded.len() >= MAX_HOSTS;
-        let key = if full && !self.hosts.folded.contains_key(&ip) {
-            OTHER
-        } else {
-            ip
-        };
-        self.hosts
-            .folded
-            .entry(key)
-            .or_default()
-            .add(tx, rx, u64::from(!s.revived), pid);
+        for (ip, part) in self.host_parts(cookie, s, self.watched().as_ref()) {
+            let full = self.hosts.folded.len() >= MAX_HOSTS;
+            let key = if full && !self.hosts.folded.contains_key(&ip) {
+                OTHER
+            } else {
+                ip
+            };
+            self.hosts.folded.entry(key).or_default().add_part(&part);
+        }
     }
 
     /// The host rows of a snapshot: folded totals plus every live connection, busiest first.
@@ -83,11 +78,8 @@ impl Aggregator {
         }
         let mut sums = self.hosts.folded.clone();
         for (&cookie, s) in &self.sockets {
-            if let Some((ip, pid)) = self.host_of(s, watched) {
-                let (tx, rx) = self.socket_payload(cookie, s);
-                sums.entry(ip)
-                    .or_default()
-                    .add(tx, rx, u64::from(!s.revived), pid);
+            for (ip, part) in self.host_parts(cookie, s, watched) {
+                sums.entry(ip).or_default().add_part(&part);
             }
         }
         let mut rows: Vec<HostRow> = sums
@@ -118,19 +110,67 @@ impl Aggregator {
         rows
     }
 
-    /// The remote address a socket counts for, and its owner, if a shown process owns it
-    /// (`watched`: see [`Aggregator::watched`]).
-    fn host_of(&self, s: &Socket, watched: Option<&HashSet<Pid>>) -> Option<(IpAddr, Option<Pid>)> {
-        let ip = s.remote?.ip().to_canonical();
-        if ip.is_unspecified() {
-            return None;
-        }
+    /// What a socket counts for each remote host, if a shown process owns it (`watched`:
+    /// see [`Aggregator::watched`]): its payload under its remote, or, for a UDP socket
+    /// without a connected peer, each remote's datagrams under that remote.
+    fn host_parts(
+        &self,
+        cookie: Cookie,
+        s: &Socket,
+        watched: Option<&HashSet<Pid>>,
+    ) -> Vec<(IpAddr, Part)> {
         let pid = s.owner.map(|(p, _)| p);
         if let Some(p) = pid
             && !self.shows(watched, p, s.owner_inc)
         {
-            return None;
+            return Vec::new();
         }
-        Some((ip, pid))
+        let shown = |ip: IpAddr| Some(ip.to_canonical()).filter(|ip| !ip.is_unspecified());
+        let connections = u64::from(!s.revived);
+        match (s.remote, s.peers.as_deref()) {
+            (Some(r), _) => shown(r.ip()).map_or_else(Vec::new, |ip| {
+                let (tx, rx) = self.socket_payload(cookie, s);
+                vec![(
+                    ip,
+                    Part {
+                        tx,
+                        rx,
+                        connections,
+                        pid,
+                    },
+                )]
+            }),
+            (None, Some(peers)) => peers
+                .iter()
+                .filter_map(|(addr, p)| {
+                    let ip = shown(addr.ip())?;
+                    let (tx, rx) = (p.counts[0].total(), p.counts[1].total());
+                    Some((
+                        ip,
+                        Part {
+                            tx,
+                            rx,
+                            connections,
+                            pid,
+                        },
+                    ))
+                })
+                .collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// What one socket adds to one host.
+struct Part {
+    tx: u64,
+    rx: u64,
+    connections: u64,
+    pid: Option<Pid>,
+}
+
+impl HostSum {
+    fn add_part(&mut self, p: &Part) {
+        self.add(p.tx, p.rx, p.connections, p.pid);
     }
 }

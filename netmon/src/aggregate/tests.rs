@@ -1479,6 +1479,38 @@ fn hosts_add_up_across_processes_and_ended_connections() {
     );
 }
 
+/// A UDP server's clients each appear as a host with their own bytes, live and after the
+/// socket ended.
+#[test]
+fn a_peerless_udp_sockets_remotes_are_hosts() {
+    let mut agg = Aggregator::new(Filter::default()).with_hosts();
+    feed(
+        &mut agg,
+        [
+            owner(1, 53),
+            unconnected(1, "0.0.0.0:53"),
+            payload(1, 53, 600, 150),
+            udp_peer(1, "10.0.1.1:40001", 200, 50),
+            udp_peer(1, "10.0.1.2:40002", 400, 100),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let hosts = |agg: &Aggregator| -> Vec<(String, u64, u64, u64)> {
+        agg.snapshot()
+            .hosts
+            .iter()
+            .map(|h| (h.remote.to_string(), h.tx_bytes, h.rx_bytes, h.connections))
+            .collect()
+    };
+    let want = vec![
+        ("10.0.1.2".to_string(), 400, 100, 1),
+        ("10.0.1.1".to_string(), 200, 50, 1),
+    ];
+    assert_eq!(hosts(&agg), want);
+    agg.ingest(final_of(1, 53, 600, 150, 0));
+    assert_eq!(hosts(&agg), want, "the same after it ended");
+}
+
 /// With closed rows kept (`--connections all`), an ended connection's record comes when its
 /// row goes, or at the latest when netmon stops; a live one gives what it moved so far.
 #[test]
