@@ -98,8 +98,13 @@ impl Aggregator {
                     .get_or_insert_default()
                     .entry(remote)
                     .or_default();
+                // The first datagram sent there: maybe a first contact (see notices).
+                let first_sent = peer.counts[4].total() == 0 && counts[4] > 0;
                 for (c, v) in peer.counts.iter_mut().zip(counts) {
                     c.set(v);
+                }
+                if first_sent {
+                    self.notice_peer(cookie, remote);
                 }
             }
             Event::SocketFinal {

@@ -5,7 +5,7 @@
 //!
 //! Contact events are deduplicated per (process, network): the first in a window is reported,
 //! repeats within it are counted and reported with the pair's next event.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::Aggregator;
@@ -40,6 +40,8 @@ pub(super) struct Notices {
     listening: HashSet<Cookie>,
     /// Connections with a peer not looked at for contact yet.
     pending_contact: Vec<Cookie>,
+    /// Remotes a UDP socket without a connected peer sent its first datagram to.
+    pending_peer_contact: HashMap<Cookie, Vec<std::net::SocketAddr>>,
     /// (pid, incarnation, network id): a watched network's index, or `INTRANET`/`LINK_LOCAL`.
     contacts: BoundedMap<(Pid, u32, u16), Pair>,
     remotes: BoundedMap<IpAddr, ()>,
@@ -62,6 +64,7 @@ impl Default for Notices {
             pending_listen: Vec::new(),
             listening: HashSet::new(),
             pending_contact: Vec::new(),
+            pending_peer_contact: HashMap::new(),
             contacts: BoundedMap::new(0),
             remotes: BoundedMap::new(0),
             out: Vec::new(),
@@ -116,6 +119,15 @@ impl Aggregator {
         }
     }
 
+    /// A peerless UDP socket sent to `remote` for the first time: a contact candidate unless
+    /// the socket is a service (answering its clients is not reaching out).
+    pub(super) fn notice_peer(&mut self, cookie: Cookie, remote: std::net::SocketAddr) {
+        let pending = &mut self.notices.pending_peer_contact;
+        if self.notices.enabled && (pending.len() < MAX_OUT || pending.contains_key(&cookie)) {
+            pending.entry(cookie).or_default().push(remote);
+        }
+    }
+
     /// Each interval: new listeners whose owner and address are known, and new connections.
     pub(super) fn notice_interval(&mut self) {
         if !self.notices.enabled {
@@ -135,6 +147,19 @@ impl Aggregator {
                     self.notices.pending_listen.push((cookie, since));
                 }
                 None => {}
+            }
+        }
+        for (cookie, remotes) in std::mem::take(&mut self.notices.pending_peer_contact) {
+            for remote in remotes {
+                if let Some(c) = self
+                    .sockets
+                    .get(&cookie)
+                    .and_then(|s| self.peer_candidate(s, remote))
+                {
+                    for w in self.contact_of(c) {
+                        self.push_notice(w);
+                    }
+                }
             }
         }
         let pending = std::mem::take(&mut self.notices.pending_contact);
@@ -173,6 +198,28 @@ impl Aggregator {
                 self.push_notice(w);
             }
         }
+        // Remotes it first sent to since the last interval: looked at now, while it is known.
+        let remotes = self
+            .notices
+            .pending_peer_contact
+            .remove(&cookie)
+            .unwrap_or_default();
+        for remote in remotes {
+            if let Some(c) = self.peer_candidate(s, remote) {
+                for w in self.contact_of(c) {
+                    self.push_notice(w);
+                }
+            }
+        }
+    }
+
+    /// A remote a peerless UDP socket sent to, as a contact candidate; None when the socket is
+    /// a service (it answers its clients: not reaching out).
+    fn peer_candidate(&self, s: &Socket, remote: std::net::SocketAddr) -> Option<Candidate> {
+        (s.remote.is_none() && self.listener(s).is_none()).then(|| Candidate {
+            remote: Some(remote),
+            ..Candidate::of(s)
+        })
     }
 
     fn push_notice(&mut self, w: What) {

@@ -1623,6 +1623,40 @@ fn listeners_starting_and_stopping_are_events() {
     );
 }
 
+/// A UDP socket without a connected peer that sends to an intranet host reaches out like a
+/// connection does (also when it ends before the interval); a service answering its clients
+/// does not.
+#[test]
+fn sending_datagrams_to_the_intranet_is_a_contact_and_answering_is_not() {
+    let mut agg = Aggregator::new(Filter::default()).with_notices((32768, 60999), false);
+    feed(
+        &mut agg,
+        [
+            owner(1, 100),
+            unconnected(1, "0.0.0.0:41000"),
+            udp_peer(1, "10.1.0.5:161", 60, 0),
+            owner(2, 200),
+            unconnected(2, "0.0.0.0:53"),
+            udp_peer(2, "10.1.0.6:40000", 100, 50),
+            owner(3, 300),
+            unconnected(3, "0.0.0.0:42000"),
+            udp_peer(3, "192.168.7.7:514", 90, 0),
+            final_of(3, 300, 90, 0, 0),
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    agg.advance();
+    let mut got = notice_names(&mut agg);
+    got.retain(|n| n.starts_with("contact"));
+    assert_eq!(
+        got,
+        vec![
+            "contact 300 intranet 192.168.7.7:514 +0",
+            "contact 100 intranet 10.1.0.5:161 +0",
+        ]
+    );
+}
+
 /// First contact per (process, network): one event for many connections to the intranet,
 /// repeats counted and reported with the pair's next event after the window; each process and
 /// each watched network its own; accepted connections and internet remotes are no contact.
