@@ -228,6 +228,15 @@ pub struct StoreStats {
     pub removed: Pruned,
 }
 
+/// The part of [`StoreStats`] that needs no row counts (see `Store::health`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreHealth {
+    pub db_bytes: u64,
+    pub oldest_flow_ms: Option<i64>,
+    pub oldest_rollup_ms: Option<i64>,
+    pub removed: Pruned,
+}
+
 /// The recorder's state as the exporter and the API show it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HistoryStatus {

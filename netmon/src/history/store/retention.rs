@@ -6,7 +6,7 @@
 use rusqlite::{Transaction, TransactionBehavior, params};
 
 use super::{HOUR_MS, MINUTE_MS, Store, StoreError};
-use crate::history::{Limits, Pruned, StoreStats};
+use crate::history::{Limits, Pruned, StoreHealth, StoreStats};
 
 /// Raw rows deleted per transaction.
 const CHUNK: i64 = 50_000;
@@ -306,21 +306,44 @@ impl Store {
         for (table, _) in ROLLUP_TABLES {
             rollup_rows += count(&tx, table).map_err(e)?;
         }
-        let removed = |k: &str| -> Result<u64, StoreError> {
-            Ok(self.meta(k)?.map_or(0, super::from_sql_count))
-        };
+        let h = self.health_in(&tx)?;
         let stats = StoreStats {
             flows: count(&tx, "flows").map_err(e)?,
             rollup_rows,
-            db_bytes: db_bytes(&tx).map_err(e)?,
-            oldest_flow_ms: tx
-                .query_row("SELECT min(to_ms) FROM flows", [], |r| r.get(0))
-                .map_err(e)?,
-            oldest_rollup_ms: oldest_rollup(&tx).map_err(e)?,
+            db_bytes: h.db_bytes,
+            oldest_flow_ms: h.oldest_flow_ms,
+            oldest_rollup_ms: h.oldest_rollup_ms,
             events: count(&tx, "events").map_err(e)?,
             oldest_event_ms: tx
                 .query_row("SELECT min(at_ms) FROM events", [], |r| r.get(0))
                 .map_err(e)?,
+            removed: h.removed,
+        };
+        tx.finish().map_err(e)?;
+        Ok(stats)
+    }
+
+    /// What the daemon watches each minute: size, oldest record, what retention removed. Unlike
+    /// [`Store::stats`] it counts no rows, so it costs the same on a store of any size.
+    pub fn health(&self) -> Result<StoreHealth, StoreError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let h = self.health_in(&tx)?;
+        tx.finish().map_err(|e| self.err(e))?;
+        Ok(h)
+    }
+
+    fn health_in(&self, tx: &rusqlite::Connection) -> Result<StoreHealth, StoreError> {
+        let e = |e| self.err(e);
+        let removed = |k: &str| -> Result<u64, StoreError> {
+            Ok(self.meta(k)?.map_or(0, super::from_sql_count))
+        };
+        Ok(StoreHealth {
+            db_bytes: db_bytes(tx).map_err(e)?,
+            // min() over an indexed column (or a primary key's first one) is one lookup.
+            oldest_flow_ms: tx
+                .query_row("SELECT min(to_ms) FROM flows", [], |r| r.get(0))
+                .map_err(e)?,
+            oldest_rollup_ms: oldest_rollup(tx).map_err(e)?,
             removed: Pruned {
                 flows_by_age: removed("removed_flows_by_age")?,
                 flows_by_size: removed("removed_flows_by_size")?,
@@ -328,8 +351,6 @@ impl Store {
                 rollups_by_size: removed("removed_rollups_by_size")?,
                 events_by_age: removed("removed_events_by_age")?,
             },
-        };
-        tx.finish().map_err(e)?;
-        Ok(stats)
+        })
     }
 }

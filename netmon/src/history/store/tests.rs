@@ -654,6 +654,12 @@ fn retention_by_age_counts_persist() {
         assert_eq!(st.oldest_flow_ms, Some(b + 48 * HOUR_MS + 1000));
         assert_eq!(st.oldest_rollup_ms, Some(b + 23 * HOUR_MS));
         assert_eq!(st.removed, p);
+        // What the daemon reads each minute agrees, without counting rows.
+        let h = s.health().unwrap();
+        assert_eq!(
+            (h.db_bytes, h.oldest_flow_ms, h.oldest_rollup_ms, h.removed),
+            (st.db_bytes, st.oldest_flow_ms, st.oldest_rollup_ms, st.removed)
+        );
         // Orphaned process rows are gone.
         let procs: i64 = s
             .conn
