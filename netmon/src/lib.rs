@@ -23,3 +23,4 @@ pub mod procnet;
 pub mod sink;
 pub mod source;
 pub mod tui;
+pub mod users;

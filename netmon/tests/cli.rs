@@ -166,6 +166,38 @@ fn replay_prints_json_and_table() {
     assert!(text.contains("unattributed: no_socket 80 B"), "{text}");
 }
 
+/// What `ps` would show as the user of `uid`, read from this machine's /etc/passwd.
+fn passwd_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid.to_string())
+        .map_or_else(|| uid.to_string(), |f| f[0].to_string())
+}
+
+/// `--tree` prints the table with processes under their parent; it has no meaning for
+/// JSON, `--by host` or `serve`, which say so in one line.
+#[test]
+fn tree_prints_the_table_and_refuses_what_has_no_tree() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/two_procs.jsonl"
+    );
+    let out = netmon(&["run", "--replay", fixture, "--tree"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PPID USER"), "{text}");
+    assert!(text.contains("curl -o /dev/null"), "{text}");
+    assert_clean_error(&["run", "--tree", "--json"], 2, "--json");
+    assert_clean_error(
+        &["run", "--replay", fixture, "--tree", "--by", "host"],
+        2,
+        "--tree",
+    );
+    assert_clean_error(&["serve", "--replay", fixture, "--tree"], 2, "--tree");
+}
+
 /// `run --by host`: the fixture's one remote host (curl's 127.0.0.1:8080, resolved from
 /// big.example.test) with its exact bytes, as a table and in each JSON line; the resolver's
 /// UDP socket has no remote and the ownerless wire bytes no endpoints, so neither is a host.
@@ -322,6 +354,14 @@ fn serve_exposes_metrics_health_and_processes() {
     );
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     assert_eq!(curl["rx_bytes"], 3_145_728);
+    // Parent and user from the fixture's process record; the name is this machine's for
+    // uid 1000 (its digits where none has it).
+    assert_eq!(
+        (&curl["ppid"], &curl["uid"]),
+        (&1.into(), &1000.into()),
+        "{curl}"
+    );
+    assert_eq!(curl["user"], passwd_name(1000), "{curl}");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     for want in [
         "netmon_process_network_receive_bytes_total{comm=\"curl\",unit=\"\",container=\"\"} 3145728",
