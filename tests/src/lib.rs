@@ -294,6 +294,28 @@ pub fn scenario_in(
     program: &[&str],
     extra_netmon: &[&str],
 ) -> Outcome {
+    scenario_full(tag, setup, cgroup, &[], program, extra_netmon)
+}
+
+/// Like [`scenario_with`], with netmon started through `wrapper` (e.g. `setpriv ...` to run it
+/// as another user with some capabilities).
+pub fn scenario_as(
+    tag: &str,
+    wrapper: &[&str],
+    program: &[&str],
+    extra_netmon: &[&str],
+) -> Outcome {
+    scenario_full(tag, &[], None, wrapper, program, extra_netmon)
+}
+
+fn scenario_full(
+    tag: &str,
+    setup: &[&[&str]],
+    cgroup: Option<&std::path::Path>,
+    wrapper: &[&str],
+    program: &[&str],
+    extra_netmon: &[&str],
+) -> Outcome {
     let ns = Netns::new(tag);
     for cmd in setup {
         let ok = Command::new("ip")
@@ -310,9 +332,16 @@ pub fn scenario_in(
     }
     let pid = pid.to_string();
 
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(netmon_bin());
+            c
+        }
+        None => Command::new(netmon_bin()),
+    };
     let mut netmon = Guard(
-        Command::new(netmon_bin())
-            .args(["run", "--pid", &pid, "--follow-children", "--json"])
+        cmd.args(["run", "--pid", &pid, "--follow-children", "--json"])
             .args(["--interval", "0.2", "--duration", "60"])
             .args(extra_netmon)
             .stdout(Stdio::piped())

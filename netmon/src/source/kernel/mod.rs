@@ -5,6 +5,7 @@ mod batch;
 pub mod btf;
 pub mod capture;
 mod cgroups;
+pub mod hardening;
 mod hashing;
 pub mod ladder;
 mod reader;
