@@ -4,9 +4,10 @@
 //!
 //! The settings are read, and the two system calls they guard are tried as netmon runs (a
 //! perf event like the tracepoint rung's, a BPF map), so the verdict is what this kernel does,
-//! not what a kernel version is documented to do: Debian and Ubuntu patch
-//! `kernel.perf_event_paranoid=3` to refuse perf events to everyone without CAP_SYS_ADMIN,
-//! where upstream treats 3 as 2 and CAP_PERFMON passes.
+//! not what a kernel version is documented to do: Debian and Ubuntu patch in a
+//! `kernel.perf_event_paranoid=3` that refuses perf events to unprivileged users (some versions
+//! of the patch admit CAP_PERFMON, older ones only CAP_SYS_ADMIN), where upstream treats 3 as 2
+//! and CAP_PERFMON passes.
 use std::path::Path;
 
 use serde::Serialize;
@@ -77,9 +78,9 @@ pub struct Verdict {
 pub fn paranoid_refusal(level: i64) -> Option<String> {
     (level > 2).then(|| {
         format!(
-            "kernel.perf_event_paranoid = {level} refuses perf events to all but CAP_SYS_ADMIN \
-             (a Debian/Ubuntu addition): `sysctl kernel.perf_event_paranoid=2` lets CAP_PERFMON \
-             open them"
+            "kernel.perf_event_paranoid = {level} refuses perf events to netmon (a Debian/Ubuntu \
+             level; this kernel's version of it admits only CAP_SYS_ADMIN): `sysctl \
+             kernel.perf_event_paranoid=2` lets CAP_PERFMON open them"
         )
     })
 }
