@@ -166,14 +166,19 @@ fn replay_prints_json_and_table() {
     assert!(text.contains("unattributed: no_socket 80 B"), "{text}");
 }
 
-/// What `ps` would show as the user of `uid`, read from this machine's /etc/passwd.
+/// What the system's user database says `uid` is called (`getent passwd`), its digits when it
+/// names nobody: the ground truth netmon's /etc/passwd reading must agree with.
 fn passwd_name(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == uid.to_string())
-        .map_or_else(|| uid.to_string(), |f| f[0].to_string())
+    let out = std::process::Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .output();
+    out.ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            let line = String::from_utf8_lossy(&o.stdout).into_owned();
+            line.split(':').next().map(str::to_string)
+        })
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// `--tree` prints the table with processes under their parent; it has no meaning for

@@ -63,6 +63,16 @@ pub fn start_ready(ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
     (child, out, pid)
 }
 
+/// The name /etc/passwd gives `uid`, as `ps` shows it (its digits when none).
+pub fn passwd_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid.to_string())
+        .map_or_else(|| uid.to_string(), |f| f[0].to_string())
+}
+
 pub fn trafficgen_bin() -> PathBuf {
     test_bin("trafficgen")
 }

@@ -86,7 +86,7 @@ fn parent_and_user_of_every_row() {
     if !privileged() || !netmon_tests::require_tools(&["setpriv"]) {
         return;
     }
-    let nobody = passwd_name(65534);
+    let nobody = netmon_tests::passwd_name(65534);
     let gen_bin = netmon_tests::trafficgen_bin();
     // `ip netns exec` and setpriv both exec: the traffic program is the test's own child.
     let o = scenario_with(
@@ -125,14 +125,4 @@ fn parent_and_user_of_every_row() {
         assert_eq!(row["user"].as_str(), Some(nobody.as_str()), "{row}");
         assert_eq!(row["tx_bytes"], 1000, "{row}");
     }
-}
-
-/// The name /etc/passwd gives `uid`, as `ps` shows it (its digits when none).
-fn passwd_name(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == uid.to_string())
-        .map_or_else(|| uid.to_string(), |f| f[0].to_string())
 }

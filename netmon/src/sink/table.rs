@@ -99,27 +99,7 @@ pub fn render_table(s: &Snapshot, opts: &TableOptions) -> String {
         ["TX", "RX", "TX/s", "RX/s"],
         "CMDLINE / CONNECTION",
     ));
-    let order: Vec<tree::Placed> = if opts.tree {
-        let nodes: Vec<tree::Node> = s
-            .processes
-            .iter()
-            .map(|p| tree::Node {
-                pid: p.pid,
-                incarnation: p.incarnation,
-                ppid: p.ppid,
-            })
-            .collect();
-        tree::order(&nodes)
-    } else {
-        (0..s.processes.len())
-            .map(|index| tree::Placed {
-                index,
-                depth: 0,
-                parent: None,
-            })
-            .collect()
-    };
-    for tree::Placed { index, depth, .. } in order {
+    for tree::Placed { index, depth, .. } in tree::place(&s.processes, opts.tree) {
         let p = &s.processes[index];
         line(process_line(p, wide, depth));
         let conns: Vec<&ConnectionRow> = p

@@ -9,6 +9,8 @@
 //! gone; the child's PPID column still names the parent.
 use std::collections::HashMap;
 
+use crate::aggregate::ProcessRow;
+
 /// One row's place in the tree: its process, incarnation (a reused pid has several rows; the
 /// newest is the one children belong to) and parent.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +87,29 @@ fn walk(start: usize, children: &[Vec<usize>], seen: &mut [bool], out: &mut Vec<
             parent: Some(p.index),
         }));
     }
+}
+
+/// The display order of a snapshot's process rows: as a tree with `tree`, else as given, every
+/// row at the top level.
+pub fn place(processes: &[ProcessRow], tree: bool) -> Vec<Placed> {
+    if tree {
+        let nodes: Vec<Node> = processes
+            .iter()
+            .map(|p| Node {
+                pid: p.pid,
+                incarnation: p.incarnation,
+                ppid: p.ppid,
+            })
+            .collect();
+        return order(&nodes);
+    }
+    (0..processes.len())
+        .map(|index| Placed {
+            index,
+            depth: 0,
+            parent: None,
+        })
+        .collect()
 }
 
 /// The prefix drawn before a name at `depth`: nothing at the top, then `└─ ` indented by two

@@ -51,25 +51,7 @@ pub(super) fn netmon(data: &TuiData) -> TabView {
         .map(|r| ((r.kind.protocol, r.local, r.remote), *r))
         .collect();
     let procs = &data.procs.processes;
-    let placed: Vec<tree::Placed> = if data.tree {
-        let nodes: Vec<tree::Node> = procs
-            .iter()
-            .map(|p| tree::Node {
-                pid: p.pid,
-                incarnation: p.incarnation,
-                ppid: p.ppid,
-            })
-            .collect();
-        tree::order(&nodes)
-    } else {
-        (0..procs.len())
-            .map(|index| tree::Placed {
-                index,
-                depth: 0,
-                parent: None,
-            })
-            .collect()
-    };
+    let placed = tree::place(procs, data.tree);
     let mut rows: Vec<Row> = Vec::new();
     // Row of each process, for its children's links (a parent is placed before them).
     let mut row_of = vec![0; procs.len()];
