@@ -173,11 +173,9 @@ fn whoami() -> (u32, u64) {
     (unsafe { libc::getuid() }, caps)
 }
 
-/// `root`, or `uid 65534 with CAP_BPF, CAP_PERFMON, ...` (the capabilities netmon looks at).
+/// `as root`, or `as uid 65534 with CAP_BPF, CAP_PERFMON, ...` (the capabilities netmon looks
+/// at; also for root when some of them were dropped).
 fn describe_user(uid: u32, caps: u64) -> String {
-    if uid == 0 {
-        return "as root".to_string();
-    }
     const NAMED: [(u32, &str); 7] = [
         (12, "CAP_NET_ADMIN"),
         (19, "CAP_SYS_PTRACE"),
@@ -193,9 +191,32 @@ fn describe_user(uid: u32, caps: u64) -> String {
         .map(|&(_, name)| name)
         .collect();
     held.sort_unstable();
+    if uid == 0 && held.len() == NAMED.len() {
+        return "as root".to_string();
+    }
     if held.is_empty() {
         format!("as uid {uid}, without capabilities")
     } else {
         format!("as uid {uid} with {}", held.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_user;
+
+    #[test]
+    fn who_doctor_ran_as() {
+        assert_eq!(describe_user(0, !0), "as root");
+        assert_eq!(
+            describe_user(0, !(1 << 12)),
+            "as uid 0 with CAP_BPF, CAP_DAC_READ_SEARCH, CAP_PERFMON, CAP_SYS_ADMIN, \
+             CAP_SYS_PTRACE, CAP_SYS_RESOURCE"
+        );
+        assert_eq!(
+            describe_user(65534, (1 << 39) | (1 << 38) | (1 << 12)),
+            "as uid 65534 with CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON"
+        );
+        assert_eq!(describe_user(1000, 0), "as uid 1000, without capabilities");
     }
 }
