@@ -141,6 +141,14 @@ fn init_logging(verbose: u8) {
 
 /// `serving`: no table on stdout, keep serving after a replay ends (until --duration/Ctrl-C).
 fn run(args: RunArgs, serving: bool) -> Result<ExitCode> {
+    if args.tree && (serving || args.by == RunView::Host) {
+        let why = if serving {
+            "serve prints no table"
+        } else {
+            "--by host lists hosts, not processes"
+        };
+        return Err(AppError::new(Exit::Usage, format!("--tree groups processes: {why}")).into());
+    }
     if args.replay.is_none() {
         if !args.procfs_root.is_dir() {
             return Err(AppError::new(
@@ -266,7 +274,8 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         exclude_comms: args.exclude_comms.clone(),
         exclude_cgroups: args.exclude_cgroups.clone(),
     })
-    .with_networks(args.watch_networks.clone());
+    .with_networks(args.watch_networks.clone())
+    .with_user_names(crate::users::UserNames::from_file("/etc/passwd"));
     // `resolve_defaults` has filled in both.
     agg = agg.with_connection_limit(args.max_connections.unwrap_or(usize::MAX));
     if args.connections == Some(crate::cli::ConnectionsShown::All) {
@@ -577,6 +586,8 @@ fn publishable(
 /// them to the HTTP endpoint when there is one.
 struct Output {
     json: bool,
+    /// `--tree`: processes under their parent in the table.
+    tree: bool,
     live: bool,
     width: usize,
     quiet: bool,
@@ -603,6 +614,7 @@ impl Output {
         let tty = std::io::stdout().is_terminal();
         let mut out = Output {
             json: args.json,
+            tree: args.tree,
             live: tty && !args.json && !args.once,
             width: terminal_width().unwrap_or(120),
             quiet: serving,
@@ -758,6 +770,7 @@ impl Output {
                     width: self.width,
                     max_connections_per_process: if self.live { Some(8) } else { None },
                     show_closed: true,
+                    tree: self.tree,
                 },
             )
         };

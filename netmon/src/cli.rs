@@ -340,6 +340,10 @@ pub struct RunArgs {
     /// Print the plain table even on a terminal, instead of opening the tabbed UI.
     #[arg(long)]
     pub no_tui: bool,
+    /// Show processes under their parent, like `ps f` (table and tabbed UI); siblings stay
+    /// sorted. A process whose parent has no row stands at the top level.
+    #[arg(long, conflicts_with = "json")]
+    pub tree: bool,
     /// `run`: what each interval shows: `process` (the per-process table) or `host` (per
     /// remote host, like iftop: the hosts table, the host rates in each --json line, the
     /// tabbed UI opened on its Hosts tab).

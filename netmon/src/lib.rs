@@ -25,3 +25,4 @@ pub mod sink;
 pub mod source;
 pub mod tcp_counts;
 pub mod tui;
+pub mod users;

@@ -166,6 +166,43 @@ fn replay_prints_json_and_table() {
     assert!(text.contains("unattributed: no_socket 80 B"), "{text}");
 }
 
+/// What the system's user database says `uid` is called (`getent passwd`), its digits when it
+/// names nobody: the ground truth netmon's /etc/passwd reading must agree with.
+fn passwd_name(uid: u32) -> String {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .output();
+    out.ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            let line = String::from_utf8_lossy(&o.stdout).into_owned();
+            line.split(':').next().map(str::to_string)
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// `--tree` prints the table with processes under their parent; it has no meaning for
+/// JSON, `--by host` or `serve`, which say so in one line.
+#[test]
+fn tree_prints_the_table_and_refuses_what_has_no_tree() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/two_procs.jsonl"
+    );
+    let out = netmon(&["run", "--replay", fixture, "--tree"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PPID USER"), "{text}");
+    assert!(text.contains("curl -o /dev/null"), "{text}");
+    assert_clean_error(&["run", "--tree", "--json"], 2, "--json");
+    assert_clean_error(
+        &["run", "--replay", fixture, "--tree", "--by", "host"],
+        2,
+        "--tree",
+    );
+    assert_clean_error(&["serve", "--replay", fixture, "--tree"], 2, "--tree");
+}
+
 /// `run --by host`: the fixture's one remote host (curl's 127.0.0.1:8080, resolved from
 /// big.example.test) with its exact bytes, as a table and in each JSON line; the resolver's
 /// UDP socket has no remote and the ownerless wire bytes no endpoints, so neither is a host.
@@ -322,6 +359,14 @@ fn serve_exposes_metrics_health_and_processes() {
     );
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     assert_eq!(curl["rx_bytes"], 3_145_728);
+    // Parent and user from the fixture's process record; the name is this machine's for
+    // uid 1000 (its digits where none has it).
+    assert_eq!(
+        (&curl["ppid"], &curl["uid"]),
+        (&1.into(), &1000.into()),
+        "{curl}"
+    );
+    assert_eq!(curl["user"], passwd_name(1000), "{curl}");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     for want in [
         "netmon_process_network_receive_bytes_total{comm=\"curl\",unit=\"\",container=\"\"} 3145728",

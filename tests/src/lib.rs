@@ -63,6 +63,16 @@ pub fn start_ready(ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
     (child, out, pid)
 }
 
+/// The name /etc/passwd gives `uid`, as `ps` shows it (its digits when none).
+pub fn passwd_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid.to_string())
+        .map_or_else(|| uid.to_string(), |f| f[0].to_string())
+}
+
 pub fn trafficgen_bin() -> PathBuf {
     test_bin("trafficgen")
 }
@@ -294,6 +304,28 @@ pub fn scenario_in(
     program: &[&str],
     extra_netmon: &[&str],
 ) -> Outcome {
+    scenario_full(tag, setup, cgroup, &[], program, extra_netmon)
+}
+
+/// Like [`scenario_with`], with netmon started through `wrapper` (e.g. `setpriv ...` to run it
+/// as another user with some capabilities).
+pub fn scenario_as(
+    tag: &str,
+    wrapper: &[&str],
+    program: &[&str],
+    extra_netmon: &[&str],
+) -> Outcome {
+    scenario_full(tag, &[], None, wrapper, program, extra_netmon)
+}
+
+fn scenario_full(
+    tag: &str,
+    setup: &[&[&str]],
+    cgroup: Option<&std::path::Path>,
+    wrapper: &[&str],
+    program: &[&str],
+    extra_netmon: &[&str],
+) -> Outcome {
     let ns = Netns::new(tag);
     for cmd in setup {
         let ok = Command::new("ip")
@@ -310,9 +342,16 @@ pub fn scenario_in(
     }
     let pid = pid.to_string();
 
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(netmon_bin());
+            c
+        }
+        None => Command::new(netmon_bin()),
+    };
     let mut netmon = Guard(
-        Command::new(netmon_bin())
-            .args(["run", "--pid", &pid, "--follow-children", "--json"])
+        cmd.args(["run", "--pid", &pid, "--follow-children", "--json"])
             .args(["--interval", "0.2", "--duration", "60"])
             .args(extra_netmon)
             .stdout(Stdio::piped())

@@ -3,7 +3,7 @@
 //! are gone before /proc could be read.
 use std::path::PathBuf;
 
-use netmon_tests::{privileged, scenario_in};
+use netmon_tests::{privileged, scenario_in, scenario_with};
 
 /// A cgroup the test creates under the v2 hierarchy and removes (after its processes exit).
 struct Cgroup(PathBuf);
@@ -75,4 +75,54 @@ fn short_lived_processes_get_their_cgroups_unit() {
         .map(|p| p["cgroup"].to_string())
         .unwrap_or_default();
     assert!(cgroup.contains(&format!("/nmid.slice/{unit}")), "{cgroup}");
+}
+
+/// A program the test starts as `nobody` shows the test's pid as its parent and `nobody` as its
+/// user, and its forked children show it as theirs: three generations, from the kernel's
+/// records and /proc.
+#[test]
+#[ignore = "needs root: run under cargo xtask test"]
+fn parent_and_user_of_every_row() {
+    if !privileged() || !netmon_tests::require_tools(&["setpriv"]) {
+        return;
+    }
+    let nobody = netmon_tests::passwd_name(65534);
+    let gen_bin = netmon_tests::trafficgen_bin();
+    // `ip netns exec` and setpriv both exec: the traffic program is the test's own child.
+    let o = scenario_with(
+        "parent",
+        &[],
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            gen_bin.to_str().unwrap(),
+            "children",
+            "4",
+            "1000",
+        ],
+        &[],
+    );
+    let kids = o.truth_u64s("children");
+    assert_eq!(kids.len(), 4);
+    // The watched program: its row is there from the start, traffic or not.
+    let pid = o.truth_u64("parent_pid");
+    let parent = o.process(pid).clone();
+    let me = u64::from(std::process::id());
+    assert_eq!(parent["ppid"], me, "{parent}");
+    assert_eq!(
+        (&parent["uid"], parent["user"].as_str()),
+        (&65534.into(), Some(nobody.as_str()))
+    );
+    let server = o.truth_u64("server_pid");
+    let received = o.process(server);
+    assert_eq!(received["ppid"], pid, "{received}");
+    assert_eq!(received["rx_bytes"], 4000, "{received}");
+    for &k in &kids {
+        let row = o.process(k);
+        assert_eq!(row["ppid"], pid, "{row}");
+        assert_eq!(row["user"].as_str(), Some(nobody.as_str()), "{row}");
+        assert_eq!(row["tx_bytes"], 1000, "{row}");
+    }
 }

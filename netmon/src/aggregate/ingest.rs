@@ -14,12 +14,19 @@ impl Aggregator {
             Event::SocketOwner {
                 cookie,
                 pid,
+                uid,
                 comm,
                 origin,
                 ppid,
                 netns,
-                ..
-            } => self.socket_seen(cookie, pid, comm, origin, ppid, netns),
+            } => {
+                self.socket_seen(cookie, pid, comm, origin, ppid, netns);
+                // The kernel's hooks read the creating task's uid; /proc only knows the
+                // socket's, which fd passing can make someone else's.
+                if origin != Origin::Procfs {
+                    self.uid_seen(pid, uid, false);
+                }
+            }
             Event::SocketEndpoints {
                 cookie,
                 proto,
@@ -82,9 +89,7 @@ impl Aggregator {
                 uid,
             } => {
                 self.process_seen(pid, ppid, start_time, [comm, cmdline, exe, cgroup], netns);
-                if let Some(p) = self.processes.get_mut(&pid) {
-                    p.uid = Some(uid);
-                }
+                self.uid_seen(pid, uid, true);
             }
             Event::TcpStats { cookie, stats } => self.socket(cookie).tcp.set(&stats),
             Event::UdpPeer {
@@ -220,6 +225,16 @@ impl Aggregator {
         if netns != 0 {
             p.netns = netns;
         }
+    }
+
+    /// A witness named `pid`'s uid: kept if none was known yet (or `sure`, from the process's
+    /// own record), and its user's name looked up now, so snapshots only read.
+    pub(super) fn uid_seen(&mut self, pid: Pid, uid: u32, sure: bool) {
+        let p = self.processes.entry(pid).or_default();
+        if sure || p.uid.is_none() {
+            p.uid = Some(uid);
+        }
+        self.users.learn(uid);
     }
 
     /// Counts the kernel attributed to a process after its sockets were gone: straight into

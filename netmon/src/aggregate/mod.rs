@@ -132,6 +132,8 @@ pub struct Aggregator {
     hosts: hosts::Hosts,
     /// Listen and contact events, when asked for ([`Aggregator::with_notices`]).
     notices: notices::Notices,
+    /// Names for the uids of processes, learned as their uids arrive (digits by default).
+    users: crate::users::UserNames,
 }
 
 impl Aggregator {
@@ -159,6 +161,12 @@ impl Aggregator {
     /// them into their process's totals as soon as their final counters arrive.
     pub fn with_closed_rows(mut self) -> Self {
         self.keep_closed_rows = true;
+        self
+    }
+
+    /// Name users from this passwd file (the default shows uids as digits).
+    pub fn with_user_names(mut self, users: crate::users::UserNames) -> Self {
+        self.users = users;
         self
     }
 

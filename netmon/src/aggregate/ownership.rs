@@ -87,10 +87,10 @@ impl Aggregator {
         if p.comm.is_empty() {
             p.comm = o.comm;
         }
-        p.uid.get_or_insert(o.uid);
         if o.ppid != 0 && o.ppid != o.pid {
             p.ppid.get_or_insert(o.ppid);
         }
+        self.uid_seen(o.pid, o.uid, false);
     }
 
     /// An accepted connection nobody claimed yet belongs to whoever owns its listener.

@@ -65,6 +65,13 @@ pub struct ProcessRow {
     pub pid: u32,
     /// 0 for the first process netmon saw on this pid, 1 for the next one if it was reused...
     pub incarnation: u32,
+    /// Parent process; 0 when unknown (and for pid 1, whose parent the kernel calls 0).
+    pub ppid: u32,
+    /// Real user id; null when unknown.
+    pub uid: Option<u32>,
+    /// The uid's name (`/etc/passwd`), or its digits when it has none; empty when the uid is
+    /// unknown.
+    pub user: String,
     /// Clock ticks after boot at which the process started; 0 when unknown.
     pub start_time: u64,
     pub comm: String,

@@ -1707,3 +1707,60 @@ fn first_contact_with_the_intranet_is_one_event_per_process_and_window() {
         vec!["contact 100 intranet 10.1.0.9:22 +2"]
     );
 }
+
+/// Parent and user of every row, from each witness: /proc (the procfs fallback, read from the
+/// fake proc tree), the kernel's owner records alone, and a socket's final owner. The fixture
+/// passwd names uid 1000 `alice` and uid 0 `root`; 65534 is not in it and shows as digits.
+#[test]
+fn parent_and_user_from_proc_the_kernel_and_final_owners() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let procfs = crate::source::procfs::ProcfsSource::new(root.join("proc"));
+    let mut agg = Aggregator::new(Filter::default())
+        .with_user_names(crate::users::UserNames::from_file(root.join("passwd")));
+    // /proc: 100 is python3 (ppid 1, uid 1000), 101 its child, 1 init (ppid 0, uid 0).
+    for pid in [100, 101, 1] {
+        agg.ingest(procfs.process_event(pid).expect("fixture process"));
+    }
+    let kernel_owner = |cookie, pid, uid, ppid, origin| Event::SocketOwner {
+        cookie,
+        pid,
+        uid,
+        comm: format!("p{pid}"),
+        netns: 0,
+        origin,
+        ppid,
+    };
+    let mut final_owner = final_of(5, 700, 9, 9, 0);
+    if let Event::SocketFinal { owner: Some(o), .. } = &mut final_owner {
+        (o.uid, o.ppid) = (1000, 600);
+    }
+    feed(
+        &mut agg,
+        [
+            // /proc saw the sockets' holders; a procfs record's uid is the socket's, not taken
+            // over the process's own.
+            kernel_owner(1, 100, 4242, 0, Origin::Procfs),
+            payload(1, 100, 10, 0),
+            owner(2, 101),
+            payload(2, 101, 20, 0),
+            owner(3, 1),
+            payload(3, 1, 30, 0),
+            // Only the kernel ever saw 500: its owner record names parent and uid.
+            kernel_owner(4, 500, 65534, 400, Origin::SockCreate),
+            payload(4, 500, 40, 0),
+            // 700 is known from its socket's final counters alone.
+            final_owner,
+            Event::Tick { at_ms: 1000 },
+        ],
+    );
+    let s = agg.snapshot();
+    let who = |pid| {
+        let p = process(&s, pid);
+        (p.ppid, p.uid, p.user.clone())
+    };
+    assert_eq!(who(100), (1, Some(1000), "alice".to_string()));
+    assert_eq!(who(101), (100, Some(1000), "alice".to_string()));
+    assert_eq!(who(1), (0, Some(0), "root".to_string()));
+    assert_eq!(who(500), (400, Some(65534), "65534".to_string()));
+    assert_eq!(who(700), (600, Some(1000), "alice".to_string()));
+}

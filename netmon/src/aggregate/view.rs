@@ -220,9 +220,13 @@ impl Aggregator {
         let cgroup = text(|p| &p.cgroup);
         let (unit, container) = crate::identity::unit_and_container(&cgroup);
         let sockets = p.map(|p| p.retired_sockets.clone()).unwrap_or_default();
+        let uid = p.and_then(|p| p.uid);
         ProcessRow {
             pid,
             incarnation: inc,
+            ppid: p.and_then(|p| p.ppid).unwrap_or(0),
+            uid,
+            user: uid.map(|u| self.users.name(u)).unwrap_or_default(),
             start_time: p.map_or(0, |p| p.start_time),
             comm: text(|p| &p.comm),
             cmdline: text(|p| &p.cmdline),

@@ -86,6 +86,7 @@ pub const EXCLUDED_FLAGS: &[(&str, &str)] = &[
     ("once", "one snapshot, for a session"),
     ("json", "output of a session"),
     ("no_tui", "output of a session"),
+    ("tree", "output of a session"),
     ("by", "the view of an interactive session"),
     ("exit_on_death", "goes with --pid"),
     ("duration", "length of a session"),

@@ -4,7 +4,8 @@ pub mod human;
 pub mod json;
 pub mod prometheus;
 pub mod table;
+pub mod tree;
 pub mod web_config;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

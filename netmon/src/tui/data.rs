@@ -39,6 +39,8 @@ pub struct TuiData {
     pub cookie_inodes: HashMap<u64, u64>,
     /// Every watched process has exited: the frame shows final totals under a banner.
     pub exited: bool,
+    /// `--tree`: the netmon tab shows processes under their parent.
+    pub tree: bool,
 }
 
 /// Reads the namespace of the first watched PID, or netmon's own namespace when none is given

@@ -63,6 +63,7 @@ impl Tui {
         let collector = Collector::new(&args.procfs_root, &args.pids, args.follow_children);
         let mut data = TuiData {
             header: collector.header(backend),
+            tree: args.tree,
             ..TuiData::default()
         };
         collector.refresh(&mut data);

@@ -13,7 +13,7 @@ use super::data::TuiData;
 use super::history::{HistoryChart, HistoryView};
 use super::state::{Mode, State, Tab, format_interval};
 use super::tabs;
-use super::view::{Body, TabView};
+use super::view::{Body, TabView, fitting};
 
 const HELP: &str = "q quit  Tab/←→/1-0/h/H tabs  / filter  s sort  S reverse  a own/all sockets  :set N or +/- interval  ↑↓ PgUp PgDn scroll";
 
@@ -148,16 +148,18 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &mut State, view: &TabView) 
     // One line for the block's border, one for the header row.
     state.page = usize::from(area.height.saturating_sub(2)).max(1);
     state.clamp_scroll(rows.len());
-    let header = TableRow::new(view.columns.iter().map(|c| c.name))
+    let shown = fitting(&view.columns, area.width);
+    let header = TableRow::new(shown.iter().map(|&i| view.columns[i].name))
         .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
     let body = rows.iter().skip(state.scroll()).take(state.page).map(|r| {
-        let cells = r.cells.iter().zip(&view.columns).map(|(cell, col)| {
+        let cells = shown.iter().filter_map(|&i| {
+            let (cell, col) = (r.cells.get(i)?, &view.columns[i]);
             let line = Line::from(Span::raw(cell.text.clone()));
-            if col.numeric {
+            Some(if col.numeric {
                 line.alignment(Alignment::Right)
             } else {
                 line
-            }
+            })
         });
         let style = if r.owned == Some(true) {
             Style::new().add_modifier(Modifier::BOLD)
@@ -166,7 +168,9 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &mut State, view: &TabView) 
         };
         TableRow::new(cells).style(style)
     });
-    let widths = view.columns.iter().map(|c| Constraint::Length(c.width));
+    let widths = shown
+        .iter()
+        .map(|&i| Constraint::Length(view.columns[i].width));
     frame.render_widget(Table::new(body, widths).header(header).block(block), area);
 }
 

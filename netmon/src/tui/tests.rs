@@ -103,6 +103,9 @@ fn procs() -> Snapshot {
     ];
     let mut p = ProcessRow {
         pid: 4242,
+        ppid: 4000,
+        uid: Some(1000),
+        user: "alice".into(),
         comm: "client".into(),
         cmdline: "client --fixture".into(),
         alive: true,
@@ -140,6 +143,7 @@ fn data() -> TuiData {
         procs: procs(),
         cookie_inodes: HashMap::from([(900, 32967), (901, 32970)]),
         exited: false,
+        tree: false,
         hosts: crate::hosts::tests::sample_rates(),
         history: sample_history(),
     }
@@ -247,25 +251,26 @@ fn netmon_tab_joins_connections_to_the_socket_table() {
     let cells = |i: usize| -> Vec<&str> { rows[i].cells.iter().map(|c| c.text.as_str()).collect() };
     // Process total, then the connections in the aggregator's order.
     assert_eq!(
-        &cells(0)[1..5],
-        ["4242", "client", "all", "2 connection(s)"]
+        &cells(0)[1..7],
+        ["4242", "4000", "alice", "client", "all", "2 connection(s)"]
     );
-    assert_eq!(cells(0)[7..9], ["1000 B", "3.00 MiB"]);
+    assert_eq!(cells(0)[9..11], ["1000 B", "3.00 MiB"]);
     // cookie 900 → inode 32967 → tcp row 1 of the fixture: ESTAB, owned.
     let c900 = rows
         .iter()
-        .find(|r| r.cells[4].text == "127.0.0.1:35542")
+        .find(|r| r.cells[6].text == "127.0.0.1:35542")
         .unwrap();
     let c: Vec<&str> = c900.cells.iter().map(|c| c.text.as_str()).collect();
     assert_eq!(c[0], "*");
-    assert_eq!(c[6], "ESTAB");
-    assert_eq!(c[7], "1000 B");
-    assert_eq!(c[13], "32967");
-    assert_eq!(c[14], "0/0");
+    assert_eq!(c[1..4], ["4242", "4000", "alice"]);
+    assert_eq!(c[8], "ESTAB");
+    assert_eq!(c[9], "1000 B");
+    assert_eq!(c[15], "32967");
+    assert_eq!(c[16], "0/0");
     // cookie 901 → 32970: in the namespace but not the process's own fd (OWN), so no mark.
-    let c901 = rows.iter().find(|r| r.cells[13].text == "32970").unwrap();
+    let c901 = rows.iter().find(|r| r.cells[15].text == "32970").unwrap();
     assert_eq!(c901.cells[0].text, "");
-    assert_eq!(c901.cells[8].text, "3.00 MiB");
+    assert_eq!(c901.cells[10].text, "3.00 MiB");
 }
 
 #[test]
@@ -291,9 +296,9 @@ fn without_sock_diag_the_join_falls_back_to_addresses() {
         .iter()
         .map(|r| {
             (
-                r.cells[4].text.as_str(),
                 r.cells[6].text.as_str(),
-                r.cells[13].text.as_str(),
+                r.cells[8].text.as_str(),
+                r.cells[15].text.as_str(),
             )
         })
         .collect();
@@ -1151,4 +1156,79 @@ fn history_loader_asks_at_most_every_ten_seconds() {
         let again = tokio::time::timeout(Duration::from_secs(10), loader.next()).await;
         assert!(again.is_ok(), "not asked again after 10 s");
     });
+}
+
+/// `--tree`: the fake three-level tree of the table's test, in the netmon tab; a sort orders
+/// siblings only, a process's connections stay before its children, and a filter keeps the
+/// rows above a match.
+#[test]
+fn tree_sorts_among_siblings_and_keeps_the_path_to_a_match() {
+    let d = TuiData {
+        procs: crate::sink::tests::tree_snapshot(),
+        tree: true,
+        cookie_inodes: HashMap::new(),
+        ..data()
+    };
+    let v = build(Tab::Netmon, &d);
+    let shown = |filter: &str, column: Option<usize>, descending: bool| -> Vec<String> {
+        v.visible_rows(filter, true, Sort { column, descending })
+            .iter()
+            .map(|r| format!("{} {}", r.cells[1].text, r.cells[4].text))
+            .collect()
+    };
+    // Column 10 is RX.
+    assert_eq!(
+        shown("", Some(10), true),
+        [
+            "500 dnsmasq",
+            "900 sshd",
+            "1200 └─ bash",
+            "1200    bash",
+            "1300   └─ curl",
+            "1301   └─ wget"
+        ]
+    );
+    assert_eq!(
+        shown("", Some(10), false),
+        [
+            "900 sshd",
+            "1200 └─ bash",
+            "1200    bash",
+            "1301   └─ wget",
+            "1300   └─ curl",
+            "500 dnsmasq"
+        ]
+    );
+    // By COMM: the name, not the drawn indentation.
+    assert_eq!(
+        shown("", Some(4), false)[..2],
+        ["500 dnsmasq".to_string(), "900 sshd".to_string()]
+    );
+    assert_eq!(
+        shown("wget", None, false),
+        ["900 sshd", "1200 └─ bash", "1301   └─ wget"]
+    );
+    let mut s = state();
+    s.show_all = true;
+    insta::assert_snapshot!("netmon_tree", screen(&mut s, &d, 160, 14));
+}
+
+#[test]
+fn narrow_terminals_shed_inode_and_queues_first() {
+    let v = build(Tab::Netmon, &data());
+    let names = |w: u16| -> Vec<&str> {
+        super::view::fitting(&v.columns, w)
+            .into_iter()
+            .map(|i| v.columns[i].name)
+            .collect()
+    };
+    assert!(names(177).contains(&"Q S/R") && names(177).contains(&"INODE"));
+    assert!(!names(176).contains(&"Q S/R") && names(176).contains(&"INODE"));
+    assert!(!names(168).contains(&"INODE"));
+    assert_eq!(names(168).len(), v.columns.len() - 2);
+    assert_eq!(
+        names(20).len(),
+        v.columns.len() - 2,
+        "only sheddable columns go"
+    );
 }

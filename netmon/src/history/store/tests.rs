@@ -658,7 +658,12 @@ fn retention_by_age_counts_persist() {
         let h = s.health().unwrap();
         assert_eq!(
             (h.db_bytes, h.oldest_flow_ms, h.oldest_rollup_ms, h.removed),
-            (st.db_bytes, st.oldest_flow_ms, st.oldest_rollup_ms, st.removed)
+            (
+                st.db_bytes,
+                st.oldest_flow_ms,
+                st.oldest_rollup_ms,
+                st.removed
+            )
         );
         // Orphaned process rows are gone.
         let procs: i64 = s

@@ -171,6 +171,12 @@ fn try_rung(ebpf: &mut Ebpf, rung: Rung, pre: &Preconditions<'_>) -> Result<(), 
                     "{target} is not in this kernel (tracepoint added in 6.3, or function missing): {e}"
                 ));
             }
+            // These attach through perf events, which a hardening setting may refuse.
+            if matches!(rung, Rung::Tracepoint | Rung::Kprobe)
+                && let Some(why) = super::hardening::perf_event_blocker()
+            {
+                return Err(format!("{name} on {target}: {e}; {why}"));
+            }
             return Err(format!("{name} on {target}: {e}"));
         }
     }

@@ -5,6 +5,7 @@ mod batch;
 pub mod btf;
 pub mod capture;
 mod cgroups;
+pub mod hardening;
 pub mod ladder;
 mod reader;
 pub mod system;

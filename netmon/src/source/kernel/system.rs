@@ -111,7 +111,7 @@ pub fn parse_cgroup2_mount(mounts: &str) -> Option<PathBuf> {
     })
 }
 
-const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+pub(crate) const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 /// Offsets of `fields` in a tracepoint's record, from its tracefs `format` file (mounting
 /// tracefs if it is not). Err is one line saying why the tracepoint can't be used.

@@ -10,12 +10,17 @@ use super::{bytes, owned_mark, rate};
 use crate::aggregate::{ConnectionRow, ProcessRow};
 use crate::event::Proto;
 use crate::procnet::sockets::{Protocol, SocketRow};
+use crate::sink::tree;
 use crate::tui::data::TuiData;
 use crate::tui::view::{Cell, Column, Row, TabView, num, text};
 
+/// PPID and USER name the process; INODE and Q S/R, which the TCP and UDP tabs show too, give
+/// way to them on a terminal narrower than all of these (177 cells).
 const NETMON_COLUMNS: &[Column] = &[
     text("*", 1),
     num("PID", 7),
+    num("PPID", 7),
+    text("USER", 8),
     text("COMM", 10),
     text("PROTO", 5),
     text("LOCAL", 21),
@@ -27,8 +32,8 @@ const NETMON_COLUMNS: &[Column] = &[
     num("RX/s", 10),
     num("WIRE TX", 9),
     num("WIRE RX", 9),
-    num("INODE", 8),
-    num("Q S/R", 7),
+    num("INODE", 8).shed(1),
+    num("Q S/R", 7).shed(2),
 ];
 
 /// The eBPF connections, each joined to its socket-table row by cookie → inode, under a total
@@ -45,16 +50,32 @@ pub(super) fn netmon(data: &TuiData) -> TabView {
         .iter()
         .map(|r| ((r.kind.protocol, r.local, r.remote), *r))
         .collect();
-    let mut rows = Vec::new();
-    for p in &data.procs.processes {
-        rows.push(process_row(p));
+    let procs = &data.procs.processes;
+    let placed = tree::place(procs, data.tree);
+    let mut rows: Vec<Row> = Vec::new();
+    // Row of each process, for its children's links (a parent is placed before them).
+    let mut row_of = vec![0; procs.len()];
+    for at in placed {
+        let p = &procs[at.index];
+        row_of[at.index] = rows.len();
+        let parent = at.parent.map(|i| row_of[i]);
+        // In a tree a process sorts among its siblings, after its parent's connections.
+        rows.push(process_row(p, at.depth).under(parent, 1));
+        let own = data.tree.then_some(row_of[at.index]);
         for c in &p.connections {
             let inode = data.cookie_inodes.get(&c.cookie).copied();
             let sock = match inode {
                 Some(i) => by_inode.get(&i).copied(),
                 None => addr_keys(c).find_map(|k| by_addr.get(&k).copied()),
             };
-            rows.push(connection_row(p, c, inode.or(sock.map(|s| s.inode)), sock));
+            let mut row = connection_row(p, c, inode.or(sock.map(|s| s.inode)), sock);
+            // Lined up with its process's name, under the tree's branch.
+            row.cells[4].text = format!(
+                "{}{}",
+                " ".repeat(tree::prefix(at.depth).chars().count()),
+                p.comm
+            );
+            rows.push(row.under(own, 0));
         }
     }
     // The period the aggregator's rates really cover: proof that an interval change took effect.
@@ -69,14 +90,41 @@ pub(super) fn netmon(data: &TuiData) -> TabView {
         notes.push("no sock_diag map: joined by address".to_string());
     }
     let note = (!notes.is_empty()).then(|| notes.join(", "));
-    TabView::rows(NETMON_COLUMNS.to_vec(), rows).with_note(note)
+    TabView::rows(NETMON_COLUMNS.to_vec(), rows)
+        .with_note(note)
+        .as_tree(data.tree)
 }
 
-fn process_row(p: &ProcessRow) -> Row {
+/// A process's parent as a cell: `-` when unknown (0 but not pid 1's, which really is 0).
+fn ppid_cell(p: &ProcessRow) -> Cell {
+    if p.ppid == 0 && p.pid != 1 {
+        Cell::none()
+    } else {
+        Cell::count(u64::from(p.ppid))
+    }
+}
+
+/// The user's name, sorted by name; `-` when the uid is unknown.
+fn user_cell(p: &ProcessRow) -> Cell {
+    if p.user.is_empty() {
+        Cell::text("-")
+    } else {
+        Cell::text(&p.user)
+    }
+}
+
+fn process_row(p: &ProcessRow, depth: usize) -> Row {
+    // Sorted by the name, not by the tree's indentation drawn before it.
+    let comm = Cell {
+        text: format!("{}{}", tree::prefix(depth), p.comm),
+        ..Cell::text(&p.comm)
+    };
     Row::new(vec![
         Cell::text(""),
         Cell::count(u64::from(p.pid)),
-        Cell::text(&p.comm),
+        ppid_cell(p),
+        user_cell(p),
+        comm,
         Cell::text("all"),
         Cell::text(format!("{} connection(s)", p.connections.len())),
         Cell::text(""),
@@ -112,6 +160,8 @@ fn connection_row(
     Row::new(vec![
         owned_mark(sock.is_some_and(|s| s.owned)),
         Cell::count(u64::from(p.pid)),
+        ppid_cell(p),
+        user_cell(p),
         Cell::text(&p.comm),
         Cell::text(format!("{:?}", c.proto).to_lowercase()),
         Cell::text(shown_addr(c.local)),

@@ -52,20 +52,21 @@ fn socket_row(r: &SocketRow, ticks: u64) -> Row {
     } else {
         r.remote.to_string()
     };
+    let row = Row::new(vec![
+        owned_mark(r.owned),
+        Cell::text(r.kind.file_name()),
+        Cell::text(r.local.to_string()),
+        Cell::text(remote),
+        Cell::text(r.state.label(r.kind.protocol)),
+        Cell::count(u64::from(r.tx_queue)),
+        Cell::count(u64::from(r.rx_queue)),
+        Cell::num(r.timer.expires_ticks as f64, timer),
+        Cell::count(u64::from(r.retransmits)),
+        Cell::count(u64::from(r.uid)),
+        Cell::count(r.inode),
+    ]);
     Row {
-        cells: vec![
-            owned_mark(r.owned),
-            Cell::text(r.kind.file_name()),
-            Cell::text(r.local.to_string()),
-            Cell::text(remote),
-            Cell::text(r.state.label(r.kind.protocol)),
-            Cell::count(u64::from(r.tx_queue)),
-            Cell::count(u64::from(r.rx_queue)),
-            Cell::num(r.timer.expires_ticks as f64, timer),
-            Cell::count(u64::from(r.retransmits)),
-            Cell::count(u64::from(r.uid)),
-            Cell::count(r.inode),
-        ],
         owned: Some(r.owned),
+        ..row
     }
 }
