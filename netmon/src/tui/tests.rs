@@ -273,6 +273,51 @@ fn netmon_tab_joins_connections_to_the_socket_table() {
     assert_eq!(c901.cells[10].text, "3.00 MiB");
 }
 
+/// A peerless UDP socket's remotes are rows beneath it, each with its own bytes.
+#[test]
+fn netmon_tab_lists_a_udp_sockets_remotes() {
+    let mut d = data();
+    let mut udp = conn(902, "0.0.0.0:53", "0.0.0.0:0", 300, 700);
+    udp.proto = Proto::Udp;
+    udp.remote = None;
+    udp.peers = vec![
+        crate::aggregate::PeerRow {
+            remote: "10.0.1.1:40001".parse().unwrap(),
+            tx_bytes: 100,
+            rx_bytes: 200,
+            tx_rate: 0.0,
+            rx_rate: 0.0,
+        },
+        crate::aggregate::PeerRow {
+            remote: "10.0.1.2:40002".parse().unwrap(),
+            tx_bytes: 200,
+            rx_bytes: 500,
+            tx_rate: 0.0,
+            rx_rate: 0.0,
+        },
+    ];
+    d.procs.processes[0].connections.push(udp);
+    let v = build(Tab::Netmon, &d);
+    let rows = v.visible_rows("", true, Sort::default());
+    let peers: Vec<Vec<&str>> = rows
+        .iter()
+        .filter(|r| r.cells[7].text.starts_with("<->"))
+        .map(|r| {
+            [7, 9, 10]
+                .iter()
+                .map(|&i| r.cells[i].text.as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        peers,
+        [
+            ["<-> 10.0.1.1:40001", "100 B", "200 B"],
+            ["<-> 10.0.1.2:40002", "200 B", "500 B"],
+        ]
+    );
+}
+
 #[test]
 fn without_sock_diag_the_join_falls_back_to_addresses() {
     let mut d = TuiData {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::{bytes, owned_mark, rate};
-use crate::aggregate::{ConnectionRow, ProcessRow};
+use crate::aggregate::{ConnectionRow, PeerRow, ProcessRow};
 use crate::event::Proto;
 use crate::procnet::sockets::{Protocol, SocketRow};
 use crate::sink::tree;
@@ -75,7 +75,15 @@ pub(super) fn netmon(data: &TuiData) -> TabView {
                 " ".repeat(tree::prefix(at.depth).chars().count()),
                 p.comm
             );
+            let indent = row.cells[4].text.clone();
             rows.push(row.under(own, 0));
+            // A peerless UDP socket's remotes, each under its socket.
+            let socket_row = data.tree.then_some(rows.len() - 1);
+            for peer in &c.peers {
+                let mut r = peer_row(p, c, peer);
+                r.cells[4].text.clone_from(&indent);
+                rows.push(r.under(socket_row, 0));
+            }
         }
     }
     // The period the aggregator's rates really cover: proof that an interval change took effect.
@@ -178,6 +186,29 @@ fn connection_row(
         bytes(c.rx_wire_bytes),
         inode.map_or_else(Cell::none, Cell::count),
         queues,
+    ])
+}
+
+/// One remote of a peerless UDP socket: its datagrams' payload each way.
+fn peer_row(p: &ProcessRow, c: &ConnectionRow, peer: &PeerRow) -> Row {
+    Row::new(vec![
+        Cell::text(""),
+        Cell::count(u64::from(p.pid)),
+        ppid_cell(p),
+        user_cell(p),
+        Cell::text(&p.comm),
+        Cell::text("udp"),
+        Cell::text(shown_addr(c.local)),
+        Cell::text(format!("<-> {}", peer.remote)),
+        Cell::text("remote"),
+        bytes(peer.tx_bytes),
+        bytes(peer.rx_bytes),
+        rate(peer.tx_rate),
+        rate(peer.rx_rate),
+        Cell::none(),
+        Cell::none(),
+        Cell::none(),
+        Cell::none(),
     ])
 }
 
