@@ -185,8 +185,9 @@ pub fn summary_of(s: &crate::aggregate::Snapshot) -> ProcessSummary {
 /// How to reach the hub: `--hub` and its credentials, shared by agents and viewers.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HubArgs {
-    /// The NATS server (JetStream): nats://HOST:PORT or tls://HOST:PORT.
-    #[arg(long, value_name = "URL")]
+    /// The NATS server (JetStream): nats://HOST:PORT or tls://HOST:PORT; a cluster's servers
+    /// as a comma-separated list (the client moves to another when one fails).
+    #[arg(long, value_name = "URL[,URL...]")]
     pub hub: Option<String>,
     /// User name for the hub (with --hub-password).
     #[arg(long, value_name = "NAME", requires = "hub_password")]
@@ -215,12 +216,33 @@ pub struct AgentArgs {
     pub host_name: Option<String>,
 }
 
+/// What to say when no hub is given, on the command line or in the config file.
+pub const NO_HUB: &str =
+    "no hub given (--hub nats://HOST:PORT, or url in the config file's [hub] section)";
+
+/// `--hub`'s servers: one URL or a comma-separated list, each checked here so a typo is one
+/// line naming it.
+pub fn server_list(url: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    let list: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    if list.is_empty() {
+        anyhow::bail!("{NO_HUB}");
+    }
+    list.into_iter()
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| anyhow::anyhow!("hub URL {u:?}: {}", e.to_string().replace('\n', " ")))
+        })
+        .collect()
+}
+
 /// Connects to the hub; retries are the caller's (agents back off, viewers fail).
 pub async fn connect(h: &HubArgs, name: &str) -> anyhow::Result<async_nats::Client> {
-    let url = h
-        .hub
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("no hub given (--hub nats://HOST:PORT)"))?;
+    let url = h.hub.as_deref().ok_or_else(|| anyhow::anyhow!(NO_HUB))?;
+    let servers = server_list(url)?;
     let mut o = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(std::time::Duration::from_secs(5));
@@ -236,7 +258,7 @@ pub async fn connect(h: &HubArgs, name: &str) -> anyhow::Result<async_nats::Clie
     if let Some(ca) = &h.hub_ca {
         o = o.add_root_certificates(ca.clone()).require_tls(true);
     }
-    o.connect(url)
+    o.connect(servers)
         .await
         .map_err(|e| anyhow::anyhow!("hub {url}: {}", e.to_string().replace('\n', " ")))
 }
@@ -244,6 +266,20 @@ pub async fn connect(h: &HubArgs, name: &str) -> anyhow::Result<async_nats::Clie
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hub_urls_are_one_or_a_list() {
+        assert_eq!(server_list("nats://127.0.0.1:4222").unwrap().len(), 1);
+        let l = server_list("nats://a:4222, nats://b:4223,tls://c:4224").unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[1].port(), 4223);
+        assert!(server_list(" , ").is_err());
+        let e = server_list("nats://a:4222,http://b:1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("hub URL \"http://b:1\""), "{e}");
+        assert!(!e.contains('\n'));
+    }
 
     #[test]
     fn subjects_are_safe() {

@@ -141,7 +141,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Connects a viewer: no --hub is a usage error, an unreachable hub a failure (one line).
 pub(crate) async fn connect(h: &HubArgs, what: &str) -> Result<async_nats::Client> {
     if h.hub.is_none() {
-        return Err(AppError::new(Exit::Usage, "no hub given (--hub nats://HOST:PORT)").into());
+        return Err(AppError::new(Exit::Usage, super::NO_HUB).into());
     }
     super::connect(h, &format!("netmon fleet {what}"))
         .await
