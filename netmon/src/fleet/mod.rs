@@ -239,13 +239,68 @@ pub fn server_list(url: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
         .collect()
 }
 
+/// The last error the hub sent on a connection (`-ERR`, e.g. a permissions violation). The
+/// server says why it refused a publish only this way: the publish itself just gets no
+/// answer, so a timed-out request is explained with it.
+#[derive(Debug, Clone, Default)]
+pub struct ServerErrors(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl ServerErrors {
+    fn set(&self, e: String) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(e);
+        }
+    }
+
+    /// The last error, taken (each is told once).
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|mut l| l.take())
+    }
+
+    /// `e` as one line, with the server's own refusal when it sent one: "the hub refused
+    /// this: Permissions Violation for Publish to ..." instead of a bare time-out.
+    pub fn explain(&self, what: &str, e: impl std::fmt::Display) -> anyhow::Error {
+        let e = e.to_string().replace('\n', " ");
+        match self.take() {
+            Some(refused) if refused.to_ascii_lowercase().contains("permission") => {
+                anyhow::anyhow!("{what}: the hub refused: {refused}")
+            }
+            _ => anyhow::anyhow!("{what}: {e}"),
+        }
+    }
+}
+
 /// Connects to the hub; retries are the caller's (agents back off, viewers fail).
 pub async fn connect(h: &HubArgs, name: &str) -> anyhow::Result<async_nats::Client> {
+    connect_watched(h, name).await.map(|(c, _)| c)
+}
+
+/// [`connect`], keeping the errors the server sends on the connection.
+pub async fn connect_watched(
+    h: &HubArgs,
+    name: &str,
+) -> anyhow::Result<(async_nats::Client, ServerErrors)> {
     let url = h.hub.as_deref().ok_or_else(|| anyhow::anyhow!(NO_HUB))?;
     let servers = server_list(url)?;
+    let errors = ServerErrors::default();
+    let seen = errors.clone();
     let mut o = async_nats::ConnectOptions::new()
         .name(name)
-        .connection_timeout(std::time::Duration::from_secs(5));
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .event_callback(move |ev| {
+            let seen = seen.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = ev {
+                    let e = e.to_string();
+                    log::debug!("hub: {e}");
+                    seen.set(
+                        e.trim_start_matches("nats: ")
+                            .trim_matches('\'')
+                            .to_string(),
+                    );
+                }
+            }
+        });
     if let (Some(u), Some(p)) = (&h.hub_user, &h.hub_password) {
         o = o.user_and_password(u.clone(), p.clone());
     }
@@ -258,9 +313,11 @@ pub async fn connect(h: &HubArgs, name: &str) -> anyhow::Result<async_nats::Clie
     if let Some(ca) = &h.hub_ca {
         o = o.add_root_certificates(ca.clone()).require_tls(true);
     }
-    o.connect(servers)
+    let client = o
+        .connect(servers)
         .await
-        .map_err(|e| anyhow::anyhow!("hub {url}: {}", e.to_string().replace('\n', " ")))
+        .map_err(|e| anyhow::anyhow!("hub {url}: {}", e.to_string().replace('\n', " ")))?;
+    Ok((client, errors))
 }
 
 #[cfg(test)]
@@ -279,6 +336,33 @@ mod tests {
             .to_string();
         assert!(e.starts_with("hub URL \"http://b:1\""), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn a_refusal_explains_a_time_out_once() {
+        let errs = ServerErrors::default();
+        let e = errs.explain(
+            "publishing flow records",
+            "timed out: didn't receive ack in time",
+        );
+        assert_eq!(
+            e.to_string(),
+            "publishing flow records: timed out: didn't receive ack in time"
+        );
+        errs.set("Permissions Violation for Publish to \"netmon.a.b.flows\"".into());
+        let e = errs.explain("publishing flow records", "timed out");
+        assert_eq!(
+            e.to_string(),
+            "publishing flow records: the hub refused: Permissions Violation for Publish to \"netmon.a.b.flows\""
+        );
+        assert_eq!(errs.take(), None);
+        errs.set("Slow Consumer".into());
+        assert!(
+            !errs
+                .explain("x", "timed out")
+                .to_string()
+                .contains("refused")
+        );
     }
 
     #[test]
