@@ -11,6 +11,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod fleet;
 pub mod load;
 pub mod prom;
 
