@@ -56,6 +56,8 @@ pub struct Hub {
     ns: Option<String>,
     /// Extra arguments (e.g. `-c FILE`) before the port and store flags.
     extra: Vec<String>,
+    /// `-js -sd DIR` on the command line (else the config file's `jetstream` block).
+    store_flags: bool,
     proc: Option<Guard>,
 }
 
@@ -82,6 +84,31 @@ impl Hub {
             dir: dir.join(format!("js-{}", free_port())),
             ns: ns.map(|n| n.name.clone()),
             extra: extra.iter().map(|s| (*s).to_string()).collect(),
+            store_flags: true,
+            proc: None,
+        };
+        h.up();
+        Some(h)
+    }
+
+    /// From config file `conf` with its own `jetstream { store_dir }` (nats-server refuses
+    /// `-sd` on top of it), on loopback; the port and monitoring port are the test's.
+    pub fn start_with_store_in_config(conf: &Path, store: &Path) -> Option<Hub> {
+        if !nats_installed() {
+            return None;
+        }
+        let mut h = Hub {
+            port: free_port(),
+            monitor: free_port(),
+            dir: store.to_path_buf(),
+            ns: None,
+            extra: vec![
+                "-c".into(),
+                conf.to_str().expect("utf-8 path").into(),
+                "-a".into(),
+                "127.0.0.1".into(),
+            ],
+            store_flags: false,
             proc: None,
         };
         h.up();
@@ -100,8 +127,16 @@ impl Hub {
         let child = cmd
             .args(&self.extra)
             .args(["-p", &self.port.to_string()])
-            .args(["-m", &self.monitor.to_string(), "-js", "-sd"])
-            .arg(&self.dir)
+            .args(["-m", &self.monitor.to_string()])
+            .args(if self.store_flags {
+                vec![
+                    "-js".into(),
+                    "-sd".into(),
+                    self.dir.clone().into_os_string(),
+                ]
+            } else {
+                vec![]
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -285,11 +320,14 @@ fn open_db(db: &str) -> rusqlite::Connection {
         .unwrap_or_else(|e| panic!("{db}: {e}"))
 }
 
-/// Flow records in an agent's own store.
+/// Flow records in an agent's own store (0 while the agent has not created it yet).
 pub fn local_records(db: &str) -> u64 {
+    if !Path::new(db).exists() {
+        return 0;
+    }
     open_db(db)
         .query_row("SELECT count(*) FROM flows", [], |r| r.get::<_, i64>(0))
-        .unwrap() as u64
+        .map_or(0, |n| n as u64)
 }
 
 /// (sent, received) bytes of every flow record in an agent's own store.
