@@ -58,6 +58,8 @@ pub struct Hub {
     extra: Vec<String>,
     /// `-js -sd DIR` on the command line (else the config file's `jetstream` block).
     store_flags: bool,
+    /// A cluster node: up once it serves (its health waits for the cluster's JetStream).
+    clustered: bool,
     proc: Option<Guard>,
 }
 
@@ -85,6 +87,32 @@ impl Hub {
             ns: ns.map(|n| n.name.clone()),
             extra: extra.iter().map(|s| (*s).to_string()).collect(),
             store_flags: true,
+            clustered: false,
+            proc: None,
+        };
+        h.up();
+        Some(h)
+    }
+
+    /// One node of a cluster on loopback, from config file `conf` (server_name, cluster
+    /// block); up once it serves, before the cluster has formed.
+    pub fn start_node(dir: &Path, conf: &Path) -> Option<Hub> {
+        if !nats_installed() {
+            return None;
+        }
+        let mut h = Hub {
+            port: free_port(),
+            monitor: free_port(),
+            dir: dir.join(format!("js-{}", free_port())),
+            ns: None,
+            extra: vec![
+                "-c".into(),
+                conf.to_str().expect("utf-8 path").into(),
+                "-a".into(),
+                "127.0.0.1".into(),
+            ],
+            store_flags: true,
+            clustered: true,
             proc: None,
         };
         h.up();
@@ -109,6 +137,7 @@ impl Hub {
                 "127.0.0.1".into(),
             ],
             store_flags: false,
+            clustered: false,
             proc: None,
         };
         h.up();
@@ -142,7 +171,13 @@ impl Hub {
             .spawn()
             .expect("starting nats-server");
         self.proc = Some(Guard(child));
-        let ok = wait_for(Duration::from_secs(10), || self.healthy());
+        let ok = wait_for(Duration::from_secs(10), || {
+            if self.clustered {
+                self.get("/varz").is_some()
+            } else {
+                self.healthy()
+            }
+        });
         assert!(ok, "nats-server did not come up");
     }
 
@@ -433,20 +468,16 @@ impl Cgroup {
         }
     }
 
-    /// `program` started inside this cgroup: a shell that moves itself in and then execs it
-    /// (same pid), so even what it does before saying ready (a bind, a listen) happens here.
-    pub fn run(&self, program: &[&str]) -> Vec<String> {
-        let mut v = vec![
-            "sh".to_string(),
-            "-c".to_string(),
-            format!(
-                "echo $$ > '{}/cgroup.procs' && exec \"$@\"",
-                self.dir.display()
-            ),
-            "sh".to_string(),
-        ];
-        v.extend(program.iter().map(|s| (*s).to_string()));
-        v
+    /// `program` started in namespace `ns` inside this cgroup (as [`crate::start_ready`]): a
+    /// shell moves itself in and execs `ip netns exec` (which hides the cgroup file system
+    /// behind a /sys of the namespace's own), which execs the program: the pid stays the
+    /// program's, and even what it does before saying ready (a bind, a listen) happens here.
+    pub fn start_ready(&self, ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
+        let join = format!(
+            "echo $$ > '{}/cgroup.procs' && exec \"$@\"",
+            self.dir.display()
+        );
+        crate::start_ready_after(&["sh", "-c", &join, "sh"], ns, program)
     }
 
     /// Moves process `pid` in (its children are born there).

@@ -46,10 +46,18 @@ pub fn netmon_bin() -> PathBuf {
 /// process, its stdout lines after that one, and PID (`ip netns exec` execs the program, so it
 /// is the child's own pid). It waits on stdin for its go.
 pub fn start_ready(ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
+    start_ready_after(&[], ns, program)
+}
+
+/// [`start_ready`] with `prefix` run first, which execs the rest (e.g. a shell that moves
+/// itself into a cgroup: the pid stays the program's).
+pub fn start_ready_after(prefix: &[&str], ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
+    let mut all: Vec<&str> = prefix.to_vec();
+    all.extend_from_slice(&["ip", "netns", "exec", &ns.name]);
+    all.extend_from_slice(program);
     let mut child = Guard(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .args(program)
+        Command::new(all[0])
+            .args(&all[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
