@@ -242,6 +242,9 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
         )
         .into());
     }
+    if let Some(url) = &args.fleet.hub.hub {
+        crate::fleet::server_list(url)?;
+    }
     // Read the web config and bind first: a bad file or a taken port is reported before the
     // kernel programs load.
     let web = match &args.web_config {

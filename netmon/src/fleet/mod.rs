@@ -221,20 +221,26 @@ pub const NO_HUB: &str =
     "no hub given (--hub nats://HOST:PORT, or url in the config file's [hub] section)";
 
 /// `--hub`'s servers: one URL or a comma-separated list, each checked here so a typo is one
-/// line naming it.
+/// line naming it (a usage error, exit 2).
 pub fn server_list(url: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    use crate::error::{AppError, Exit};
     let list: Vec<&str> = url
         .split(',')
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .collect();
     if list.is_empty() {
-        anyhow::bail!("{NO_HUB}");
+        return Err(AppError::new(Exit::Usage, NO_HUB).into());
     }
     list.into_iter()
         .map(|u| {
-            u.parse::<async_nats::ServerAddr>()
-                .map_err(|e| anyhow::anyhow!("hub URL {u:?}: {}", e.to_string().replace('\n', " ")))
+            u.parse::<async_nats::ServerAddr>().map_err(|e| {
+                AppError::new(
+                    Exit::Usage,
+                    format!("hub URL {u:?}: {}", e.to_string().replace('\n', " ")),
+                )
+                .into()
+            })
         })
         .collect()
 }

@@ -140,9 +140,10 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Connects a viewer: no --hub is a usage error, an unreachable hub a failure (one line).
 pub(crate) async fn connect(h: &HubArgs, what: &str) -> Result<async_nats::Client> {
-    if h.hub.is_none() {
+    let Some(url) = h.hub.as_deref() else {
         return Err(AppError::new(Exit::Usage, super::NO_HUB).into());
-    }
+    };
+    super::server_list(url)?;
     super::connect(h, &format!("netmon fleet {what}"))
         .await
         .map_err(|e| AppError::new(Exit::Failure, e.to_string()).into())
