@@ -77,67 +77,49 @@ impl Hub {
     /// With extra nats-server arguments (e.g. `-c FILE`): the port, monitor port and store
     /// directory are the test's.
     pub fn start_with(dir: &Path, ns: Option<&Netns>, extra: &[&str]) -> Option<Hub> {
-        if !nats_installed() {
-            return None;
-        }
-        let mut h = Hub {
-            port: free_port(),
-            monitor: free_port(),
-            dir: dir.join(format!("js-{}", free_port())),
-            ns: ns.map(|n| n.name.clone()),
-            extra: extra.iter().map(|s| (*s).to_string()).collect(),
-            store_flags: true,
-            clustered: false,
-            proc: None,
-        };
-        h.up();
-        Some(h)
+        Self::launch(
+            dir.join(format!("js-{}", free_port())),
+            ns,
+            extra,
+            true,
+            false,
+        )
     }
 
     /// One node of a cluster on loopback, from config file `conf` (server_name, cluster
     /// block); up once it serves, before the cluster has formed.
     pub fn start_node(dir: &Path, conf: &Path) -> Option<Hub> {
-        if !nats_installed() {
-            return None;
-        }
-        let mut h = Hub {
-            port: free_port(),
-            monitor: free_port(),
-            dir: dir.join(format!("js-{}", free_port())),
-            ns: None,
-            extra: vec![
-                "-c".into(),
-                conf.to_str().expect("utf-8 path").into(),
-                "-a".into(),
-                "127.0.0.1".into(),
-            ],
-            store_flags: true,
-            clustered: true,
-            proc: None,
-        };
-        h.up();
-        Some(h)
+        let conf = conf.to_str().expect("utf-8 path");
+        let store = dir.join(format!("js-{}", free_port()));
+        Self::launch(store, None, &["-c", conf, "-a", "127.0.0.1"], true, true)
     }
 
     /// From config file `conf` with its own `jetstream { store_dir }` (nats-server refuses
     /// `-sd` on top of it), on loopback; the port and monitoring port are the test's.
     pub fn start_with_store_in_config(conf: &Path, store: &Path) -> Option<Hub> {
+        let conf = conf.to_str().expect("utf-8 path");
+        let extra = ["-c", conf, "-a", "127.0.0.1"];
+        Self::launch(store.to_path_buf(), None, &extra, false, false)
+    }
+
+    fn launch(
+        dir: PathBuf,
+        ns: Option<&Netns>,
+        extra: &[&str],
+        store_flags: bool,
+        clustered: bool,
+    ) -> Option<Hub> {
         if !nats_installed() {
             return None;
         }
         let mut h = Hub {
             port: free_port(),
             monitor: free_port(),
-            dir: store.to_path_buf(),
-            ns: None,
-            extra: vec![
-                "-c".into(),
-                conf.to_str().expect("utf-8 path").into(),
-                "-a".into(),
-                "127.0.0.1".into(),
-            ],
-            store_flags: false,
-            clustered: false,
+            dir,
+            ns: ns.map(|n| n.name.clone()),
+            extra: extra.iter().map(|s| (*s).to_string()).collect(),
+            store_flags,
+            clustered,
             proc: None,
         };
         h.up();
@@ -317,19 +299,7 @@ pub fn hub_init(ns: Option<&Netns>, args: &[&str]) {
 /// `netmon serve --listen 127.0.0.1:0 ARGS` in namespace `ns`, once it serves: the process
 /// (killed on drop) and its stderr after the first line.
 pub fn agent_in(ns: Option<&Netns>, args: &[&str]) -> (Guard, Lines) {
-    let mut g = Guard(
-        netmon_cmd(ns, None)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting netmon serve"),
-    );
-    let err = Lines::new(g.0.stderr.take().unwrap());
-    let first = err.next(Duration::from_secs(20)).unwrap_or_default();
-    assert!(first.contains("serving /metrics"), "netmon said: {first}");
-    (g, err)
+    crate::serve_ready_with(netmon_cmd(ns, None), args)
 }
 
 /// SIGINT (the agent sends what it has and exits), then waits up to `limit`; SIGKILL after.
@@ -446,70 +416,4 @@ impl Topology {
             if up { "up" } else { "down" },
         ]);
     }
-}
-
-/// A cgroup v2 directory the test creates and removes (after its processes exited).
-pub struct Cgroup {
-    pub dir: PathBuf,
-    /// Its path as `--cgroup` takes it (from the hierarchy's root, with a leading slash).
-    pub pattern: String,
-}
-
-impl Cgroup {
-    /// `<root>/<parent>/<name>`.
-    pub fn new(parent: &str, name: &str) -> Cgroup {
-        let rel = format!("{parent}/{name}");
-        let dir = cgroup2_root().join(&rel);
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("creating cgroup {}: {e}", dir.display()));
-        Cgroup {
-            dir,
-            pattern: format!("/{rel}"),
-        }
-    }
-
-    /// `program` started in namespace `ns` inside this cgroup (as [`crate::start_ready`]): a
-    /// shell moves itself in and execs `ip netns exec` (which hides the cgroup file system
-    /// behind a /sys of the namespace's own), which execs the program: the pid stays the
-    /// program's, and even what it does before saying ready (a bind, a listen) happens here.
-    pub fn start_ready(&self, ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
-        let join = format!(
-            "echo $$ > '{}/cgroup.procs' && exec \"$@\"",
-            self.dir.display()
-        );
-        crate::start_ready_after(&["sh", "-c", &join, "sh"], ns, program)
-    }
-
-    /// Moves process `pid` in (its children are born there).
-    pub fn add(&self, pid: u64) {
-        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
-            .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", self.dir.display()));
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // The parent goes with its last child.
-        if let Some(parent) = self.dir.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
-    }
-}
-
-/// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on
-/// hybrid hosts).
-pub fn cgroup2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    mounts
-        .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(PathBuf::from)
-        .expect("a cgroup2 mount")
 }

@@ -83,6 +83,21 @@ fn admin() -> [&'static str; 4] {
     ["--hub-user", "admin", "--hub-password", "change-me-admin"]
 }
 
+/// agent-pc01's user, as the shipped config has it.
+const PC01: [&str; 4] = [
+    "--hub-user",
+    "agent-pc01",
+    "--hub-password",
+    "change-me-pc01",
+];
+
+/// `hub init` as admin.
+fn init_as_admin(url: &str) {
+    let mut init = vec!["--hub", url];
+    init.extend_from_slice(&admin());
+    netmon_tests::fleet::hub_init(None, &init);
+}
+
 fn viewer() -> [&'static str; 4] {
     ["--hub-user", "viewer", "--hub-password", "change-me-viewer"]
 }
@@ -111,22 +126,10 @@ fn an_agent_publishes_as_itself_and_a_viewer_reads_but_cannot_init() {
     );
     assert_eq!(hub.flow_messages(), None, "the viewer created a stream");
 
-    let mut init = vec!["hub", "init", "--hub", &url];
-    init.extend_from_slice(&admin());
-    netmon_tests::fleet::hub_init(None, &init[2..]);
+    init_as_admin(&url);
 
     let db = db_in(&dir.0, "pc01");
-    let (mut g, err) = agent(
-        &url,
-        "pc01",
-        &db,
-        &[
-            "--hub-user",
-            "agent-pc01",
-            "--hub-password",
-            "change-me-pc01",
-        ],
-    );
+    let (mut g, err) = agent(&url, "pc01", &db, &PC01);
     let load = Loopback::start(50);
     assert!(
         wait_for(Duration::from_secs(20), || hub
@@ -172,21 +175,9 @@ fn an_agent_publishing_as_another_host_is_refused() {
         return;
     };
     let url = hub.url();
-    let mut init = vec!["--hub", &url];
-    init.extend_from_slice(&admin());
-    netmon_tests::fleet::hub_init(None, &init);
+    init_as_admin(&url);
     let db = db_in(&dir.0, "pc02");
-    let (mut g, err) = agent(
-        &url,
-        "pc02",
-        &db,
-        &[
-            "--hub-user",
-            "agent-pc01",
-            "--hub-password",
-            "change-me-pc01",
-        ],
-    );
+    let (mut g, err) = agent(&url, "pc02", &db, &PC01);
     let load = Loopback::start(50);
     let line = hub_line(&err, Duration::from_secs(30)).expect("no warning about the hub");
     eprintln!("agent: {line}");

@@ -6,10 +6,10 @@
 use std::{collections::BTreeSet, path::Path, time::Duration};
 
 use netmon_tests::{
-    Guard, Lines,
+    Cgroup, Guard, Lines,
     fleet::{
-        Cgroup, Hub, Topology, agent_in, hub_init, interrupt, json_lines, local_bytes,
-        local_records, local_seqs, netmon_at, netmon_with_config, wait_for,
+        Hub, Topology, agent_in, hub_init, interrupt, json_lines, local_bytes, local_records,
+        local_seqs, netmon_at, netmon_with_config, wait_for,
     },
     privileged,
     prom::TempDir,
@@ -121,6 +121,15 @@ fn each_record_once(ns: Option<&netmon_tests::Netns>, url: &str, host: &str, db:
     );
 }
 
+/// A hub namespace joined to `n` agent namespaces, and the hub in it with its streams (None,
+/// having said why, without nats-server).
+fn fleet_of(tag: &str, n: usize, dir: &TempDir) -> Option<(Topology, Hub)> {
+    let topo = Topology::new(tag, n);
+    let hub = Hub::start_in(&topo.hub, &dir.0)?;
+    hub_init(Some(&topo.hub), &["--hub", &hub.url()]);
+    Some((topo, hub))
+}
+
 fn db_in(dir: &Path, name: &str) -> String {
     dir.join(format!("{name}.db")).to_str().unwrap().to_string()
 }
@@ -135,11 +144,9 @@ fn db_in(dir: &Path, name: &str) -> String {
 fn three_agents_in_three_namespaces_report_their_own_bytes() {
     assert!(privileged(), "needs root: run under cargo xtask test");
     let dir = TempDir::new("fleet-three");
-    let topo = Topology::new("f3", 3);
-    let Some(hub) = Hub::start_in(&topo.hub, &dir.0) else {
+    let Some((topo, hub)) = fleet_of("f3", 3, &dir) else {
         return;
     };
-    hub_init(Some(&topo.hub), &["--hub", &hub.url()]);
     let parent = format!("netmon-fleet-{}", std::process::id());
     let cgroups: Vec<Cgroup> = (1..=3)
         .map(|i| Cgroup::new(&parent, &format!("a{i}")))
@@ -296,11 +303,9 @@ fn three_agents_in_three_namespaces_report_their_own_bytes() {
 fn a_cut_link_loses_and_repeats_no_record() {
     assert!(privileged(), "needs root: run under cargo xtask test");
     let dir = TempDir::new("fleet-cut");
-    let topo = Topology::new("fc", 1);
-    let Some(hub) = Hub::start_in(&topo.hub, &dir.0) else {
+    let Some((topo, hub)) = fleet_of("fc", 1, &dir) else {
         return;
     };
-    hub_init(Some(&topo.hub), &["--hub", &hub.url()]);
     let cg = Cgroup::new(&format!("netmon-fleet-{}", std::process::id()), "cut");
     let host = "fleet-cut";
     let db = db_in(&dir.0, host);
@@ -404,11 +409,9 @@ fn viewer(topo: &Topology, hub: &Hub, args: &[&str]) -> (Guard, Lines) {
 fn four_viewers_at_once_see_the_same() {
     assert!(privileged(), "needs root: run under cargo xtask test");
     let dir = TempDir::new("fleet-viewers");
-    let topo = Topology::new("fv", 1);
-    let Some(hub) = Hub::start_in(&topo.hub, &dir.0) else {
+    let Some((topo, hub)) = fleet_of("fv", 1, &dir) else {
         return;
     };
-    hub_init(Some(&topo.hub), &["--hub", &hub.url()]);
     let tops: Vec<(Guard, Lines)> = (0..2)
         .map(|_| viewer(&topo, &hub, &["top", "--interval", "1"]))
         .collect();
