@@ -276,6 +276,18 @@ impl ServerErrors {
     }
 }
 
+/// A client error as one line, each part once: async-nats says "authorization violation:
+/// nats: authorization violation".
+fn reason(e: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in e.split('\n').flat_map(|l| l.split(": ")).map(str::trim) {
+        if !p.is_empty() && p != "nats" && !parts.contains(&p) {
+            parts.push(p);
+        }
+    }
+    parts.join(": ")
+}
+
 /// Connects to the hub; retries are the caller's (agents back off, viewers fail).
 pub async fn connect(h: &HubArgs, name: &str) -> anyhow::Result<async_nats::Client> {
     connect_watched(h, name).await.map(|(c, _)| c)
@@ -322,7 +334,7 @@ pub async fn connect_watched(
     let client = o
         .connect(servers)
         .await
-        .map_err(|e| anyhow::anyhow!("hub {url}: {}", e.to_string().replace('\n', " ")))?;
+        .map_err(|e| anyhow::anyhow!("hub {url}: {}", reason(&e.to_string())))?;
     Ok((client, errors))
 }
 
@@ -369,6 +381,19 @@ mod tests {
                 .to_string()
                 .contains("refused")
         );
+    }
+
+    #[test]
+    fn connect_errors_say_each_part_once() {
+        assert_eq!(
+            reason("authorization violation: nats: authorization violation"),
+            "authorization violation"
+        );
+        assert_eq!(
+            reason("IO error: invalid peer certificate: UnknownIssuer"),
+            "IO error: invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(reason("timed out\nagain"), "timed out: again");
     }
 
     #[test]
