@@ -8,7 +8,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 CACHE="${NETMON_CACHE:-$HOME/.cache/netmon}"
 NIGHTLY="${NETMON_EBPF_TOOLCHAIN:-nightly}"
 BPF_LINKER_VERSION=0.13.0
-APT_PACKAGES=(iproute2 iperf3 bpftool python3 procps tmux prometheus wrk tshark nftables strace curl systemd util-linux lintian man-db dpkg-dev nats-server prometheus-alertmanager)
+APT_PACKAGES=(iproute2 iperf3 bpftool python3 procps tmux prometheus wrk tshark nftables strace curl systemd util-linux lintian man-db dpkg-dev nats-server prometheus-alertmanager openssl)
 
 if ! command -v rustup >/dev/null; then
   say "rustup is missing: install Rust from https://rustup.rs first"; exit 1

@@ -76,8 +76,12 @@ pub fn main() -> ExitCode {
         Command::Interfaces(args) => crate::capture::interfaces(&args),
         Command::Routes(args) => crate::capture::routes(&args),
         Command::Flows(args) => crate::history::cmd::flows(&args),
-        Command::Hub(crate::cli::HubCommand::Init(args)) => crate::fleet::hub::init(&args),
-        Command::Fleet(c) => crate::fleet::view::command(&c),
+        Command::Hub(crate::cli::HubCommand::Init(mut args)) => {
+            crate::config::hub_from_config(&mut args.hub, cli.config.as_deref())
+                .and_then(|()| crate::fleet::hub::init(&args))
+        }
+        Command::Fleet(mut c) => crate::config::hub_from_config(c.hub_mut(), cli.config.as_deref())
+            .and_then(|()| crate::fleet::view::command(&c)),
         Command::Report(args) => crate::history::cmd::report(&args),
         Command::Completions(args) => {
             crate::packaging::completions(&args, &mut std::io::stdout().lock())
@@ -245,6 +249,9 @@ async fn run_async(args: RunArgs, serving: bool) -> Result<Exit> {
             "--hub needs serve with its history store (the agent's spool): drop --no-history",
         )
         .into());
+    }
+    if let Some(url) = &args.fleet.hub.hub {
+        crate::fleet::server_list(url)?;
     }
     // Read the web config and bind first: a bad file or a taken port is reported before the
     // kernel programs load.

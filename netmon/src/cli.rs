@@ -19,6 +19,7 @@ pub struct Cli {
     pub verbose: u8,
     /// Read settings for `serve` and `run` from FILE instead of /etc/netmon/netmon.toml (which
     /// is read only when it exists); flags given on the command line override the file.
+    /// `fleet` and `hub init` read its [hub] section when --hub is not given.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -76,6 +77,18 @@ pub enum FleetCommand {
     /// The agents' events from the hub (and new ones with --follow, with agent-down and
     /// agent-up from heartbeats); --exec and --alertmanager hooks.
     Events(crate::fleet::view::FleetEventsArgs),
+}
+
+impl FleetCommand {
+    /// The viewer's connection flags (filled from the config file when --hub is not given).
+    pub fn hub_mut(&mut self) -> &mut crate::fleet::HubArgs {
+        match self {
+            FleetCommand::Flows(a) => &mut a.range.hub,
+            FleetCommand::Report(a) => &mut a.range.hub,
+            FleetCommand::Top(a) => &mut a.hub,
+            FleetCommand::Events(a) => &mut a.hub,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod fleet;
 pub mod load;
 pub mod prom;
 
@@ -45,10 +46,18 @@ pub fn netmon_bin() -> PathBuf {
 /// process, its stdout lines after that one, and PID (`ip netns exec` execs the program, so it
 /// is the child's own pid). It waits on stdin for its go.
 pub fn start_ready(ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
+    start_ready_after(&[], ns, program)
+}
+
+/// [`start_ready`] with `prefix` run first, which execs the rest (e.g. a shell that moves
+/// itself into a cgroup: the pid stays the program's).
+pub fn start_ready_after(prefix: &[&str], ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
+    let mut all: Vec<&str> = prefix.to_vec();
+    all.extend_from_slice(&["ip", "netns", "exec", &ns.name]);
+    all.extend_from_slice(program);
     let mut child = Guard(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .args(program)
+        Command::new(all[0])
+            .args(&all[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -460,9 +469,13 @@ pub fn netmon_in(b: &Netns, args: &[&str]) -> (Guard, Lines, Lines, String) {
 /// Starts `netmon serve --listen 127.0.0.1:0 ARGS` and returns once it serves (its first
 /// stderr line), with the rest of its stderr.
 pub fn serve_ready(args: &[&str]) -> (Guard, Lines) {
+    serve_ready_with(Command::new(netmon_bin()), args)
+}
+
+/// [`serve_ready`] with `netmon` as `cmd` starts it (e.g. inside a namespace, with a config).
+pub fn serve_ready_with(mut cmd: Command, args: &[&str]) -> (Guard, Lines) {
     let mut g = Guard(
-        Command::new(netmon_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -523,4 +536,70 @@ pub fn loadgen_clients(report: &Value) -> Vec<(u64, u64, u64)> {
             )
         })
         .collect()
+}
+
+/// A cgroup v2 directory the test creates and removes (after its processes exited).
+pub struct Cgroup {
+    pub dir: PathBuf,
+    /// Its path as `--cgroup` takes it (from the hierarchy's root, with a leading slash).
+    pub pattern: String,
+}
+
+impl Cgroup {
+    /// `<root>/<parent>/<name>`.
+    pub fn new(parent: &str, name: &str) -> Cgroup {
+        let rel = format!("{parent}/{name}");
+        let dir = cgroup2_root().join(&rel);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("creating cgroup {}: {e}", dir.display()));
+        Cgroup {
+            dir,
+            pattern: format!("/{rel}"),
+        }
+    }
+
+    /// `program` started in namespace `ns` inside this cgroup (as [`crate::start_ready`]): a
+    /// shell moves itself in and execs `ip netns exec` (which hides the cgroup file system
+    /// behind a /sys of the namespace's own), which execs the program: the pid stays the
+    /// program's, and even what it does before saying ready (a bind, a listen) happens here.
+    pub fn start_ready(&self, ns: &Netns, program: &[&str]) -> (Guard, Lines, u64) {
+        let join = format!(
+            "echo $$ > '{}/cgroup.procs' && exec \"$@\"",
+            self.dir.display()
+        );
+        start_ready_after(&["sh", "-c", &join, "sh"], ns, program)
+    }
+
+    /// Moves process `pid` in (its children are born there).
+    pub fn add(&self, pid: u64) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+            .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", self.dir.display()));
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The parent goes with its last child.
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on
+/// hybrid hosts).
+pub fn cgroup2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(PathBuf::from)
+        .expect("a cgroup2 mount")
 }

@@ -196,6 +196,61 @@ fn doctor_cases() -> Vec<Case> {
     ]
 }
 
+/// The fleet's commands: a bad hub URL (one or in a list) is a usage error naming it, an
+/// unreachable hub a failure naming it; serve checks --hub before it loads anything.
+fn fleet_cases(s: &Scratch) -> Vec<Case> {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let dead = format!("nats://127.0.0.1:{port}");
+    let conf = s.file("hub.toml", b"[hub]\nurl = \"http://hub:4222\"\n");
+    vec![
+        case(
+            &["fleet", "report", "--hub", "http://x:1"],
+            2,
+            "hub URL \"http://x:1\"",
+        ),
+        case(
+            &["fleet", "flows", "--hub", "nats://a:1,bogus url"],
+            2,
+            "hub URL \"bogus url\"",
+        ),
+        case(&["fleet", "events", "--hub", ","], 2, "no hub given"),
+        case(
+            &["fleet", "top", "--once", "--hub", &dead],
+            1,
+            "Connection refused",
+        ),
+        case(
+            &["hub", "init", "--hub", "nats://hub:port"],
+            2,
+            "hub URL \"nats://hub:port\"",
+        ),
+        case(&["hub", "init", "--hub", &dead], 1, "Connection refused"),
+        case(
+            &["--config", &conf, "fleet", "report"],
+            2,
+            "hub URL \"http://hub:4222\"",
+        ),
+        case(
+            &[
+                "serve",
+                "--hub",
+                "http://x:1",
+                "--record",
+                "--db",
+                &s.file("a.db", b""),
+                "--replay",
+                &fixture(),
+            ],
+            2,
+            "hub URL",
+        ),
+    ]
+}
+
 /// The packet path's commands: every case fails before anything is attached.
 fn capture_cases(s: &Scratch) -> Vec<Case> {
     let empty = s.file("empty-filter.json", b"{\"TCP\": }");
@@ -267,14 +322,23 @@ fn capture_cases(s: &Scratch) -> Vec<Case> {
     v
 }
 
+/// A bad-input run taking longer than this has hung.
+const HANG_SECS: u64 = 30;
+
 /// Runs one case; returns the stderr line or a description of what went wrong.
 fn check(c: &Case) -> Result<String, String> {
-    let out = Command::new(netmon_bin())
+    // Bad input must not hang either: coreutils' timeout kills a run that does (exit 137).
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", &HANG_SECS.to_string()])
+        .arg(netmon_bin())
         .args(&c.args)
         .env("RUST_BACKTRACE", "1")
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("running netmon: {e}"))?;
+    if out.status.code() == Some(137) {
+        return Err(format!("hung: killed after {HANG_SECS} s"));
+    }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     if stderr.contains("panicked") || stderr.contains("stack backtrace") {
@@ -346,6 +410,12 @@ fn capture_follow_interfaces_routes() {
 fn replay_and_web_config_files() {
     let s = Scratch::new();
     run_matrix(&file_cases(&s));
+}
+
+#[test]
+fn fleet_hub_urls() {
+    let s = Scratch::new();
+    run_matrix(&fleet_cases(&s));
 }
 
 #[test]

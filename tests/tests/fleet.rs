@@ -4,104 +4,19 @@
 //! agent is killed mid-replay and restarted. Counted by the server itself (its monitoring
 //! endpoint), not by netmon's viewers.
 use std::{
-    path::Path,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use netmon_tests::{
     Guard, Lines,
+    fleet::{Hub, local_records, wait_for},
     load::Loopback,
     netmon_bin, privileged,
-    prom::{TempDir, free_port, http_get},
+    prom::TempDir,
 };
 
 const ROOT: &str = "needs root: run under cargo xtask test";
-
-/// A JetStream server on loopback; stopping and starting again keeps its store.
-struct Hub {
-    port: u16,
-    monitor: u16,
-    dir: std::path::PathBuf,
-    proc: Option<Guard>,
-}
-
-impl Hub {
-    fn start(dir: &Path) -> Option<Hub> {
-        if Command::new("nats-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("nats-server not installed (scripts/setup.sh installs it): skipped");
-            return None;
-        }
-        let mut h = Hub {
-            port: free_port(),
-            monitor: free_port(),
-            dir: dir.join("js"),
-            proc: None,
-        };
-        h.up();
-        Some(h)
-    }
-
-    fn up(&mut self) {
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-m", &self.monitor.to_string(), "-js", "-sd"])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nats-server");
-        self.proc = Some(Guard(child));
-        let ok = wait_for(Duration::from_secs(10), || {
-            self.stream_messages().is_some() || self.healthy()
-        });
-        assert!(ok, "nats-server did not come up");
-    }
-
-    fn down(&mut self) {
-        self.proc = None;
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn healthy(&self) -> bool {
-        let addr = format!("127.0.0.1:{}", self.monitor).parse().unwrap();
-        matches!(http_get(addr, "/healthz"), Ok((200, _)))
-    }
-
-    /// Messages in NETMON_FLOWS, as the server counts them.
-    fn stream_messages(&self) -> Option<u64> {
-        let addr = format!("127.0.0.1:{}", self.monitor).parse().unwrap();
-        let (code, body) = http_get(addr, "/jsz?streams=true").ok()?;
-        if code != 200 {
-            return None;
-        }
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        v["account_details"]
-            .as_array()?
-            .iter()
-            .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
-            .find(|s| s["name"] == "NETMON_FLOWS")
-            .and_then(|s| s["state"]["messages"].as_u64())
-    }
-}
-
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    f()
-}
 
 /// `netmon serve --hub` recording into `db` until `secs` pass (or it is killed).
 fn agent(hub: &Hub, db: &str, secs: &str) -> (Guard, Lines) {
@@ -122,25 +37,8 @@ fn agent(hub: &Hub, db: &str, secs: &str) -> (Guard, Lines) {
     ])
 }
 
-/// Flow records in the agent's own store.
-fn local_records(db: &str) -> u64 {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    conn.query_row("SELECT count(*) FROM flows", [], |r| r.get::<_, i64>(0))
-        .unwrap() as u64
-}
-
 fn hub_init(hub: &Hub) {
-    let out = Command::new(netmon_bin())
-        .args(["hub", "init", "--hub", &hub.url()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hub init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    netmon_tests::fleet::hub_init(None, &["--hub", &hub.url()]);
 }
 
 /// The hub stops for 20 s under traffic and comes back: the agent keeps recording, resends
@@ -163,11 +61,11 @@ fn every_record_reaches_the_hub_once_across_a_hub_outage() {
     // The agent publishes each interval once connected; a loaded machine may take a while.
     assert!(
         wait_for(Duration::from_secs(30), || hub
-            .stream_messages()
+            .flow_messages()
             .is_some_and(|n| n > 0)),
         "nothing reached the hub in 30 s of traffic"
     );
-    let before = hub.stream_messages().unwrap_or(0);
+    let before = hub.flow_messages().unwrap_or(0);
     hub.down();
     std::thread::sleep(Duration::from_secs(20));
     hub.up();
@@ -180,12 +78,12 @@ fn every_record_reaches_the_hub_once_across_a_hub_outage() {
     let _ = g.0.wait();
     let local = local_records(&db);
     // The agent's back-off may still be running; restarting it finishes the replay.
-    if hub.stream_messages() != Some(local) {
+    if hub.flow_messages() != Some(local) {
         let (mut g2, _e2) = agent(&hub, &db, "3");
         let _ = g2.0.wait();
     }
     let local = local_records(&db);
-    let got = hub.stream_messages().unwrap_or(0);
+    let got = hub.flow_messages().unwrap_or(0);
     assert!(
         local > before,
         "the store stopped recording during the outage"
@@ -220,16 +118,16 @@ fn an_agent_killed_mid_replay_loses_and_repeats_nothing() {
     hub.up();
     // Kill it as soon as the replay has begun but before it ends.
     let began = wait_for(Duration::from_secs(40), || {
-        hub.stream_messages().is_some_and(|n| n > 0)
+        hub.flow_messages().is_some_and(|n| n > 0)
     });
     assert!(began, "the agent never reconnected");
     let _ = g.0.kill();
     let _ = g.0.wait();
-    let mid = hub.stream_messages().unwrap_or(0);
+    let mid = hub.flow_messages().unwrap_or(0);
     let (mut g2, _e2) = agent(&hub, &db, "6");
     let _ = g2.0.wait();
     let local = local_records(&db);
-    let got = hub.stream_messages().unwrap_or(0);
+    let got = hub.flow_messages().unwrap_or(0);
     eprintln!("replay: {mid} records on the hub when the agent was killed, {local} in its store");
     assert_eq!(
         got, local,

@@ -202,11 +202,19 @@ impl Aggregator {
             return None;
         }
         let owner = s.owner.map(|(p, _)| p);
-        if let Some(pid) = owner
-            && (self.filter.exclude_pids.contains(&pid)
-                || !self.selected_by_identity(pid, s.owner_inc))
-        {
-            return None;
+        match owner {
+            Some(pid)
+                if self.filter.exclude_pids.contains(&pid)
+                    || !self.selected_by_identity(pid, s.owner_inc) =>
+            {
+                return None;
+            }
+            // `--comm` and `--cgroup` select processes: a socket of no known process is not
+            // one of theirs (as `--pid` already leaves it out).
+            None if !self.filter.comms.is_empty() || !self.filter.cgroups.is_empty() => {
+                return None;
+            }
+            _ => {}
         }
         let now = self.moved(cookie, s);
         let mark = s.flow.as_deref();

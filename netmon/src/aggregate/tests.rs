@@ -1365,7 +1365,8 @@ fn a_long_lived_peerless_socket_records_each_remote_a_minute() {
 }
 
 /// Records follow the process filters: `--pid` keeps the watched ones, `--exclude-comm`
-/// leaves a process out; sockets that are not connections give none.
+/// leaves a process out, `--comm` leaves out connections of no known process; sockets that
+/// are not connections give none.
 #[test]
 fn flow_records_follow_the_filters() {
     let mut agg = Aggregator::new(Filter {
@@ -1415,6 +1416,42 @@ fn flow_records_follow_the_filters() {
     let f = flows_of(&mut watched, 0);
     assert_eq!(f.iter().map(|f| f.pid).collect::<Vec<_>>(), vec![200]);
     assert_eq!(f[0].direction, "out");
+
+    // --comm (as --cgroup) selects processes: a connection of no known process gives no
+    // record; without a selecting filter it does (its bytes are kept, unattributed).
+    for (comms, want) in [
+        (vec!["p100".to_string()], vec![100]),
+        (vec![], vec![0, 100]),
+    ] {
+        let mut agg = Aggregator::new(Filter {
+            comms,
+            ..Filter::default()
+        })
+        .with_flows();
+        feed(
+            &mut agg,
+            [
+                started(100, "p100", 1),
+                owner(1, 100),
+                endpoints(1, Proto::Tcp, "127.0.0.1:1", "127.0.0.1:2"),
+                final_of(1, 100, 5, 5, 0),
+                endpoints(2, Proto::Tcp, "127.0.0.1:3", "127.0.0.1:4"),
+                // Wire bytes only, no owner ever learned.
+                Event::SocketFinal {
+                    cookie: 2,
+                    owner: None,
+                    payload: vec![],
+                    wire: Some([600, 0, 6, 0]),
+                    tcp: None,
+                },
+                Event::Tick { at_ms: 1000 },
+            ],
+        );
+        agg.advance();
+        let mut pids: Vec<u32> = flows_of(&mut agg, 0).iter().map(|f| f.pid).collect();
+        pids.sort_unstable();
+        assert_eq!(pids, want);
+    }
 }
 
 /// Per remote host across processes: ended and live connections add up, processes are

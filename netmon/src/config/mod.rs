@@ -339,6 +339,47 @@ pub fn configure_from(
     Ok(args)
 }
 
+/// The hub of a viewer (`fleet …`) or of `hub init` when `--hub` is not given: the `[hub]`
+/// section of the config file (--config, else the default path when it exists), so a host
+/// whose agent is configured needs no flags. Connection flags given on the command line win
+/// one by one; with `--hub` on the command line the file is not read (its credentials are for
+/// its own hub).
+pub fn hub_from_config(h: &mut crate::fleet::HubArgs, config_flag: Option<&Path>) -> Result<()> {
+    hub_from_config_at(h, config_flag, Path::new(DEFAULT_PATH))
+}
+
+/// [`hub_from_config`] with the default path as a parameter (for tests).
+pub fn hub_from_config_at(
+    h: &mut crate::fleet::HubArgs,
+    config_flag: Option<&Path>,
+    default_path: &Path,
+) -> Result<()> {
+    if h.hub.is_some() {
+        return Ok(());
+    }
+    let file = match config_flag {
+        Some(p) => Some(ConfigFile::load(p)?),
+        None => ConfigFile::load_if_exists(default_path)?,
+    };
+    let Some(file) = file else {
+        return Ok(());
+    };
+    let mut args = options::default_run_args();
+    file.apply(&mut args, &|_| false, Some(true));
+    let f = args.fleet.hub;
+    if f.hub.is_some() {
+        log::debug!("hub from {}", file.path.display());
+    }
+    h.hub = f.hub;
+    if h.hub_user.is_none() {
+        h.hub_user = f.hub_user;
+        h.hub_password = f.hub_password;
+    }
+    h.hub_creds = h.hub_creds.take().or(f.hub_creds);
+    h.hub_ca = h.hub_ca.take().or(f.hub_ca);
+    Ok(())
+}
+
 /// `netmon config init|check`.
 pub fn command(args: &ConfigArgs, config_flag: Option<&Path>) -> Result<ExitCode> {
     match &args.action {

@@ -535,3 +535,56 @@ fn init_refuses_to_overwrite_without_force() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(written, template());
 }
+
+/// Viewers and `hub init` take the [hub] section when --hub is not given; flags given win one
+/// by one, and --hub on the command line leaves the file unread.
+#[test]
+fn viewers_read_the_hub_from_the_file() {
+    let dir = std::env::temp_dir().join(format!("netmon-hubcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("netmon.toml");
+    std::fs::write(
+        &file,
+        "interval = 2\n[hub]\nurl = \"nats://hub:4222,nats://hub2:4222\"\nuser = \"agent\"\n\
+         password = \"pw\"\nca = \"/etc/netmon/ca.pem\"\n",
+    )
+    .unwrap();
+    let missing = dir.join("missing.toml");
+
+    let mut h = crate::fleet::HubArgs::default();
+    hub_from_config_at(&mut h, Some(&file), &missing).unwrap();
+    assert_eq!(h.hub.as_deref(), Some("nats://hub:4222,nats://hub2:4222"));
+    assert_eq!(h.hub_user.as_deref(), Some("agent"));
+    assert_eq!(h.hub_password.as_deref(), Some("pw"));
+    assert_eq!(h.hub_ca.as_deref(), Some(Path::new("/etc/netmon/ca.pem")));
+
+    // The default path is read when it exists; a viewer's own user wins.
+    let mut h = crate::fleet::HubArgs {
+        hub_user: Some("viewer".into()),
+        hub_password: Some("v".into()),
+        ..Default::default()
+    };
+    hub_from_config_at(&mut h, None, &file).unwrap();
+    assert_eq!(h.hub.as_deref(), Some("nats://hub:4222,nats://hub2:4222"));
+    assert_eq!(
+        (h.hub_user.as_deref(), h.hub_password.as_deref()),
+        (Some("viewer"), Some("v"))
+    );
+
+    // --hub given: nothing from the file.
+    let mut h = crate::fleet::HubArgs {
+        hub: Some("nats://other:4222".into()),
+        ..Default::default()
+    };
+    hub_from_config_at(&mut h, Some(&file), &missing).unwrap();
+    assert_eq!(h.hub.as_deref(), Some("nats://other:4222"));
+    assert!(h.hub_user.is_none() && h.hub_ca.is_none());
+
+    // No file at the default path: nothing, and no error (the viewer then says no hub given).
+    let mut h = crate::fleet::HubArgs::default();
+    hub_from_config_at(&mut h, None, &missing).unwrap();
+    assert!(h.hub.is_none());
+    // A file named with --config must exist.
+    assert!(hub_from_config_at(&mut h, Some(&missing), &missing).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -145,26 +145,35 @@ async fn run(
     let mut backoff = Duration::from_secs(1);
     let mut warned: Option<String> = None;
     loop {
-        let result = match super::connect(&opts.hub, &format!("netmon agent {}", opts.host)).await {
-            Ok(client) => {
-                info!(
-                    "hub: connected to {}",
-                    opts.hub.hub.as_deref().unwrap_or("")
-                );
-                set(&status, |s| s.connected = true);
-                backoff = Duration::from_secs(1);
-                let r =
-                    connected(&opts, &client, &status, &mut summaries, &mut stop, started).await;
-                // Flush what was published without an ack wait (heartbeats) before leaving.
-                let _ = client.flush().await;
-                set(&status, |s| {
-                    s.connected = false;
-                    s.reconnects += 1;
-                });
-                r
-            }
-            Err(e) => Err(e),
-        };
+        let result =
+            match super::connect_watched(&opts.hub, &format!("netmon agent {}", opts.host)).await {
+                Ok((client, errors)) => {
+                    info!(
+                        "hub: connected to {}",
+                        opts.hub.hub.as_deref().unwrap_or("")
+                    );
+                    set(&status, |s| s.connected = true);
+                    backoff = Duration::from_secs(1);
+                    let r = connected(
+                        &opts,
+                        &client,
+                        errors,
+                        &status,
+                        &mut summaries,
+                        &mut stop,
+                        started,
+                    )
+                    .await;
+                    // Flush what was published without an ack wait (heartbeats) before leaving.
+                    let _ = client.flush().await;
+                    set(&status, |s| {
+                        s.connected = false;
+                        s.reconnects += 1;
+                    });
+                    r
+                }
+                Err(e) => Err(e),
+            };
         match result {
             Ok(()) => return,
             Err(e) => {
@@ -192,6 +201,7 @@ async fn run(
 async fn connected(
     opts: &AgentOptions,
     client: &async_nats::Client,
+    errors: super::ServerErrors,
     status: &Mutex<AgentStatus>,
     summaries: &mut watch::Receiver<Option<ProcessSummary>>,
     stop: &mut watch::Receiver<bool>,
@@ -205,6 +215,7 @@ async fn connected(
         boot,
         mark: 0,
         event_mark: 0,
+        errors,
     };
     spool.mark = spool.store.hub_mark()?;
     spool.event_mark = spool.store.event_hub_mark()?;
@@ -284,6 +295,8 @@ struct Spool {
     mark: u64,
     /// The events' own acknowledged mark (events are numbered apart from flow records).
     event_mark: u64,
+    /// What the server refused on this connection (a publish it refuses is never answered).
+    errors: super::ServerErrors,
 }
 
 impl Spool {
@@ -326,11 +339,12 @@ impl Spool {
                 let ack = js
                     .publish_with_headers(subj.clone(), headers, serde_json::to_vec(&e)?.into())
                     .await
-                    .map_err(|e| no_streams_hint(e.to_string()))?;
+                    .map_err(|e| self.hub_error("publishing events", e))?;
                 acks.push(ack);
             }
             for ack in acks {
-                ack.await.map_err(|e| no_streams_hint(e.to_string()))?;
+                ack.await
+                    .map_err(|e| self.hub_error("publishing events", e))?;
             }
             self.event_mark = last;
             self.store.set_event_hub_mark(last)?;
@@ -374,12 +388,14 @@ impl Spool {
                 let ack = js
                     .publish_with_headers(subj.clone(), headers, serde_json::to_vec(&f)?.into())
                     .await
-                    .map_err(|e| no_streams_hint(e.to_string()))?;
+                    .map_err(|e| self.hub_error("publishing flow records", e))?;
                 acks.push((seq, ack));
             }
             let (mut n, mut dups, mut last) = (0u64, 0u64, self.mark);
             for (seq, ack) in acks {
-                let a = ack.await.map_err(|e| no_streams_hint(e.to_string()))?;
+                let a = ack
+                    .await
+                    .map_err(|e| self.hub_error("publishing flow records", e))?;
                 n += 1;
                 dups += u64::from(a.duplicate);
                 last = seq;
@@ -397,11 +413,22 @@ impl Spool {
     }
 }
 
-/// "no responders" from JetStream means nobody stores these subjects: say what to do.
-fn no_streams_hint(e: String) -> anyhow::Error {
-    if e.contains("no responders") {
-        anyhow!("the hub has no netmon streams (run `netmon hub init --hub URL` once)")
-    } else {
-        anyhow!("publishing flow records: {e}")
+impl Spool {
+    /// A failed publish as one line: "no responders" means nobody stores these subjects (say
+    /// what to do); a time-out after the server refused the subject says so.
+    fn hub_error(&self, what: &str, e: impl std::fmt::Display) -> anyhow::Error {
+        let text = e.to_string();
+        if text.contains("no responders") {
+            return anyhow!("the hub has no netmon streams (run `netmon hub init --hub URL` once)");
+        }
+        let e = self.errors.explain(what, text);
+        if e.to_string().contains("Permissions Violation") {
+            anyhow!(
+                "{e} (this agent's hub user may not publish as this site and host: check --site \
+                 and --host-name against the hub's permissions)"
+            )
+        } else {
+            e
+        }
     }
 }

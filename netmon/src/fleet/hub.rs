@@ -60,20 +60,31 @@ pub fn stream_configs(a: &HubInitArgs) -> Vec<stream::Config> {
     ]
 }
 
+/// A stream the hub would not create: the server's refusal (a user without the right to
+/// manage streams, e.g. a viewer's) says why better than the request's time-out.
+fn refused(errors: &super::ServerErrors, name: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    let e = errors.explain(&format!("creating stream {name}"), e);
+    if e.to_string().contains("the hub refused") {
+        anyhow::anyhow!("{e} (hub init needs a hub user allowed to manage streams)")
+    } else {
+        e
+    }
+}
+
 pub fn init(args: &HubInitArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        let client = super::connect(&args.hub, "netmon hub init").await?;
+        let (client, errors) = super::connect_watched(&args.hub, "netmon hub init").await?;
         let js = jetstream::new(client);
         for cfg in stream_configs(args) {
             let name = cfg.name.clone();
             let info = js
                 .create_or_update_stream(cfg)
                 .await
-                .with_context(|| format!("creating stream {name}"))?;
+                .map_err(|e| refused(&errors, &name, e))?;
             println!(
                 "{name}: subjects {}, {} messages, {} bytes, replicas {}",
                 info.config.subjects.join(" "),

@@ -185,8 +185,9 @@ pub fn summary_of(s: &crate::aggregate::Snapshot) -> ProcessSummary {
 /// How to reach the hub: `--hub` and its credentials, shared by agents and viewers.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HubArgs {
-    /// The NATS server (JetStream): nats://HOST:PORT or tls://HOST:PORT.
-    #[arg(long, value_name = "URL")]
+    /// The NATS server (JetStream): nats://HOST:PORT or tls://HOST:PORT; a cluster's servers
+    /// as a comma-separated list (the client moves to another when one fails).
+    #[arg(long, value_name = "URL[,URL...]")]
     pub hub: Option<String>,
     /// User name for the hub (with --hub-password).
     #[arg(long, value_name = "NAME", requires = "hub_password")]
@@ -215,15 +216,109 @@ pub struct AgentArgs {
     pub host_name: Option<String>,
 }
 
+/// What to say when no hub is given, on the command line or in the config file.
+pub const NO_HUB: &str =
+    "no hub given (--hub nats://HOST:PORT, or url in the config file's [hub] section)";
+
+/// `--hub`'s servers: one URL or a comma-separated list, each checked here so a typo is one
+/// line naming it (a usage error, exit 2).
+pub fn server_list(url: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    use crate::error::{AppError, Exit};
+    let list: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Err(AppError::new(Exit::Usage, NO_HUB).into());
+    }
+    list.into_iter()
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>().map_err(|e| {
+                AppError::new(
+                    Exit::Usage,
+                    format!("hub URL {u:?}: {}", e.to_string().replace('\n', " ")),
+                )
+                .into()
+            })
+        })
+        .collect()
+}
+
+/// The last error the hub sent on a connection (`-ERR`, e.g. a permissions violation). The
+/// server says why it refused a publish only this way: the publish itself just gets no
+/// answer, so a timed-out request is explained with it.
+#[derive(Debug, Clone, Default)]
+pub struct ServerErrors(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl ServerErrors {
+    fn set(&self, e: String) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(e);
+        }
+    }
+
+    /// The last error, taken (each is told once).
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|mut l| l.take())
+    }
+
+    /// `e` as one line, with the server's own refusal when it sent one: "the hub refused
+    /// this: Permissions Violation for Publish to ..." instead of a bare time-out.
+    pub fn explain(&self, what: &str, e: impl std::fmt::Display) -> anyhow::Error {
+        let e = e.to_string().replace('\n', " ");
+        match self.take() {
+            Some(refused) if refused.to_ascii_lowercase().contains("permission") => {
+                anyhow::anyhow!("{what}: the hub refused: {refused}")
+            }
+            _ => anyhow::anyhow!("{what}: {e}"),
+        }
+    }
+}
+
+/// A client error as one line, each part once: async-nats says "authorization violation:
+/// nats: authorization violation".
+fn reason(e: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in e.split('\n').flat_map(|l| l.split(": ")).map(str::trim) {
+        if !p.is_empty() && p != "nats" && !parts.contains(&p) {
+            parts.push(p);
+        }
+    }
+    parts.join(": ")
+}
+
 /// Connects to the hub; retries are the caller's (agents back off, viewers fail).
 pub async fn connect(h: &HubArgs, name: &str) -> anyhow::Result<async_nats::Client> {
-    let url = h
-        .hub
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("no hub given (--hub nats://HOST:PORT)"))?;
+    connect_watched(h, name).await.map(|(c, _)| c)
+}
+
+/// [`connect`], keeping the errors the server sends on the connection.
+pub async fn connect_watched(
+    h: &HubArgs,
+    name: &str,
+) -> anyhow::Result<(async_nats::Client, ServerErrors)> {
+    let url = h.hub.as_deref().ok_or_else(|| anyhow::anyhow!(NO_HUB))?;
+    let servers = server_list(url)?;
+    let errors = ServerErrors::default();
+    let seen = errors.clone();
     let mut o = async_nats::ConnectOptions::new()
         .name(name)
-        .connection_timeout(std::time::Duration::from_secs(5));
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .event_callback(move |ev| {
+            let seen = seen.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = ev {
+                    let e = e.to_string();
+                    log::debug!("hub: {e}");
+                    seen.set(
+                        e.trim_start_matches("nats: ")
+                            .trim_matches('\'')
+                            .to_string(),
+                    );
+                }
+            }
+        });
     if let (Some(u), Some(p)) = (&h.hub_user, &h.hub_password) {
         o = o.user_and_password(u.clone(), p.clone());
     }
@@ -236,14 +331,70 @@ pub async fn connect(h: &HubArgs, name: &str) -> anyhow::Result<async_nats::Clie
     if let Some(ca) = &h.hub_ca {
         o = o.add_root_certificates(ca.clone()).require_tls(true);
     }
-    o.connect(url)
+    let client = o
+        .connect(servers)
         .await
-        .map_err(|e| anyhow::anyhow!("hub {url}: {}", e.to_string().replace('\n', " ")))
+        .map_err(|e| anyhow::anyhow!("hub {url}: {}", reason(&e.to_string())))?;
+    Ok((client, errors))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hub_urls_are_one_or_a_list() {
+        assert_eq!(server_list("nats://127.0.0.1:4222").unwrap().len(), 1);
+        let l = server_list("nats://a:4222, nats://b:4223,tls://c:4224").unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[1].port(), 4223);
+        assert!(server_list(" , ").is_err());
+        let e = server_list("nats://a:4222,http://b:1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("hub URL \"http://b:1\""), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn a_refusal_explains_a_time_out_once() {
+        let errs = ServerErrors::default();
+        let e = errs.explain(
+            "publishing flow records",
+            "timed out: didn't receive ack in time",
+        );
+        assert_eq!(
+            e.to_string(),
+            "publishing flow records: timed out: didn't receive ack in time"
+        );
+        errs.set("Permissions Violation for Publish to \"netmon.a.b.flows\"".into());
+        let e = errs.explain("publishing flow records", "timed out");
+        assert_eq!(
+            e.to_string(),
+            "publishing flow records: the hub refused: Permissions Violation for Publish to \"netmon.a.b.flows\""
+        );
+        assert_eq!(errs.take(), None);
+        errs.set("Slow Consumer".into());
+        assert!(
+            !errs
+                .explain("x", "timed out")
+                .to_string()
+                .contains("refused")
+        );
+    }
+
+    #[test]
+    fn connect_errors_say_each_part_once() {
+        assert_eq!(
+            reason("authorization violation: nats: authorization violation"),
+            "authorization violation"
+        );
+        assert_eq!(
+            reason("IO error: invalid peer certificate: UnknownIssuer"),
+            "IO error: invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(reason("timed out\nagain"), "timed out: again");
+    }
 
     #[test]
     fn subjects_are_safe() {

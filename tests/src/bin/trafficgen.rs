@@ -16,7 +16,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: trafficgen tcp FAMILY SEND RECV | udp FAMILY connected|unconnected SEND DGRAM RECV | \
          children COUNT BYTES | shared PARENT_BYTES CHILD_BYTES | preconnected SEND | sleep SECS | \
-         swarm COUNT BYTES | steady SECS CHUNK | reset SEND | hold SEND | idle COUNT | listen ADDR PORT SEND | \
+         swarm COUNT BYTES | steady SECS CHUNK | churn SECS GAP_MS BYTES | reset SEND | hold SEND | idle COUNT | listen ADDR PORT SEND | \
          connect ADDR PORT SEND | udp-fanout PEERS"
     );
     exit(2)
@@ -128,6 +128,7 @@ fn main() {
         },
         Some("swarm") => swarm(num(args.get(1)), num(args.get(2))),
         Some("steady") => steady(num(args.get(1)), num(args.get(2))),
+        Some("churn") => churn(num(args.get(1)), num(args.get(2)), num(args.get(3))),
         Some("reset") => reset(num(args.get(1))),
         Some("hold") => hold(num(args.get(1))),
         Some("idle") => idle(num(args.get(1))),
@@ -481,6 +482,58 @@ fn steady(secs: u64, chunk: u64) -> String {
         "{{\"server_pid\":{},\"client_pid\":{client},\"client_sent\":{},\"server_received\":{got}}}",
         std::process::id(),
         collect(rd)
+    )
+}
+
+/// A forked client opens a connection to the parent every `gap_ms` for `secs` seconds, sends
+/// `bytes` on it and closes it: many short flow records over a stretch of time (a test cuts a
+/// link meanwhile). Counts what each side's calls returned.
+fn churn(secs: u64, gap_ms: u64, bytes: u64) -> String {
+    unsafe { libc::alarm(secs as u32 + 60) };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rd, wr) = pipe();
+    let client = fork(move || {
+        let end = std::time::Instant::now() + Duration::from_secs(secs);
+        let (mut sent, mut conns) = (0, 0);
+        while std::time::Instant::now() < end {
+            if let Ok(mut c) = TcpStream::connect(addr) {
+                sent += write_count(&mut c, bytes);
+                conns += 1;
+            }
+            std::thread::sleep(Duration::from_millis(gap_ms));
+        }
+        report(wr, sent);
+        report(wr, conns);
+        0
+    });
+    listener.set_nonblocking(true).unwrap();
+    let (mut got, mut accepted) = (0, 0);
+    let mut client_done = false;
+    loop {
+        match listener.accept() {
+            Ok((mut s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                got += read_exact_count(&mut s, u64::MAX);
+                accepted += 1;
+            }
+            // Every connection of the client is queued before it exits: drained, done.
+            Err(_) if client_done => break,
+            Err(_) => {
+                let mut status = 0;
+                client_done =
+                    unsafe { libc::waitpid(client, &mut status, libc::WNOHANG) } == client;
+                if !client_done {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+    let sent = collect(rd);
+    let conns = collect(rd);
+    format!(
+        "{{\"pid\":{},\"client_pid\":{client},\"connections\":{conns},\"accepted\":{accepted},\"client_sent\":{sent},\"server_received\":{got}}}",
+        std::process::id()
     )
 }
 

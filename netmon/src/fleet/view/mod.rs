@@ -140,9 +140,10 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Connects a viewer: no --hub is a usage error, an unreachable hub a failure (one line).
 pub(crate) async fn connect(h: &HubArgs, what: &str) -> Result<async_nats::Client> {
-    if h.hub.is_none() {
-        return Err(AppError::new(Exit::Usage, "no hub given (--hub nats://HOST:PORT)").into());
-    }
+    let Some(url) = h.hub.as_deref() else {
+        return Err(AppError::new(Exit::Usage, super::NO_HUB).into());
+    };
+    super::server_list(url)?;
     super::connect(h, &format!("netmon fleet {what}"))
         .await
         .map_err(|e| AppError::new(Exit::Failure, e.to_string()).into())
@@ -216,6 +217,11 @@ pub struct Replay {
 /// the last one stored when this was called, oldest first; with `follow`, then goes on with
 /// new messages until `each` returns false or the connection fails. An ordered consumer
 /// (ephemeral, no acks, recreated by the client on a gap).
+///
+/// A consumer that times out before it delivered anything is made again (twice at most): in
+/// a three-node nats-server 2.9 cluster that has just lost a node, some new consumers never
+/// delivered (the replay timed out after 10 s) while the next one read everything at once
+/// (tests/tests/fleet_scale.rs, the cluster test).
 pub(crate) async fn replay(
     js: &jetstream::Context,
     stream: &str,
@@ -223,6 +229,39 @@ pub(crate) async fn replay(
     start_ms: i64,
     follow: bool,
     mut each: impl FnMut(Delivered<'_>) -> bool,
+) -> Result<Replay> {
+    let mut attempt = 0;
+    loop {
+        let mut delivered = false;
+        let mut counting = |d: Delivered<'_>| {
+            delivered = true;
+            each(d)
+        };
+        match replay_once(js, stream, subject.clone(), start_ms, follow, &mut counting).await {
+            Err(e)
+                if !delivered
+                    && attempt < CONSUMER_TRIES - 1
+                    && e.to_string().contains("timed out") =>
+            {
+                attempt += 1;
+                log::debug!("{e}: a new consumer (try {})", attempt + 1);
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Consumers a replay makes before it gives up (see [`replay`]).
+const CONSUMER_TRIES: usize = 3;
+
+/// One consumer's replay (see [`replay`]).
+async fn replay_once(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: String,
+    start_ms: i64,
+    follow: bool,
+    each: &mut impl FnMut(Delivered<'_>) -> bool,
 ) -> Result<Replay> {
     let mut s = js
         .get_stream(stream)
