@@ -72,15 +72,29 @@ fn temp_dir(what: &str) -> PathBuf {
 }
 
 fn nats() -> Option<Server> {
+    nats_with("")
+}
+
+/// A hub whose config file has `jetstream` settings `js` (e.g. a storage limit).
+fn nats_with(js: &str) -> Option<Server> {
     if !installed("nats-server") {
         println!("nats-server is not installed: skipping");
         return None;
     }
     let port = free_port();
     let dir = temp_dir("nats");
+    let conf = dir.join("hub.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  {js}\n}}\n",
+            dir.join("js").display()
+        ),
+    )
+    .unwrap();
     let child = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(dir.join("js"))
+        .arg("-c")
+        .arg(&conf)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -547,4 +561,35 @@ fn follow_prints_new_events_and_agent_down_and_up() {
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fleet events: 3 events"), "{err}");
+}
+
+/// A hub with less disk than the flow stream's default size: hub init halves the size until
+/// the server takes it, says so in one warning, and the stream works.
+#[test]
+fn hub_init_fits_the_flow_stream_to_a_small_hub() {
+    let Some(s) = nats_with("max_file_store: 1GB") else {
+        return;
+    };
+    let hub = url(&s);
+    let out = netmon(&["hub", "init", "--hub", &hub]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = err.lines().filter(|l| l.contains("no room")).collect();
+    assert_eq!(said.len(), 1, "one warning: {err}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let max = rt.block_on(async {
+        let c = async_nats::connect(&hub).await.unwrap();
+        let js = jetstream::new(c);
+        let mut st = js.get_stream("NETMON_FLOWS").await.unwrap();
+        st.info().await.unwrap().config.max_bytes
+    });
+    // Halved from 10 GiB until it fits in 1 GB, and the warning says the size it got.
+    assert!(max > 0 && max < 1 << 30, "{max}");
+    assert!(
+        said[0].contains(&format!("made it {} MiB", max >> 20)),
+        "{err}"
+    );
 }

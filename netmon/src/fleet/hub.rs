@@ -4,6 +4,7 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::{Context, Result};
 use async_nats::jetstream::{self, stream};
+use log::warn;
 
 use super::{EVENTS_STREAM, FLOWS_STREAM, HubArgs, Kind, STATE_STREAM, all_subjects};
 
@@ -21,6 +22,9 @@ pub struct HubInitArgs {
     #[arg(long, default_value = "10GiB", value_name = "SIZE", value_parser = crate::history::when::parse_size)]
     pub max_bytes: u64,
 }
+
+/// The smallest flow stream `hub init` falls back to on a hub short of disk.
+const MIN_STREAM_BYTES: i64 = 64 << 20;
 
 /// How long the server remembers message ids to drop resends: longer than an agent is
 /// expected to be cut off; beyond it, viewers drop what they have seen.
@@ -79,12 +83,32 @@ pub fn init(args: &HubInitArgs) -> Result<ExitCode> {
     rt.block_on(async {
         let (client, errors) = super::connect_watched(&args.hub, "netmon hub init").await?;
         let js = jetstream::new(client);
-        for cfg in stream_configs(args) {
+        for mut cfg in stream_configs(args) {
             let name = cfg.name.clone();
-            let info = js
-                .create_or_update_stream(cfg)
-                .await
-                .map_err(|e| refused(&errors, &name, e))?;
+            let asked = cfg.max_bytes;
+            let info = loop {
+                match js.create_or_update_stream(cfg.clone()).await {
+                    Ok(info) => break info,
+                    // The server reserves a stream's whole size up front and refuses one
+                    // larger than what its disk has room for: a small hub gets a smaller
+                    // flow stream (oldest records go first beyond it), and says so.
+                    Err(e)
+                        if e.to_string().contains("insufficient storage")
+                            && cfg.max_bytes > MIN_STREAM_BYTES =>
+                    {
+                        cfg.max_bytes = (cfg.max_bytes / 2).max(MIN_STREAM_BYTES);
+                    }
+                    Err(e) => return Err(refused(&errors, &name, e)),
+                }
+            };
+            if cfg.max_bytes < asked {
+                warn!(
+                    "hub init: the hub has no room for {name} at {} MiB: made it {} MiB (the \
+                     oldest records go first beyond it; --max-bytes sets it)",
+                    asked >> 20,
+                    cfg.max_bytes >> 20
+                );
+            }
             println!(
                 "{name}: subjects {}, {} messages, {} bytes, replicas {}",
                 info.config.subjects.join(" "),
