@@ -73,10 +73,11 @@ pub fn report(args: &ReportArgs) -> Result<ExitCode> {
         limit: args.rows.limit,
     })?;
     let header = ReportHeader {
-        since_ms,
+        since_ms: report.raw_gone_until.unwrap_or(since_ms),
         until_ms,
         by: args.by,
         from_rollups: report.from_rollups,
+        raw_gone: report.raw_gone_until.is_some(),
         every_ms: args.rows.every,
     };
     print_report(&report.rows, &header, args.range.json, args.rows.csv)

@@ -20,6 +20,9 @@ pub struct ReportHeader {
     pub by: By,
     /// The sums came from the per-minute roll-ups (raw flows of the range were pruned).
     pub from_rollups: bool,
+    /// Only raw flows could answer and retention removed them before `since_ms`, which is
+    /// therefore later than asked.
+    pub raw_gone: bool,
     /// The step of the rows' series, when they have one.
     pub every_ms: Option<i64>,
 }
@@ -35,6 +38,10 @@ const MIN_WIDTH: usize = 60;
 /// A sparkline gets at least this many cells (or one per bucket when there are fewer).
 const MIN_SPARK: usize = 12;
 const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// Why a report starts later than asked: `--pid`, and `--comm` by remote, port or class, need
+/// raw flows, which retention removed before the start shown.
+const RAW_GONE: &str = "(later than asked: raw flows before it are gone, --raw-retention)";
 
 /// The report as a table: a title line, one line per row (busiest first, as given), a totals
 /// line. Every line is at most `width` characters; the group key is cut to make room.
@@ -100,6 +107,9 @@ fn report_table_in(rows: &[ReportRow], h: &ReportHeader, width: usize, fmt: Time
     line(title);
     if let Some(note) = note {
         line(note);
+    }
+    if h.raw_gone {
+        line(RAW_GONE.to_string());
     }
     let mut head = format!(
         "{:<key_w$} {:>NUM$} {:>NUM$} {:>NUM$} {:>CONNS$}",
@@ -225,6 +235,8 @@ struct JsonRow<'a> {
     rx_bytes: u64,
     connections: u64,
     from_rollups: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    raw_gone: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     every_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,6 +265,7 @@ pub fn report_json(rows: &[ReportRow], h: &ReportHeader) -> String {
             rx_bytes: r.rx_bytes,
             connections: r.connections,
             from_rollups: h.from_rollups,
+            raw_gone: h.raw_gone,
             every_ms: h.every_ms,
             series: h.every_ms.map(|_| {
                 r.series

@@ -269,6 +269,7 @@ pub fn report(args: &FleetReportArgs) -> Result<ExitCode> {
         until_ms,
         by: args.by,
         from_rollups: false,
+        raw_gone: false,
         every_ms: args.rows.every,
     };
     crate::history::cmd::print_report(&rows, &header, args.range.json, args.rows.csv)

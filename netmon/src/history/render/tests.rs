@@ -17,6 +17,7 @@ fn header(every: bool, from_rollups: bool) -> ReportHeader {
         until_ms: DAY + 24 * HOUR,
         by: By::Process,
         from_rollups,
+        raw_gone: false,
         every_ms: every.then_some(HOUR),
     }
 }
@@ -158,6 +159,28 @@ fn report_tables() {
     insta::assert_snapshot!("report_rollups_w80", t);
     let t = report_table_in(&without_series(), &header(false, true), 120, utc);
     insta::assert_snapshot!("report_rollups_w120", t);
+}
+
+/// A report that starts later than asked (the raw flows it needs were pruned) says so under
+/// its title, within the width, and in each JSON line.
+#[test]
+fn a_report_that_starts_late_says_why() {
+    let h = ReportHeader {
+        raw_gone: true,
+        ..header(false, false)
+    };
+    let t = report_table_in(&without_series(), &h, 80, utc);
+    assert_eq!(
+        t.lines().nth(1),
+        Some("(later than asked: raw flows before it are gone, --raw-retention)"),
+        "{t}"
+    );
+    assert!(
+        report_json(&without_series(), &h)
+            .lines()
+            .all(|l| l.contains("\"raw_gone\":true"))
+    );
+    assert!(!report_json(&without_series(), &header(false, false)).contains("raw_gone"));
 }
 
 #[test]

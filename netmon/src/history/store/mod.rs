@@ -67,6 +67,9 @@ pub struct Report {
     /// widened to whole minutes because raw records no longer cover an edge (or `every_ms`
     /// is not a whole number of minutes and raw records do not cover the range).
     pub from_rollups: bool,
+    /// The grouping or filter needs raw records (`--pid`; `--comm` by remote, port or
+    /// class) and retention removed them up to this time: the rows cover only after it.
+    pub raw_gone_until: Option<i64>,
 }
 
 /// Every failure of the store, as one line naming the database path.

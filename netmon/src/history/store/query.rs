@@ -39,6 +39,8 @@ pub(super) struct Plan {
     pub since: i64,
     pub until: i64,
     pub from_rollups: bool,
+    /// Only raw records can answer, and they are gone before `since` (later than asked).
+    pub raw_gone: bool,
 }
 
 /// Which roll-up tables can answer a grouping (None: only raw records can).
@@ -164,11 +166,24 @@ impl Store {
             since,
             until,
             from_rollups,
+            raw_gone: false,
         };
+        let raw_from = self.raw_complete_after()?;
         if q.pid.is_some() || rollup_family(q.by, q.comm.is_some()).is_none() {
+            // Roll-ups do not know pids (nor the process behind a remote): the raw records
+            // that are left answer, and the report says from when.
+            if since < raw_from {
+                let from = raw_from.min(until);
+                return Ok(Plan {
+                    pieces: vec![Piece::Raw(from, until)],
+                    since: from,
+                    until,
+                    from_rollups: false,
+                    raw_gone: true,
+                });
+            }
             return Ok(raw_only(false));
         }
-        let raw_from = self.raw_complete_after()?;
         let raw_covers = |t: i64| t >= raw_from;
         let minutes_ok = q.every_ms.is_none_or(|e| e % MINUTE_MS == 0);
         let hours_ok = q.every_ms.is_none_or(|e| e % HOUR_MS == 0);
@@ -189,6 +204,7 @@ impl Store {
                 since: s,
                 until: u,
                 from_rollups: true,
+                raw_gone: false,
             });
         }
         let mut plan = Plan {
@@ -196,6 +212,7 @@ impl Store {
             since,
             until,
             from_rollups: false,
+            raw_gone: false,
         };
         let minutes = |s, u| Piece::Rollup {
             width: MINUTE_MS,
@@ -263,6 +280,7 @@ impl Store {
         Ok(Report {
             rows,
             from_rollups: plan.from_rollups,
+            raw_gone_until: plan.raw_gone.then_some(plan.since),
         })
     }
 

@@ -455,6 +455,7 @@ fn exact_on_any_range_and_raw_equals_rollups_on_whole_minutes() {
                         since,
                         until,
                         from_rollups: false,
+                        raw_gone: false,
                     },
                 )
                 .unwrap();
@@ -676,6 +677,17 @@ fn retention_by_age_counts_persist() {
         // The roll-ups still answer for the second day.
         let r = s.report(&q(b + day, b + 2 * day, By::Process)).unwrap();
         assert_eq!(r.rows[0].tx_bytes, 24);
+        assert_eq!(r.raw_gone_until, None);
+        // Only raw flows know the process behind a remote: the report says from when they
+        // are left, and sums those (the 24 of the last day).
+        let by_remote_of_p = ReportQuery {
+            comm: Some("p".into()),
+            ..q(b, now, By::Remote)
+        };
+        let r = s.report(&by_remote_of_p).unwrap();
+        assert_eq!(r.raw_gone_until, Some(s.raw_complete_after().unwrap()));
+        assert!(r.raw_gone_until.unwrap() > b + 47 * HOUR_MS);
+        assert_eq!((r.rows[0].tx_bytes, r.rows[0].connections), (24, 24));
         // Writing again after a prune (cached ids dropped) works.
         s.write(&[flow("p", "1.1.1.1:443", now, 5, 5)]).unwrap();
         assert!(s.integrity_ok().unwrap());
