@@ -260,6 +260,23 @@ fn three_agents_in_three_namespaces_report_their_own_bytes() {
         "{events:?}"
     );
 
+    // What a person at the hub sees, for the log.
+    for args in [
+        &[
+            "fleet", "report", "--site", SITE, "--since", "10m", "--by", "host",
+        ][..],
+        &["fleet", "events", "--since", "10m", "--kind", "contact"][..],
+    ] {
+        let mut a = args.to_vec();
+        let url = hub.url();
+        a.extend(["--hub", &url]);
+        eprintln!(
+            "$ netmon {}\n{}",
+            args.join(" "),
+            netmon_at(Some(&topo.hub), &a)
+        );
+    }
+
     // A viewer with no --hub: the [hub] section of its config file.
     let conf = dir.0.join("viewer.toml");
     std::fs::write(&conf, format!("[hub]\nurl = \"{}\"\n", hub.url())).unwrap();

@@ -565,7 +565,8 @@ fn churn(
             early_secs: early_at.as_secs_f64(),
             exact: exact.map(|e| (e, truth.len())),
             history: report.history,
-            bpf_ns: bpf.map(|(ns, _)| ns),
+            // Peers run no BPF programs: nothing to show, not zero.
+            bpf_ns: bpf.filter(|&(_, n)| n > 0).map(|(ns, _)| ns),
         }),
     })
 }
