@@ -270,10 +270,11 @@ fn three_agents_in_three_namespaces_report_their_own_bytes() {
         let mut a = args.to_vec();
         let url = hub.url();
         a.extend(["--hub", &url]);
+        let out = netmon_at(Some(&topo.hub), &a);
         eprintln!(
             "$ netmon {}\n{}",
             args.join(" "),
-            netmon_at(Some(&topo.hub), &a)
+            String::from_utf8_lossy(&out.stdout)
         );
     }
 
