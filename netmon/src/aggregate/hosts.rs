@@ -60,15 +60,18 @@ impl Aggregator {
         if !self.hosts.enabled {
             return;
         }
-        for (ip, part) in self.host_parts(cookie, s, self.watched().as_ref()) {
-            let full = self.hosts.folded.len() >= MAX_HOSTS;
-            let key = if full && !self.hosts.folded.contains_key(&ip) {
+        // Out of `self` while the parts are added: they are read from `self`.
+        let mut folded = std::mem::take(&mut self.hosts.folded);
+        self.host_parts(cookie, s, self.watched().as_ref(), &mut |ip, part| {
+            let full = folded.len() >= MAX_HOSTS;
+            let key = if full && !folded.contains_key(&ip) {
                 OTHER
             } else {
                 ip
             };
-            self.hosts.folded.entry(key).or_default().add_part(&part);
-        }
+            folded.entry(key).or_default().add_part(&part);
+        });
+        self.hosts.folded = folded;
     }
 
     /// The host rows of a snapshot: folded totals plus every live connection, busiest first.
@@ -78,9 +81,9 @@ impl Aggregator {
         }
         let mut sums = self.hosts.folded.clone();
         for (&cookie, s) in &self.sockets {
-            for (ip, part) in self.host_parts(cookie, s, watched) {
+            self.host_parts(cookie, s, watched, &mut |ip, part| {
                 sums.entry(ip).or_default().add_part(&part);
-            }
+            });
         }
         let mut rows: Vec<HostRow> = sums
             .into_iter()
@@ -110,53 +113,44 @@ impl Aggregator {
         rows
     }
 
-    /// What a socket counts for each remote host, if a shown process owns it (`watched`:
-    /// see [`Aggregator::watched`]): its payload under its remote, or, for a UDP socket
-    /// without a connected peer, each remote's datagrams under that remote.
+    /// What a socket counts for each remote host, handed to `add`, if a shown process owns
+    /// it (`watched`: see [`Aggregator::watched`]): its payload under its remote, or, for a
+    /// UDP socket without a connected peer, each remote's datagrams under that remote.
     fn host_parts(
         &self,
         cookie: Cookie,
         s: &Socket,
         watched: Option<&HashSet<Pid>>,
-    ) -> Vec<(IpAddr, Part)> {
+        add: &mut dyn FnMut(IpAddr, Part),
+    ) {
         let pid = s.owner.map(|(p, _)| p);
         if let Some(p) = pid
             && !self.shows(watched, p, s.owner_inc)
         {
-            return Vec::new();
+            return;
         }
         let shown = |ip: IpAddr| Some(ip.to_canonical()).filter(|ip| !ip.is_unspecified());
-        let connections = u64::from(!s.revived);
+        let part = |tx, rx| Part {
+            tx,
+            rx,
+            connections: u64::from(!s.revived),
+            pid,
+        };
         match (s.remote, s.peers.as_deref()) {
-            (Some(r), _) => shown(r.ip()).map_or_else(Vec::new, |ip| {
-                let (tx, rx) = self.socket_payload(cookie, s);
-                vec![(
-                    ip,
-                    Part {
-                        tx,
-                        rx,
-                        connections,
-                        pid,
-                    },
-                )]
-            }),
-            (None, Some(peers)) => peers
-                .iter()
-                .filter_map(|(addr, p)| {
-                    let ip = shown(addr.ip())?;
-                    let (tx, rx) = (p.counts[0].total(), p.counts[1].total());
-                    Some((
-                        ip,
-                        Part {
-                            tx,
-                            rx,
-                            connections,
-                            pid,
-                        },
-                    ))
-                })
-                .collect(),
-            (None, None) => Vec::new(),
+            (Some(r), _) => {
+                if let Some(ip) = shown(r.ip()) {
+                    let (tx, rx) = self.socket_payload(cookie, s);
+                    add(ip, part(tx, rx));
+                }
+            }
+            (None, Some(peers)) => {
+                for (addr, p) in peers {
+                    if let Some(ip) = shown(addr.ip()) {
+                        add(ip, part(p.counts[0].total(), p.counts[1].total()));
+                    }
+                }
+            }
+            (None, None) => {}
         }
     }
 }

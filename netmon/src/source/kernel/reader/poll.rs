@@ -137,6 +137,7 @@ impl Sent {
             } else if ended.contains(&k.cookie) {
                 // Its socket's end read it already (a UDP socket sends nothing after it).
                 gone.push(k);
+                sent.remove(&k);
                 return;
             } else {
                 sent.insert(k, digest(&v))
@@ -153,16 +154,20 @@ impl Sent {
         }
     }
 
-    /// UDP_PEERS keys sent for these sockets: what to delete when they expire.
-    pub(super) fn udp_peer_keys(
-        &self,
+    /// UDP_PEERS keys sent for these expiring sockets, forgotten here: what to delete.
+    pub(super) fn take_udp_peer_keys(
+        &mut self,
         cookies: &std::collections::HashSet<u64>,
     ) -> Vec<UdpPeerKey> {
-        self.udp_peers
-            .keys()
-            .filter(|k| cookies.contains(&k.cookie))
-            .copied()
-            .collect()
+        let mut keys = Vec::new();
+        self.udp_peers.retain(|k, _| {
+            let due = cookies.contains(&k.cookie);
+            if due {
+                keys.push(*k);
+            }
+            !due
+        });
+        keys
     }
 
     /// Growth of each process's LATE counters since last sent (the aggregator adds them to
@@ -296,9 +301,8 @@ impl Sent {
         }
         self.wire.remove(&cookie);
         self.tcp.remove(&cookie);
-        if !self.udp_peers.is_empty() {
-            self.udp_peers.retain(|k, _| k.cookie != cookie);
-        }
+        // UDP_PEERS digests go where their entries are deleted (`udp_peers`,
+        // `take_udp_peer_keys`), not here: a scan of them per ended socket.
     }
 
     /// Forgets a process whose LATE entry was freed.

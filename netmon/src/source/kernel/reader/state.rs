@@ -146,7 +146,9 @@ impl<M: KernelMaps> State<M> {
         let payload = self.sent.payload_keys(&due);
         expiry::free_sockets(&mut self.maps, &due, &payload)?;
         // Optional, like the map.
-        let _ = self.maps.delete_udp_peers(&self.sent.udp_peer_keys(&due));
+        let _ = self
+            .maps
+            .delete_udp_peers(&self.sent.take_udp_peer_keys(&due));
         for k in &payload {
             self.sent.forget_socket(k.cookie, &[k.tgid]);
         }
